@@ -1,0 +1,1 @@
+//! The lifecycle phases as library functions.

@@ -1,0 +1,176 @@
+//! The TOML files a platform hands the lifecycle and the phases hand each other, one module per
+//! file, plus the reading and atomic writing they share.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub mod group;
+pub mod order;
+pub mod plan;
+pub mod system;
+
+pub use group::{GroupElement, GroupFile};
+pub use order::OrderFile;
+pub use plan::{Plan, PlanEntry, PlanProvider};
+pub use system::SystemFile;
+
+/// A platform file that could not be read, parsed or written. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be read.
+    #[error("read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not valid TOML or not the expected shape (the source names key and line).
+    #[error("parse {}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The file holds a value the spec does not allow.
+    #[error("invalid {}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A module in the file declares an unsupported Buildpack API (exit 12).
+    #[error("{}", path.display())]
+    UnsupportedApi {
+        /// The file.
+        path: PathBuf,
+        /// The unsupported version.
+        #[source]
+        source: cnb_buildpack_api::UnsupportedApiError,
+    },
+    /// The file could not be written.
+    #[error("write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The value could not be encoded as TOML.
+    #[error("encode {}", path.display())]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error.
+        #[source]
+        source: toml::ser::Error,
+    },
+}
+
+/// Reads and parses a TOML file.
+pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, FileError> {
+    let text = fs::read_to_string(path).map_err(|source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_toml(&text, path)
+}
+
+/// Parses TOML text; `path` names the file in errors.
+pub fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, FileError> {
+    toml::from_str(text).map_err(|source| FileError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a TOML file if it exists; `Ok(None)` when it does not.
+pub fn read_toml_if_exists<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, FileError> {
+    match fs::read_to_string(path) {
+        Ok(text) => parse_toml(&text, path).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Encodes `value` as TOML and writes it to `path` atomically: the content goes to a temporary
+/// file in the same directory, which is then renamed over `path`, so a reader never sees a
+/// half-written file and a failure leaves no partial output behind. Parent directories are
+/// created.
+pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), FileError> {
+    let text = toml::to_string(value).map_err(|source| FileError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, text.as_bytes()).map_err(|source| FileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes bytes to `path` through a temporary sibling and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/out.toml");
+        #[derive(Serialize)]
+        struct T {
+            a: u32,
+        }
+        write_toml(&path, &T { a: 1 }).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a = 1\n");
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.toml")]);
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        fs::write(&path, "a = [").unwrap();
+        let err = read_toml::<toml::Table>(&path).unwrap_err();
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+    }
+}
