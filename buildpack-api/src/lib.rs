@@ -4,6 +4,7 @@
 mod api_version;
 pub mod build_plan;
 pub mod descriptor;
+pub mod env;
 pub mod ids;
 pub mod order;
 pub mod target;

@@ -56,7 +56,8 @@ fn field_matches(module: &str, image: &str) -> bool {
 impl Target {
     /// [DET-053] os, arch and variant match when equal or when either side is empty; when the
     /// module lists distros, one of them must match the image's distro (name and version,
-    /// empty matching anything). An image with no distro matches any distro list.
+    /// empty matching anything). As in the reference, an image whose distro is unknown (even
+    /// after the os-release fallback) does not satisfy a module that lists distros.
     pub fn matches(&self, image: &ImageTarget) -> bool {
         if !(field_matches(&self.os, &image.os)
             && field_matches(&self.arch, &image.arch)
@@ -68,7 +69,7 @@ impl Target {
             return true;
         }
         match &image.distro {
-            None => true,
+            None => false,
             Some(distro) => self.distros.iter().any(|d| {
                 field_matches(&d.name, &distro.name) && field_matches(&d.version, &distro.version)
             }),

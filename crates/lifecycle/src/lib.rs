@@ -1,1 +1,3 @@
-//! The lifecycle phases as library functions.
+#![doc = include_str!("../README.md")]
+
+pub mod buildenv;
