@@ -291,7 +291,9 @@ impl Descriptor {
         for stack in &self.stacks {
             if stack.id == "*" {
                 inferred.push(Target::default());
-            } else if stack.id == BIONIC_STACK_ID {
+            } else if stack.id == BIONIC_STACK_ID
+                && (self.api.features().target_env || self.stacks.len() == 1)
+            {
                 inferred.push(Target {
                     os: "linux".into(),
                     arch: "amd64".into(),

@@ -57,10 +57,17 @@ pub const BUILD_ROOT_DIRS: &[(&str, &[&str])] = &[
 ];
 
 /// Layer subdirectories and the path variables they are prepended to at launch time.
-pub const LAUNCH_ROOT_DIRS: &[(&str, &[&str])] = &[("bin", &["PATH"]), ("lib", &["LD_LIBRARY_PATH"])];
+pub const LAUNCH_ROOT_DIRS: &[(&str, &[&str])] =
+    &[("bin", &["PATH"]), ("lib", &["LD_LIBRARY_PATH"])];
 
 /// The POSIX path variables: user values for these are prepended, not overridden ([BLD-022]).
-pub const POSIX_PATH_VARS: &[&str] = &["PATH", "LD_LIBRARY_PATH", "LIBRARY_PATH", "CPATH", "PKG_CONFIG_PATH"];
+pub const POSIX_PATH_VARS: &[&str] = &[
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "LIBRARY_PATH",
+    "CPATH",
+    "PKG_CONFIG_PATH",
+];
 
 /// An environment: variable names to raw byte values, ordered by name so that what we hand to
 /// a child process is deterministic.
@@ -76,8 +83,15 @@ impl Env {
     }
 
     /// An environment holding `vars`.
-    pub fn from_vars<K: Into<OsString>, V: Into<OsString>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
-        Env { vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    pub fn from_vars<K: Into<OsString>, V: Into<OsString>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// The value of `name`, if set.
@@ -87,7 +101,10 @@ impl Env {
 
     /// The value of `name`, or empty when unset (unset and empty are the same to the rules).
     fn value(&self, name: &OsStr) -> &[u8] {
-        self.vars.get(name).map(|v| v.as_bytes()).unwrap_or_default()
+        self.vars
+            .get(name)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default()
     }
 
     /// Sets `name` to `value`.
@@ -107,7 +124,9 @@ impl Env {
 
     /// All variables, ordered by name.
     pub fn iter(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
-        self.vars.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
     }
 
     /// Applies one modification to `name`; `delim` is used by append and prepend, and nothing
@@ -137,7 +156,8 @@ impl Env {
                 }
             }
         };
-        self.vars.insert(name.to_os_string(), OsString::from_vec(new));
+        self.vars
+            .insert(name.to_os_string(), OsString::from_vec(new));
     }
 
     /// Prepends `value` to the path list `name` with `:`.
@@ -167,13 +187,23 @@ impl Env {
         let files = match env_files(dir) {
             Ok(files) => files,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(EnvDirError { dir: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(EnvDirError {
+                    dir: dir.to_path_buf(),
+                    source,
+                });
+            }
         };
         for (file_name, value) in &files {
             let bytes = file_name.as_bytes();
             let (name, action) = match bytes.iter().position(|&b| b == b'.') {
                 None => (bytes, Some(no_suffix)),
-                Some(dot) => (&bytes[..dot], std::str::from_utf8(&bytes[dot + 1..]).ok().and_then(Action::from_suffix)),
+                Some(dot) => (
+                    &bytes[..dot],
+                    std::str::from_utf8(&bytes[dot + 1..])
+                        .ok()
+                        .and_then(Action::from_suffix),
+                ),
             };
             let Some(action) = action else { continue };
             let name = OsStr::from_bytes(name);
@@ -190,7 +220,10 @@ impl Env {
 
     /// The variables as `NAME=value` pairs for a child process.
     pub fn to_vec(&self) -> Vec<(OsString, OsString)> {
-        self.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -224,7 +257,9 @@ mod tests {
     }
 
     fn get(env: &Env, name: &str) -> String {
-        env.get(name).map(|v| v.to_string_lossy().into_owned()).unwrap_or_default()
+        env.get(name)
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -252,7 +287,11 @@ mod tests {
         assert_eq!(get(&env, "OVR"), "new\n", "ENV-002: contents byte for byte");
         assert_eq!(get(&env, "OVR2"), "o2");
         assert_eq!(get(&env, "APP"), "base,a");
-        assert_eq!(get(&env, "PRE"), "pbase", "ENV-009: no delimiter without .delim");
+        assert_eq!(
+            get(&env, "PRE"),
+            "pbase",
+            "ENV-009: no delimiter without .delim"
+        );
         assert_eq!(get(&env, "NODELIM"), "basex");
         assert_eq!(get(&env, "DEF"), "d");
         assert_eq!(get(&env, "SET"), "kept");
@@ -275,7 +314,8 @@ mod tests {
     #[test]
     fn missing_dir_is_no_change() {
         let mut env = Env::from_vars([("A", "1")]);
-        env.apply_env_dir(Path::new("/definitely/not/here"), Action::Override).unwrap();
+        env.apply_env_dir(Path::new("/definitely/not/here"), Action::Override)
+            .unwrap();
         assert_eq!(env, Env::from_vars([("A", "1")]));
     }
 
@@ -288,7 +328,10 @@ mod tests {
         env.add_root_dir(layer.path(), BUILD_ROOT_DIRS);
         let bin = layer.path().join("bin");
         assert_eq!(get(&env, "PATH"), format!("{}:/usr/bin", bin.display()));
-        assert_eq!(get(&env, "LIBRARY_PATH"), layer.path().join("lib").display().to_string());
+        assert_eq!(
+            get(&env, "LIBRARY_PATH"),
+            layer.path().join("lib").display().to_string()
+        );
         assert_eq!(env.get("CPATH"), None);
     }
 }

@@ -3,10 +3,17 @@
 
 mod api_version;
 pub mod build_plan;
+pub mod build_toml;
+pub mod buildpack_plan;
 pub mod descriptor;
 pub mod env;
+pub mod exec_d;
 pub mod ids;
+pub mod launch;
+pub mod layer;
 pub mod order;
+pub mod sbom;
+pub mod store;
 pub mod target;
 pub mod version;
 

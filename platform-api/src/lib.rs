@@ -3,7 +3,12 @@
 
 pub mod exit;
 pub mod files;
+pub mod inputs;
+pub mod labels;
+pub mod phase;
 pub mod version;
 
 pub use exit::ExitCode;
+pub use inputs::Inputs;
+pub use phase::Phase;
 pub use version::{PlatformApi, PlatformFeatures};

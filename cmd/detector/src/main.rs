@@ -1,1 +1,5 @@
-fn main() {}
+//! The `detector` phase of the CNB lifecycle: all behaviour lives in `cnb-lifecycle`.
+
+fn main() -> std::process::ExitCode {
+    cnb_lifecycle::cli::main(cnb_lifecycle::Phase::Detector)
+}

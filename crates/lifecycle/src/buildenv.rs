@@ -93,17 +93,31 @@ fn apply_user_env(env: &mut Env, dir: &Path) -> Result<(), EnvDirError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(EnvDirError { dir: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(EnvDirError {
+                dir: dir.to_path_buf(),
+                source,
+            });
+        }
     };
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| EnvDirError { dir: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| EnvDirError {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
-        let meta = fs::metadata(&path).map_err(|source| EnvDirError { dir: dir.to_path_buf(), source })?;
+        let meta = fs::metadata(&path).map_err(|source| EnvDirError {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         if meta.is_dir() {
             continue;
         }
-        let value = fs::read(&path).map_err(|source| EnvDirError { dir: dir.to_path_buf(), source })?;
+        let value = fs::read(&path).map_err(|source| EnvDirError {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         files.push((entry.file_name(), value));
     }
     files.sort();
@@ -130,7 +144,10 @@ pub fn add_build_layer(env: &mut Env, layer_dir: &Path) -> Result<(), EnvDirErro
 /// The `CNB_TARGET_*` variables for a target ([DET-019], [BLD-011]); the optional ones are left
 /// out when empty.
 pub fn target_vars(target: &ImageTarget) -> Vec<(&'static str, String)> {
-    let mut vars = vec![("CNB_TARGET_OS", target.os.clone()), ("CNB_TARGET_ARCH", target.arch.clone())];
+    let mut vars = vec![
+        ("CNB_TARGET_OS", target.os.clone()),
+        ("CNB_TARGET_ARCH", target.arch.clone()),
+    ];
     if !target.variant.is_empty() {
         vars.push(("CNB_TARGET_ARCH_VARIANT", target.variant.clone()));
     }
@@ -187,8 +204,13 @@ pub fn complete_target(target: Option<ImageTarget>, os_release: &Path) -> (Image
 fn parse_os_release(text: &str) -> Distro {
     let mut distro = Distro::default();
     for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
-        let value = value.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_string();
         match key.trim() {
             "ID" => distro.name = value,
             "VERSION_ID" => distro.version = value,
@@ -218,7 +240,10 @@ mod tests {
             ("RANDOM".into(), "x".into()),
             ("CNB_STACK_ID".into(), "s".into()),
         ]);
-        let names: Vec<_> = env.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        let names: Vec<_> = env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, vec!["CNB_STACK_ID", "HOME", "PATH"]);
     }
 
@@ -230,14 +255,29 @@ mod tests {
 
     #[test]
     fn det_019_target_vars_leave_out_empty_optionals() {
-        let t = ImageTarget { os: "linux".into(), arch: "amd64".into(), ..Default::default() };
+        let t = ImageTarget {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            ..Default::default()
+        };
         assert_eq!(target_vars(&t).len(), 2);
         let t = ImageTarget {
             variant: "v8".into(),
-            distro: Some(Distro { name: "ubuntu".into(), version: String::new() }),
+            distro: Some(Distro {
+                name: "ubuntu".into(),
+                version: String::new(),
+            }),
             ..t
         };
         let names: Vec<_> = target_vars(&t).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, vec!["CNB_TARGET_OS", "CNB_TARGET_ARCH", "CNB_TARGET_ARCH_VARIANT", "CNB_TARGET_DISTRO_NAME"]);
+        assert_eq!(
+            names,
+            vec![
+                "CNB_TARGET_OS",
+                "CNB_TARGET_ARCH",
+                "CNB_TARGET_ARCH_VARIANT",
+                "CNB_TARGET_DISTRO_NAME"
+            ]
+        );
     }
 }

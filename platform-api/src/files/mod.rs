@@ -8,14 +8,26 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub mod analyzed;
 pub mod group;
+pub mod metadata;
 pub mod order;
 pub mod plan;
+pub mod project_metadata;
+pub mod report;
+pub mod run;
+pub mod stack;
 pub mod system;
 
+pub use analyzed::{AnalyzedFile, ImageIdentifier, RunImage, TargetMetadata};
 pub use group::{GroupElement, GroupFile};
+pub use metadata::{Label, LaunchProcess, MetadataFile, ProcessCommand, Slice};
 pub use order::OrderFile;
 pub use plan::{Plan, PlanEntry, PlanProvider};
+pub use project_metadata::{ProjectMetadata, ProjectSource};
+pub use report::{BuildReport, ImageReport, ReportFile};
+pub use run::{RunFile, RunImageForExport};
+pub use stack::StackFile;
 pub use system::SystemFile;
 
 /// A platform file that could not be read, parsed or written. Every variant names the file.

@@ -1,0 +1,73 @@
+//! Per-phase glue between resolved inputs and the phase's library function: argument checks,
+//! privileges, the Platform API gates of each input, and the mapping of errors to exit codes.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use cnb_buildpack_api::env::Env;
+use cnb_platform_api::{ExitCode, Inputs, Phase};
+
+use super::{Failure, expect_no_args, refuse_root};
+use crate::detect::{DetectInputs, detect};
+
+/// Dispatches to the phase.
+pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    match inputs.phase {
+        Phase::Detector => detector(inputs, env),
+        Phase::Builder => builder(inputs, env),
+        other => Err(Failure::msg(
+            ExitCode::Failed,
+            other.action(),
+            "this phase is not implemented yet",
+        )),
+    }
+}
+
+fn process_env(env: &[(OsString, OsString)]) -> Env {
+    Env::from_vars(env.iter().cloned())
+}
+
+fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    expect_no_args(inputs)?;
+    refuse_root(Phase::Detector)?;
+    let features = inputs.platform_api.features();
+    let detect_inputs = DetectInputs {
+        platform_api: inputs.platform_api,
+        app_dir: inputs.app_dir.clone(),
+        buildpacks_dir: inputs.buildpacks_dir.clone(),
+        extensions_dir: inputs.extensions_dir.clone(),
+        platform_dir: inputs.platform_dir.clone(),
+        build_config_dir: features
+            .build_config
+            .then(|| inputs.build_config_dir.clone()),
+        order_path: inputs.order_path.clone(),
+        system_path: features.exec_env.then(|| inputs.system_path.clone()),
+        analyzed_path: inputs.analyzed_path.clone(),
+        group_path: inputs.group_path.clone(),
+        plan_path: inputs.plan_path.clone(),
+        exec_env: inputs.exec_env.clone(),
+        os_release: PathBuf::from("/etc/os-release"),
+    };
+    match detect(&detect_inputs, process_env(env)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let code = e.exit_code();
+            if matches!(
+                code,
+                ExitCode::FailedDetect | ExitCode::FailedDetectWithErrors
+            ) {
+                tracing::error!("No buildpack groups passed detection.");
+                if code == ExitCode::FailedDetect {
+                    tracing::error!("Please check that you are running against the correct path.");
+                }
+            }
+            Err(Failure::new(code, e.action(), &e))
+        }
+    }
+}
+
+fn builder(inputs: &Inputs, _env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    expect_no_args(inputs)?;
+    refuse_root(Phase::Builder)?;
+    Err(Failure::msg(ExitCode::Failed, "build", "todo"))
+}

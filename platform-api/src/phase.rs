@@ -1,0 +1,80 @@
+//! The lifecycle phases, by the names the platform calls them.
+
+use std::fmt;
+
+/// A lifecycle phase binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// `analyzer`
+    Analyzer,
+    /// `detector`
+    Detector,
+    /// `restorer`
+    Restorer,
+    /// `extender`
+    Extender,
+    /// `builder`
+    Builder,
+    /// `exporter`
+    Exporter,
+    /// `rebaser`
+    Rebaser,
+    /// `creator`
+    Creator,
+}
+
+impl Phase {
+    /// Every phase.
+    pub const ALL: &'static [Phase] = &[
+        Phase::Analyzer,
+        Phase::Detector,
+        Phase::Restorer,
+        Phase::Extender,
+        Phase::Builder,
+        Phase::Exporter,
+        Phase::Rebaser,
+        Phase::Creator,
+    ];
+
+    /// The binary name (`detector`).
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Phase::Analyzer => "analyzer",
+            Phase::Detector => "detector",
+            Phase::Restorer => "restorer",
+            Phase::Extender => "extender",
+            Phase::Builder => "builder",
+            Phase::Exporter => "exporter",
+            Phase::Rebaser => "rebaser",
+            Phase::Creator => "creator",
+        }
+    }
+
+    /// The verb used in error messages (`failed to detect`).
+    pub fn action(self) -> &'static str {
+        match self {
+            Phase::Analyzer => "analyze",
+            Phase::Detector => "detect",
+            Phase::Restorer => "restore",
+            Phase::Extender => "extend",
+            Phase::Builder => "build",
+            Phase::Exporter => "export",
+            Phase::Rebaser => "rebase",
+            Phase::Creator => "create",
+        }
+    }
+
+    /// The phase for a binary name or subcommand (`detector` or `detect`).
+    pub fn from_name(name: &str) -> Option<Phase> {
+        Phase::ALL
+            .iter()
+            .copied()
+            .find(|p| p.binary_name() == name || p.action() == name)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.binary_name())
+    }
+}
