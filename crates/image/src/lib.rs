@@ -1,0 +1,1 @@
+//! Images: references, manifests, OCI layouts, registries.

@@ -1,0 +1,1 @@
+//! Reproducible layer tarballs.
