@@ -118,6 +118,7 @@ fn det_007_det_008_det_009_group_and_plan_written() {
 fn det_001_pif_002_output_defaults_follow_layers() {
     let ws = Workspace::new();
     pass(&ws, "A");
+    ws.order(&[&["A"]]);
     let other = ws.path("other-layers");
     std::fs::create_dir_all(&other).expect("mkdir");
     std::fs::copy(ws.path("layers/order.toml"), other.join("order.toml")).expect("copy order");
@@ -134,6 +135,7 @@ fn det_001_buildpacks_dir_defaults_to_cnb_buildpacks() {
     }
     let ws = Workspace::new();
     pass(&ws, "A");
+    ws.order(&[&["A"]]);
     let out = ws
         .run("detector")
         .args([
@@ -155,6 +157,7 @@ fn det_002_order_defaults() {
     // <layers>/order.toml when present (all other tests rely on it) ...
     let ws = Workspace::new();
     pass(&ws, "A");
+    ws.order(&[&["A"]]);
     assert_eq!(detect_group(&ws), ["A"]);
     // ... otherwise /cnb/order.toml. Ref: exit 1 "failed to initialize detector: reading order".
     if std::path::Path::new("/cnb/order.toml").exists() {
@@ -232,6 +235,7 @@ fn det_006_missing_system_file_is_fine_and_entries_are_required_by_default() {
     let ws = Workspace::new();
     pass(&ws, "A");
     fail(&ws, "sys");
+    ws.order(&[&["A"]]);
     assert_eq!(detect_group(&ws), ["A"]);
     ws.write(
         "cnb/system.toml",
@@ -247,6 +251,7 @@ fn det_006_optional_system_buildpack() {
     let ws = Workspace::new();
     pass(&ws, "A");
     fail(&ws, "sys");
+    ws.order(&[&["A"]]);
     ws.write(
         "cnb/system.toml",
         "[[system.post.buildpacks]]\nid = \"sys\"\nversion = \"1.0\"\noptional = true\n",
@@ -760,11 +765,11 @@ fn det_046_node_npm_app_chain() {
     );
     plan_bp(
         &ws,
-        "app",
+        "webapp",
         "[[requires]]\nname = \"node\"\n[requires.metadata]\nv = \"20\"\n[[requires]]\nname = \"npm\"",
     );
-    ws.order(&[&["node", "npm", "app"]]);
-    assert_eq!(detect_group(&ws), ["node", "npm", "app"]);
+    ws.order(&[&["node", "npm", "webapp"]]);
+    assert_eq!(detect_group(&ws), ["node", "npm", "webapp"]);
     assert_eq!(plan_names(&ws), ["node", "npm"]);
     assert_eq!(providers(&plan_entry(&ws, "node")), ["node"]);
     assert_eq!(list(&plan_entry(&ws, "node"), "requires").len(), 2);

@@ -76,15 +76,16 @@ pub struct BuildInputs {
 /// [`BuildError::exit_code`] for the exit codes.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// group.toml could not be read or names an unsupported Buildpack API.
-    #[error("read group file")]
-    Group(#[source] FileError),
-    /// plan.toml could not be read.
-    #[error("read plan file")]
-    Plan(#[source] FileError),
-    /// analyzed.toml exists but could not be read.
-    #[error("read analyzed file")]
-    Analyzed(#[source] FileError),
+    /// group.toml could not be read or names an unsupported Buildpack API (the action is
+    /// "read group file", see [`BuildError::action`]).
+    #[error(transparent)]
+    Group(Box<FileError>),
+    /// plan.toml could not be read (action "read plan file").
+    #[error(transparent)]
+    Plan(Box<FileError>),
+    /// analyzed.toml exists but could not be read (action "read analyzed file").
+    #[error(transparent)]
+    Analyzed(Box<FileError>),
     /// `<layers>/sbom` could not be removed.
     #[error("clean layers SBOM directory {}", path.display())]
     CleanSbomDir {
@@ -101,7 +102,7 @@ pub enum BuildError {
         bp: String,
         /// What is wrong with it.
         #[source]
-        source: DescriptorError,
+        source: Box<DescriptorError>,
     },
     /// The buildpack plan file or the buildpack's layers directory could not be prepared.
     #[error("prepare {} for buildpack '{bp}'", path.display())]
@@ -149,7 +150,7 @@ pub enum BuildError {
         bp: String,
         /// What went wrong.
         #[source]
-        source: LayersError,
+        source: Box<LayersError>,
     },
     /// A build layer's env directory could not be applied.
     #[error("add the build layers of buildpack '{bp}' to the environment")]
@@ -167,7 +168,7 @@ pub enum BuildError {
         bp: String,
         /// What is wrong with it.
         #[source]
-        source: BuildTomlError,
+        source: Box<BuildTomlError>,
     },
     /// An SBOM file is not acceptable.
     #[error("process SBOM files of buildpack '{bp}'")]
@@ -176,7 +177,7 @@ pub enum BuildError {
         bp: String,
         /// What is wrong.
         #[source]
-        source: SbomError,
+        source: Box<SbomError>,
     },
     /// launch.toml is invalid.
     #[error("read launch.toml of buildpack '{bp}'")]
@@ -185,7 +186,7 @@ pub enum BuildError {
         bp: String,
         /// What is wrong with it.
         #[source]
-        source: LaunchTomlError,
+        source: Box<LaunchTomlError>,
     },
     /// An output file could not be written.
     #[error("write {}", path.display())]
@@ -198,10 +199,24 @@ pub enum BuildError {
     },
     /// metadata.toml could not be written.
     #[error("write build metadata")]
-    Metadata(#[source] FileError),
+    Metadata(#[source] Box<FileError>),
 }
 
 impl BuildError {
+    /// The action the reference names when this error ends the builder (`failed to <action>:
+    /// …`): reading group.toml, plan.toml or analyzed.toml fails as such, not as "build".
+    pub fn action(&self) -> &'static str {
+        match self {
+            BuildError::Group(e) if matches!(**e, FileError::UnsupportedApi { .. }) => {
+                "verify buildpack API"
+            }
+            BuildError::Group(_) => "read group file",
+            BuildError::Plan(_) => "read plan file",
+            BuildError::Analyzed(_) => "read analyzed file",
+            _ => "build",
+        }
+    }
+
     /// The exit code: 51 when a buildpack's `bin/build` fails (or cannot be started), 12 for
     /// an unsupported Buildpack API in group.toml or buildpack.toml, 1 when group.toml,
     /// plan.toml or analyzed.toml cannot be read (as the reference, whose errors there are
@@ -211,11 +226,14 @@ impl BuildError {
             BuildError::Spawn { .. } | BuildError::BuildpackFailed { .. } => {
                 ExitCode::FailedBuildWithErrors
             }
-            BuildError::Group(FileError::UnsupportedApi { .. })
-            | BuildError::Descriptor {
-                source: DescriptorError::UnsupportedApi { .. },
-                ..
-            } => ExitCode::IncompatibleBuildpackApi,
+            BuildError::Group(e) if matches!(**e, FileError::UnsupportedApi { .. }) => {
+                ExitCode::IncompatibleBuildpackApi
+            }
+            BuildError::Descriptor { source, .. }
+                if matches!(**source, DescriptorError::UnsupportedApi { .. }) =>
+            {
+                ExitCode::IncompatibleBuildpackApi
+            }
             BuildError::Group(_) | BuildError::Plan(_) | BuildError::Analyzed(_) => {
                 ExitCode::Failed
             }
@@ -252,7 +270,7 @@ struct AnalyzedTargetData {
 /// The run image target from analyzed.toml, if it has one; a missing file is a warning.
 fn read_run_image_target(path: &Path) -> Result<Option<ImageTarget>, BuildError> {
     let analyzed: Option<AnalyzedTarget> =
-        files::read_toml_if_exists(path).map_err(BuildError::Analyzed)?;
+        files::read_toml_if_exists(path).map_err(|e| BuildError::Analyzed(Box::new(e)))?;
     let Some(analyzed) = analyzed else {
         warn!("No analyzed metadata found at path {:?}", path.display().to_string());
         return Ok(None);
@@ -309,8 +327,8 @@ pub fn build(inputs: &BuildInputs, process_env: Env) -> Result<(), BuildError> {
         _ => {}
     }
 
-    let group = GroupFile::read(&inputs.group_path).map_err(BuildError::Group)?;
-    let mut plan: Plan = files::read_toml(&inputs.plan_path).map_err(BuildError::Plan)?;
+    let group = GroupFile::read(&inputs.group_path).map_err(|e| BuildError::Group(Box::new(e)))?;
+    let mut plan: Plan = files::read_toml(&inputs.plan_path).map_err(|e| BuildError::Plan(Box::new(e)))?;
     let (target, from_os_release) = buildenv::complete_target(
         read_run_image_target(&inputs.analyzed_path)?,
         Path::new("/etc/os-release"),
@@ -347,7 +365,7 @@ pub fn build(inputs: &BuildInputs, process_env: Env) -> Result<(), BuildError> {
         let descriptor = Descriptor::read(ModuleKind::Buildpack, &dir).map_err(|source| {
             BuildError::Descriptor {
                 bp: bp.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         let bp_plan = BuildpackPlan::new(plan.requires_for(&element.id, false));
@@ -404,7 +422,7 @@ pub fn build(inputs: &BuildInputs, process_env: Env) -> Result<(), BuildError> {
     };
     metadata
         .write(&ctx.layers_dir.join("config").join("metadata.toml"))
-        .map_err(BuildError::Metadata)
+        .map_err(|e| BuildError::Metadata(Box::new(e)))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
@@ -479,7 +497,7 @@ fn build_one(
     debug!("Processing layers");
     let layers = layers::process_layers(&bp_layers_dir).map_err(|source| BuildError::Layers {
         bp: bp.clone(),
-        source,
+        source: Box::new(source),
     })?;
     debug!("Updating environment");
     layers::add_build_layers(build_env, &layers).map_err(|source| BuildError::LayerEnv {
@@ -510,7 +528,7 @@ fn build_one(
     let build_path = bp_layers_dir.join("build.toml");
     let build_toml_err = |source| BuildError::BuildToml {
         bp: bp.clone(),
-        source,
+        source: Box::new(source),
     };
     let build_toml = BuildToml::read_if_exists(&build_path)
         .map_err(build_toml_err)?
@@ -524,13 +542,13 @@ fn build_one(
     outputs.sbom = sbom::collect(&bp_layers_dir, &escaped, &layers, descriptor.sbom_formats())
         .map_err(|source| BuildError::Sbom {
             bp: bp.clone(),
-            source,
+            source: Box::new(source),
         })?;
 
     let launch_path = bp_layers_dir.join("launch.toml");
     let launch_err = |source| BuildError::LaunchToml {
         bp: bp.clone(),
-        source,
+        source: Box::new(source),
     };
     let Some(launch_toml) =
         LaunchToml::read_if_exists(&launch_path, descriptor.api).map_err(launch_err)?

@@ -23,7 +23,7 @@ pub(crate) fn launch_process(process: Process, buildpack_id: &BuildpackId) -> La
         args: process.args,
         direct: process.direct,
         default: process.default,
-        buildpack_id: buildpack_id.clone(),
+        buildpack_id: Some(buildpack_id.clone()),
         working_dir: process.working_dir,
         exec_env: process.exec_env,
     }
@@ -55,6 +55,7 @@ impl ProcessMap {
     }
 
     /// The default process type, if any.
+    #[cfg(test)]
     pub fn default_type(&self) -> Option<&ProcessType> {
         self.default_type.as_ref()
     }
@@ -86,7 +87,7 @@ mod tests {
             args: Vec::new(),
             direct: true,
             default,
-            buildpack_id: bp.parse().unwrap(),
+            buildpack_id: Some(bp.parse().unwrap()),
             working_dir: None,
             exec_env: Vec::new(),
         }
@@ -94,7 +95,7 @@ mod tests {
 
     fn types(list: &[LaunchProcess]) -> Vec<(&str, &str)> {
         list.iter()
-            .map(|p| (p.r#type.as_str(), p.buildpack_id.as_str()))
+            .map(|p| (p.r#type.as_str(), p.buildpack_id.as_ref().map_or("", |b| b.as_str())))
             .collect()
     }
 
@@ -192,7 +193,7 @@ mod tests {
             exec_env: vec!["test".into()],
         };
         let lp = launch_process(p, &"x/y".parse().unwrap());
-        assert_eq!(lp.buildpack_id.as_str(), "x/y");
+        assert_eq!(lp.buildpack_id.unwrap().as_str(), "x/y");
         assert_eq!(lp.command.entries(), ["exe"]);
         assert!(lp.default && !lp.direct);
         assert_eq!(lp.working_dir.as_deref(), Some("sub"));

@@ -8,6 +8,7 @@ use cnb_buildpack_api::env::Env;
 use cnb_platform_api::{ExitCode, Inputs, Phase};
 
 use super::{Failure, expect_no_args, refuse_root};
+use crate::build::{BuildInputs, build};
 use crate::detect::{DetectInputs, detect};
 
 /// Dispatches to the phase.
@@ -15,11 +16,7 @@ pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     match inputs.phase {
         Phase::Detector => detector(inputs, env),
         Phase::Builder => builder(inputs, env),
-        other => Err(Failure::msg(
-            ExitCode::Failed,
-            other.action(),
-            "this phase is not implemented yet",
-        )),
+        other => Err(Failure::msg(ExitCode::Failed, other.action(), "this phase is not implemented yet")),
     }
 }
 
@@ -37,9 +34,7 @@ fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         buildpacks_dir: inputs.buildpacks_dir.clone(),
         extensions_dir: inputs.extensions_dir.clone(),
         platform_dir: inputs.platform_dir.clone(),
-        build_config_dir: features
-            .build_config
-            .then(|| inputs.build_config_dir.clone()),
+        build_config_dir: features.build_config.then(|| inputs.build_config_dir.clone()),
         order_path: inputs.order_path.clone(),
         system_path: features.exec_env.then(|| inputs.system_path.clone()),
         analyzed_path: inputs.analyzed_path.clone(),
@@ -52,10 +47,7 @@ fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         Ok(_) => Ok(()),
         Err(e) => {
             let code = e.exit_code();
-            if matches!(
-                code,
-                ExitCode::FailedDetect | ExitCode::FailedDetectWithErrors
-            ) {
+            if matches!(code, ExitCode::FailedDetect | ExitCode::FailedDetectWithErrors) {
                 tracing::error!("No buildpack groups passed detection.");
                 if code == ExitCode::FailedDetect {
                     tracing::error!("Please check that you are running against the correct path.");
@@ -66,8 +58,21 @@ fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     }
 }
 
-fn builder(inputs: &Inputs, _env: &[(OsString, OsString)]) -> Result<(), Failure> {
+fn builder(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     expect_no_args(inputs)?;
     refuse_root(Phase::Builder)?;
-    Err(Failure::msg(ExitCode::Failed, "build", "todo"))
+    let features = inputs.platform_api.features();
+    let build_inputs = BuildInputs {
+        platform_api: inputs.platform_api,
+        app_dir: inputs.app_dir.clone(),
+        layers_dir: inputs.layers_dir.clone(),
+        buildpacks_dir: inputs.buildpacks_dir.clone(),
+        platform_dir: inputs.platform_dir.clone(),
+        build_config_dir: features.build_config.then(|| inputs.build_config_dir.clone()),
+        group_path: inputs.group_path.clone(),
+        plan_path: inputs.plan_path.clone(),
+        analyzed_path: inputs.analyzed_path.clone(),
+        exec_env: inputs.exec_env.clone(),
+    };
+    build(&build_inputs, process_env(env)).map_err(|e| Failure::new(e.exit_code(), "build", &e))
 }

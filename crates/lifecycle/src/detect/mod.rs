@@ -469,6 +469,8 @@ impl Detector<'_> {
             let (kind, module) = match item {
                 Item::Extensions(order) => {
                     let order = order.clone();
+                    // Elements already placed must have run before the rest is resolved.
+                    self.run_all(std::mem::take(&mut to_run));
                     return self.detect_order(&order, &done, &group[i + 1..], true, composites);
                 }
                 Item::Module { kind, module } => (*kind, module),
@@ -501,6 +503,7 @@ impl Detector<'_> {
                     })
                     .collect();
                 // [DET-029]..[DET-032] Expand depth-first with the element's optional flag.
+                self.run_all(std::mem::take(&mut to_run));
                 return self.detect_order(&order, &done, &group[i + 1..], module.optional, &chain);
             }
             let element = Element {
