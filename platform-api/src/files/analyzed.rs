@@ -66,6 +66,11 @@ pub struct ImageIdentifier {
     /// A digest reference, a daemon image ID, or a path in an OCI layout.
     #[serde(default)]
     pub reference: String,
+    /// `[build-image] extend` ([GEN-019]): the detector found `build.Dockerfile`s, so the
+    /// extender must extend the build image. Written only when true (the reference never
+    /// writes it; absent reads as false). Never set on `[image]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extend: bool,
 }
 
 /// `[run-image]`.

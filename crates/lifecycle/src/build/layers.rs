@@ -121,8 +121,7 @@ pub(crate) fn process_layers(bp_layers_dir: &Path) -> Result<Vec<Layer>, LayersE
             continue;
         };
         let toml_path = bp_layers_dir.join(file_name);
-        let metadata =
-            LayerContentMetadata::read(&toml_path).map_err(LayersError::Metadata)?;
+        let metadata = LayerContentMetadata::read(&toml_path).map_err(LayersError::Metadata)?;
         let layer = Layer {
             name: name.to_string(),
             path: bp_layers_dir.join(name),
@@ -260,15 +259,15 @@ mod tests {
         ] {
             write(&bp.join(name).join("bin/x"), "");
             write(&bp.join(name).join("env/MARK.append"), name);
-            write(&bp.join(format!("{name}.toml")), &format!("[types]\n{types}\n"));
+            write(
+                &bp.join(format!("{name}.toml")),
+                &format!("[types]\n{types}\n"),
+            );
         }
         let layers = process_layers(bp).unwrap();
         let mut env = Env::new();
         add_build_layers(&mut env, &layers).unwrap();
-        assert_eq!(
-            env.get("PATH").unwrap(),
-            bp.join("a-build/bin").as_os_str()
-        );
+        assert_eq!(env.get("PATH").unwrap(), bp.join("a-build/bin").as_os_str());
         assert_eq!(env.get("MARK").unwrap(), "a-build");
     }
 }

@@ -25,14 +25,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
-use serde::Deserialize;
 use tracing::{debug, warn};
 
 use cnb_buildpack_api::build_toml::{BuildToml, BuildTomlError};
 use cnb_buildpack_api::buildpack_plan::BuildpackPlan;
 use cnb_buildpack_api::env::{Env, EnvDirError};
 use cnb_buildpack_api::launch::{self, LaunchRule, LaunchToml, LaunchTomlError};
-use cnb_buildpack_api::target::{Distro, ImageTarget};
+use cnb_buildpack_api::target::ImageTarget;
+use cnb_platform_api::files::analyzed::AnalyzedFile;
 use cnb_buildpack_api::{Descriptor, DescriptorError, ModuleKind, descriptor};
 use cnb_platform_api::files::{
     self, FileError, GroupElement, GroupFile, Label, MetadataFile, Plan, Slice,
@@ -242,48 +242,17 @@ impl BuildError {
     }
 }
 
-/// analyzed.toml, as far as the builder reads it: `[run-image.target]`.
-#[derive(Default, Deserialize)]
-struct AnalyzedTarget {
-    #[serde(default, rename = "run-image")]
-    run_image: Option<AnalyzedRunImage>,
-}
-
-#[derive(Deserialize)]
-struct AnalyzedRunImage {
-    #[serde(default)]
-    target: Option<AnalyzedTargetData>,
-}
-
-#[derive(Deserialize)]
-struct AnalyzedTargetData {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    arch: String,
-    #[serde(default, rename = "arch-variant", alias = "variant")]
-    variant: String,
-    #[serde(default)]
-    distro: Option<Distro>,
-}
-
 /// The run image target from analyzed.toml, if it has one; a missing file is a warning.
 fn read_run_image_target(path: &Path) -> Result<Option<ImageTarget>, BuildError> {
-    let analyzed: Option<AnalyzedTarget> =
+    let analyzed: Option<AnalyzedFile> =
         files::read_toml_if_exists(path).map_err(|e| BuildError::Analyzed(Box::new(e)))?;
-    let Some(analyzed) = analyzed else {
-        warn!("No analyzed metadata found at path {:?}", path.display().to_string());
-        return Ok(None);
-    };
-    Ok(analyzed
-        .run_image
-        .and_then(|r| r.target)
-        .map(|t| ImageTarget {
-            os: t.os,
-            arch: t.arch,
-            variant: t.variant,
-            distro: t.distro,
-        }))
+    if analyzed.is_none() {
+        warn!(
+            "No analyzed metadata found at path {:?}",
+            path.display().to_string()
+        );
+    }
+    Ok(analyzed.map(|a| a.run_image_target()))
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -328,7 +297,8 @@ pub fn build(inputs: &BuildInputs, process_env: Env) -> Result<(), BuildError> {
     }
 
     let group = GroupFile::read(&inputs.group_path).map_err(|e| BuildError::Group(Box::new(e)))?;
-    let mut plan: Plan = files::read_toml(&inputs.plan_path).map_err(|e| BuildError::Plan(Box::new(e)))?;
+    let mut plan: Plan =
+        files::read_toml(&inputs.plan_path).map_err(|e| BuildError::Plan(Box::new(e)))?;
     let (target, from_os_release) = buildenv::complete_target(
         read_run_image_target(&inputs.analyzed_path)?,
         Path::new("/etc/os-release"),
@@ -379,12 +349,7 @@ pub fn build(inputs: &BuildInputs, process_env: Env) -> Result<(), BuildError> {
             key: l.key,
             value: l.value,
         }));
-        slices.extend(
-            outputs
-                .slices
-                .into_iter()
-                .map(|s| Slice { paths: s.paths }),
-        );
+        slices.extend(outputs.slices.into_iter().map(|s| Slice { paths: s.paths }));
         launch_bom.extend(outputs.launch_bom);
         build_bom.extend(outputs.build_bom);
         sbom_copies.extend(outputs.sbom);
@@ -457,11 +422,12 @@ fn build_one(
         path: bp_layers_dir.clone(),
         source,
     })?;
-    let plan_file = run::PlanFile::write(&escaped, bp_plan).map_err(|source| BuildError::Prepare {
-        bp: bp.clone(),
-        path: std::env::temp_dir(),
-        source,
-    })?;
+    let plan_file =
+        run::PlanFile::write(&escaped, bp_plan).map_err(|source| BuildError::Prepare {
+            bp: bp.clone(),
+            path: std::env::temp_dir(),
+            source,
+        })?;
 
     let mut env = ctx
         .module_env

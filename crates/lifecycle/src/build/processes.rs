@@ -95,7 +95,12 @@ mod tests {
 
     fn types(list: &[LaunchProcess]) -> Vec<(&str, &str)> {
         list.iter()
-            .map(|p| (p.r#type.as_str(), p.buildpack_id.as_ref().map_or("", |b| b.as_str())))
+            .map(|p| {
+                (
+                    p.r#type.as_str(),
+                    p.buildpack_id.as_ref().map_or("", |b| b.as_str()),
+                )
+            })
             .collect()
     }
 
@@ -158,7 +163,10 @@ mod tests {
     fn a_later_default_in_the_same_buildpack_silences_the_warning() {
         let mut map = ProcessMap::default();
         map.add(vec![process("web", "a", true)]);
-        let warning = map.add(vec![process("web", "b", false), process("worker", "b", true)]);
+        let warning = map.add(vec![
+            process("web", "b", false),
+            process("worker", "b", true),
+        ]);
         assert_eq!(warning, None);
         assert_eq!(map.default_type().unwrap().as_str(), "worker");
     }

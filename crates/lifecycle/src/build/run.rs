@@ -119,7 +119,10 @@ mod tests {
 
     #[test]
     fn exit_status_text() {
-        let status = Command::new("bash").args(["-c", "exit 7"]).status().unwrap();
+        let status = Command::new("bash")
+            .args(["-c", "exit 7"])
+            .status()
+            .unwrap();
         assert_eq!(describe_status(&status), "exit status 7");
         let status = Command::new("bash")
             .args(["-c", "kill -9 $$"])

@@ -24,7 +24,15 @@ impl Fixture {
     fn new(platform_api: PlatformApi) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        for dir in ["app", "layers", "buildpacks", "platform/env", "build-config/env", "obs", "home"] {
+        for dir in [
+            "app",
+            "layers",
+            "buildpacks",
+            "platform/env",
+            "build-config/env",
+            "obs",
+            "home",
+        ] {
             fs::create_dir_all(root.join(dir)).unwrap();
         }
         let layers = root.join("layers");
@@ -34,7 +42,10 @@ impl Fixture {
             layers_dir: layers.clone(),
             buildpacks_dir: root.join("buildpacks"),
             platform_dir: root.join("platform"),
-            build_config_dir: platform_api.features().build_config.then(|| root.join("build-config")),
+            build_config_dir: platform_api
+                .features()
+                .build_config
+                .then(|| root.join("build-config")),
             group_path: layers.join("group.toml"),
             plan_path: layers.join("plan.toml"),
             analyzed_path: layers.join("analyzed.toml"),
@@ -55,7 +66,11 @@ impl Fixture {
     /// A buildpack `id@1` with API `api` whose bin/build runs `body` with `$LAYERS`,
     /// `$PLATFORM`, `$PLAN` (the positional args) and `$OBS` (a directory for observations).
     fn buildpack(&self, id: &str, api: &str, extra_toml: &str, body: &str) {
-        let dir = self.inputs.buildpacks_dir.join(id.replace('/', "_")).join("1");
+        let dir = self
+            .inputs
+            .buildpacks_dir
+            .join(id.replace('/', "_"))
+            .join("1");
         fs::create_dir_all(dir.join("bin")).unwrap();
         fs::write(
             dir.join("buildpack.toml"),
@@ -74,7 +89,9 @@ impl Fixture {
     fn group(&self, buildpacks: &[(&str, &str)]) {
         let mut text = String::new();
         for (id, api) in buildpacks {
-            text.push_str(&format!("[[group]]\nid = \"{id}\"\nversion = \"1\"\napi = \"{api}\"\n\n"));
+            text.push_str(&format!(
+                "[[group]]\nid = \"{id}\"\nversion = \"1\"\napi = \"{api}\"\n\n"
+            ));
         }
         fs::write(&self.inputs.group_path, text).unwrap();
     }
@@ -89,7 +106,8 @@ impl Fixture {
     }
 
     fn obs(&self, name: &str) -> String {
-        fs::read_to_string(self.root.join("obs").join(name)).unwrap_or_else(|e| panic!("obs {name}: {e}"))
+        fs::read_to_string(self.root.join("obs").join(name))
+            .unwrap_or_else(|e| panic!("obs {name}: {e}"))
     }
 
     fn metadata(&self) -> MetadataFile {
@@ -152,7 +170,7 @@ const ENV_VARS: &[&str] = &[
 ];
 
 #[test]
-fn bld_026_030_env_045_008_build_env_ordering() {
+fn bld_026_030_env_004_008_build_env_ordering() {
     let f = Fixture::new(PlatformApi::V0_15);
     fs::write(f.inputs.platform_dir.join("env/USERVAR"), "user").unwrap();
     fs::write(f.inputs.platform_dir.join("env/PATH"), "/user/bin").unwrap();
@@ -163,7 +181,11 @@ fn bld_026_030_env_045_008_build_env_ordering() {
         env_layer("x", "a", "build = true\\ncache = true"),
     );
     f.buildpack("a", "0.12", "", &a_body);
-    let b_body = format!("{}{}", record("b", ENV_VARS), env_layer("x", "b", "build = true"));
+    let b_body = format!(
+        "{}{}",
+        record("b", ENV_VARS),
+        env_layer("x", "b", "build = true")
+    );
     f.buildpack("b/c", "0.12", "", &b_body);
     f.buildpack("probe", "0.12", "", &record("probe", ENV_VARS));
     f.group(&[("a", "0.12"), ("b/c", "0.12"), ("probe", "0.12")]);
@@ -200,12 +222,19 @@ fn bld_026_030_env_045_008_build_env_ordering() {
     assert_eq!(f.obs("probe.PRE"), "b-x:a-y:a-x", "prepend: later first");
     assert_eq!(f.obs("probe.DEF"), "a-x", "default: earlier wins");
     assert_eq!(f.obs("probe.ONLY_BUILD"), "b-x");
-    assert_eq!(f.obs("probe.ONLY_LAUNCH"), "", "env.launch is not for build");
+    assert_eq!(
+        f.obs("probe.ONLY_LAUNCH"),
+        "",
+        "env.launch is not for build"
+    );
     // [BLD-025] The user value wins over build layers.
     assert_eq!(f.obs("probe.USERVAR"), "user");
     // [CMN-013], [BLD-019]
     assert_eq!(f.obs("probe.SECRET"), "");
-    assert_eq!(f.obs("probe.HOME"), f.root.join("home").display().to_string());
+    assert_eq!(
+        f.obs("probe.HOME"),
+        f.root.join("home").display().to_string()
+    );
     // [BLD-029] The launch-only layer never shows up.
     assert!(!f.obs("probe.PATH").contains("launchonly"));
 }
@@ -264,15 +293,34 @@ fn bld_005_011_inputs_of_bin_build() {
     let bp_layers = f.layers().join("some_bp");
     let bp_dir = f.inputs.buildpacks_dir.join("some_bp/1");
     let args: Vec<String> = f.obs("args").lines().map(String::from).collect();
-    assert_eq!(args[0], bp_dir.join("bin/build").display().to_string(), "BLD-006");
+    assert_eq!(
+        args[0],
+        bp_dir.join("bin/build").display().to_string(),
+        "BLD-006"
+    );
     assert_eq!(args[1], bp_layers.display().to_string(), "BLD-012");
     assert_eq!(args[2], f.inputs.platform_dir.display().to_string());
     assert_eq!(args[3], f.obs("new.CNB_BP_PLAN_PATH"));
-    assert_eq!(f.obs("pwd").trim(), f.inputs.app_dir.display().to_string(), "BLD-005");
+    assert_eq!(
+        f.obs("pwd").trim(),
+        f.inputs.app_dir.display().to_string(),
+        "BLD-005"
+    );
     assert!(f.inputs.app_dir.join("generated-by-build").exists());
-    assert_eq!(f.obs("new.CNB_LAYERS_DIR"), bp_layers.display().to_string(), "BLD-007");
-    assert_eq!(f.obs("new.CNB_BUILDPACK_DIR"), bp_dir.display().to_string(), "BLD-009");
-    assert_eq!(f.obs("new.CNB_PLATFORM_DIR"), f.inputs.platform_dir.display().to_string());
+    assert_eq!(
+        f.obs("new.CNB_LAYERS_DIR"),
+        bp_layers.display().to_string(),
+        "BLD-007"
+    );
+    assert_eq!(
+        f.obs("new.CNB_BUILDPACK_DIR"),
+        bp_dir.display().to_string(),
+        "BLD-009"
+    );
+    assert_eq!(
+        f.obs("new.CNB_PLATFORM_DIR"),
+        f.inputs.platform_dir.display().to_string()
+    );
     assert_eq!(f.obs("new.CNB_EXEC_ENV"), "production", "BLD-010");
     assert_eq!(
         [
@@ -296,8 +344,14 @@ fn bld_005_011_inputs_of_bin_build() {
     assert_eq!(f.obs("old.CNB_PLATFORM_DIR"), "");
     assert_eq!(f.obs("old.CNB_TARGET_OS"), "");
     assert_eq!(f.obs("old.CNB_EXEC_ENV"), "");
-    assert_eq!(f.obs("old.CNB_BUILDPACK_DIR"), f.inputs.buildpacks_dir.join("old/1").display().to_string());
-    assert!(f.layers().join("old").is_dir(), "BLD-007: created even when unused");
+    assert_eq!(
+        f.obs("old.CNB_BUILDPACK_DIR"),
+        f.inputs.buildpacks_dir.join("old/1").display().to_string()
+    );
+    assert!(
+        f.layers().join("old").is_dir(),
+        "BLD-007: created even when unused"
+    );
 }
 
 #[test]
@@ -352,8 +406,16 @@ name = "y"
             .collect()
     };
     assert_eq!(names("p1"), ["x", "y"]);
-    assert_eq!(names("p2"), ["x"], "BLD-016: unmet x goes to the next provider");
-    assert_eq!(names("p3"), Vec::<String>::new(), "BLD-017: met entries go no further");
+    assert_eq!(
+        names("p2"),
+        ["x"],
+        "BLD-016: unmet x goes to the next provider"
+    );
+    assert_eq!(
+        names("p3"),
+        Vec::<String>::new(),
+        "BLD-017: met entries go no further"
+    );
     let p2 = BuildpackPlan::parse(&f.obs("p2")).unwrap();
     assert_eq!(p2.entries[0].metadata["from"].as_str(), Some("app"));
 }
@@ -373,7 +435,10 @@ fn bld_018_bogus_unmet_is_a_build_error() {
     let text = chain(&err);
     assert!(text.contains("buildpack 'bogus@1'"), "{text}");
     assert!(text.contains("build.toml"), "{text}");
-    assert!(text.ends_with("unmet.name 'not-in-plan' must match a requested dependency"), "{text}");
+    assert!(
+        text.ends_with("unmet.name 'not-in-plan' must match a requested dependency"),
+        "{text}"
+    );
 }
 
 const PROCESSES: &str = r#"cat > "$LAYERS/launch.toml" <<'EOF'
@@ -429,17 +494,35 @@ sed -i "s|/ABSAPP|$PWD|" "$LAYERS/launch.toml"
     .unwrap();
     f.run().unwrap();
     let md = f.metadata();
-    let ids: Vec<_> = md.buildpacks.iter().map(|b| (b.id.as_str(), b.api.to_string())).collect();
-    assert_eq!(ids, [("procs", "0.12".to_string()), ("override", "0.12".to_string())]);
+    let ids: Vec<_> = md
+        .buildpacks
+        .iter()
+        .map(|b| (b.id.as_str(), b.api.to_string()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("procs", "0.12".to_string()),
+            ("override", "0.12".to_string())
+        ]
+    );
     assert_eq!(md.buildpacks[0].homepage.as_deref(), Some("https://h"));
     assert_eq!(md.extensions[0].id.as_str(), "ext");
     let types: Vec<_> = md
         .processes
         .iter()
-        .map(|p| (p.r#type.as_str(), p.buildpack_id.as_ref().map_or("", |b| b.as_str())))
+        .map(|p| {
+            (
+                p.r#type.as_str(),
+                p.buildpack_id.as_ref().map_or("", |b| b.as_str()),
+            )
+        })
         .collect();
     assert_eq!(types, [("web", "override"), ("worker", "procs")], "BLD-039");
-    assert_eq!(md.buildpack_default_process_type, None, "BLD-039: the override cleared the default");
+    assert_eq!(
+        md.buildpack_default_process_type, None,
+        "BLD-039: the override cleared the default"
+    );
     let worker = &md.processes[1];
     assert_eq!(worker.command, ProcessCommand::Array(vec!["worker".into()]));
     assert_eq!(worker.args, ["x", "y"]);
@@ -462,7 +545,10 @@ fn bld_040_default_process_and_platform_0_9_commands() {
     f.group(&[("procs", "0.12")]);
     f.run().unwrap();
     let md = f.metadata();
-    assert_eq!(md.buildpack_default_process_type.as_ref().unwrap().as_str(), "web");
+    assert_eq!(
+        md.buildpack_default_process_type.as_ref().unwrap().as_str(),
+        "web"
+    );
     let web = md.find_process("web").unwrap();
     assert_eq!(web.command, ProcessCommand::String("bash".into()));
     assert_eq!(web.args, ["-c", "echo web \"$@\"", "--", "a"]);
@@ -491,7 +577,10 @@ EOF
     f.run().unwrap();
     let md = f.metadata();
     let web = &md.processes[0];
-    assert_eq!(web.command, ProcessCommand::Array(vec!["bundle exec rackup".into()]));
+    assert_eq!(
+        web.command,
+        ProcessCommand::Array(vec!["bundle exec rackup".into()])
+    );
     assert!(!web.direct, "direct defaults to false before 0.9");
     assert_eq!(web.working_dir, None, "working-dir is ignored before 0.8");
     assert_eq!(md.buildpack_default_process_type.unwrap().as_str(), "web");
@@ -504,15 +593,38 @@ fn bld_041_042_046_invalid_launch_toml() {
             "[[processes]]\ntype = \"a\"\ncommand = [\"a\"]\ndefault = true\n[[processes]]\ntype = \"b\"\ncommand = [\"b\"]\ndefault = true\n",
             "multiple default process types aren't allowed",
         ),
-        ("[[processes]]\ntype = \"we b\"\ncommand = [\"a\"]\n", "invalid process type 'we b'"),
-        ("[[processes]]\ntype = \"web\"\ncommand = [\"a\"]\ndirect = true\n", "process.direct is not supported"),
-        ("[[labels]]\nkey = \"k\"\n[[labels]]\nkey = \"k\"\n", "label key 'k' is defined more than once"),
-        ("[[slices]]\npaths = [\"../etc/*\"]\n", "slice path '../etc/*' is outside the app directory"),
-        ("[[slices]]\npaths = [\"/etc/*\"]\n", "slice path '/etc/*' is outside the app directory"),
+        (
+            "[[processes]]\ntype = \"we b\"\ncommand = [\"a\"]\n",
+            "invalid process type 'we b'",
+        ),
+        (
+            "[[processes]]\ntype = \"web\"\ncommand = [\"a\"]\ndirect = true\n",
+            "process.direct is not supported",
+        ),
+        (
+            "[[labels]]\nkey = \"k\"\n[[labels]]\nkey = \"k\"\n",
+            "label key 'k' is defined more than once",
+        ),
+        (
+            "[[slices]]\npaths = [\"../etc/*\"]\n",
+            "slice path '../etc/*' is outside the app directory",
+        ),
+        (
+            "[[slices]]\npaths = [\"/etc/*\"]\n",
+            "slice path '/etc/*' is outside the app directory",
+        ),
     ] {
         let f = Fixture::new(PlatformApi::V0_15);
         fs::write(f.root.join("launch.toml"), launch).unwrap();
-        f.buildpack("bad", "0.12", "", &format!("cp {} \"$LAYERS/launch.toml\"\n", f.root.join("launch.toml").display()));
+        f.buildpack(
+            "bad",
+            "0.12",
+            "",
+            &format!(
+                "cp {} \"$LAYERS/launch.toml\"\n",
+                f.root.join("launch.toml").display()
+            ),
+        );
         f.group(&[("bad", "0.12")]);
         let err = f.run().unwrap_err();
         assert_eq!(err.exit_code(), ExitCode::BuildError, "{launch}");
@@ -521,7 +633,10 @@ fn bld_041_042_046_invalid_launch_toml() {
             text.starts_with("read launch.toml of buildpack 'bad@1'"),
             "{text}"
         );
-        assert!(text.contains(&f.layers().join("bad/launch.toml").display().to_string()), "{text}");
+        assert!(
+            text.contains(&f.layers().join("bad/launch.toml").display().to_string()),
+            "{text}"
+        );
         assert!(text.contains(expected), "{text}");
         assert!(!f.layers().join("config/metadata.toml").exists());
     }
@@ -553,7 +668,10 @@ echo tool > "$LAYERS/tool.sbom.cdx.json"
     assert_eq!(read("launch/sbom_bp/run/sbom.syft.json"), "run\n");
     assert_eq!(read("cache/sbom_bp/run/sbom.syft.json"), "run\n");
     assert_eq!(read("build/sbom_bp/tool/sbom.cdx.json"), "tool\n");
-    assert!(!sbom.join("launch/stale").exists(), "<layers>/sbom is removed first");
+    assert!(
+        !sbom.join("launch/stale").exists(),
+        "<layers>/sbom is removed first"
+    );
     assert_eq!(read("launch/sbom.legacy.json"), "null\n");
     assert_eq!(read("build/sbom.legacy.json"), "null\n");
 }
@@ -572,13 +690,21 @@ fn bld_049_undeclared_sbom_format() {
     assert_eq!(err.exit_code(), ExitCode::BuildError);
     let text = chain(&err);
     assert!(text.contains("buildpack 'bp@1'"), "{text}");
-    assert!(text.contains("undeclared SBOM media type: 'application/spdx+json'"), "{text}");
+    assert!(
+        text.contains("undeclared SBOM media type: 'application/spdx+json'"),
+        "{text}"
+    );
 }
 
 #[test]
 fn platform_0_7_copies_no_sbom() {
     let f = Fixture::new(PlatformApi::V0_7);
-    f.buildpack("bp", "0.12", ALL_SBOM_FORMATS, "echo x > \"$LAYERS/launch.sbom.cdx.json\"\n");
+    f.buildpack(
+        "bp",
+        "0.12",
+        ALL_SBOM_FORMATS,
+        "echo x > \"$LAYERS/launch.sbom.cdx.json\"\n",
+    );
     f.group(&[("bp", "0.12")]);
     f.run().unwrap();
     assert!(!f.layers().join("sbom").exists());
@@ -626,7 +752,11 @@ fn bld_047_legacy_bom() {
     );
     f.group(&[("bp", "0.12")]);
     let err = f.run().unwrap_err();
-    assert!(chain(&err).contains("bom entry 'x' has a top level version"), "{}", chain(&err));
+    assert!(
+        chain(&err).contains("bom entry 'x' has a top level version"),
+        "{}",
+        chain(&err)
+    );
 }
 
 #[test]
@@ -653,7 +783,12 @@ fn bld_032_033_layers() {
     assert!(chain(&err).contains("reserved name"), "{}", chain(&err));
 
     let f = Fixture::new(PlatformApi::V0_15);
-    f.buildpack("toplevel", "0.12", "", "printf 'launch = true\\n' > \"$LAYERS/l.toml\"\n");
+    f.buildpack(
+        "toplevel",
+        "0.12",
+        "",
+        "printf 'launch = true\\n' > \"$LAYERS/l.toml\"\n",
+    );
     f.group(&[("toplevel", "0.12")]);
     let err = f.run().unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::BuildError);
@@ -681,7 +816,11 @@ fn bld_003_failing_buildpack_stops_the_build() {
     f.group(&[("nobin", "0.12")]);
     let err = f.run().unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::FailedBuildWithErrors);
-    assert!(chain(&err).contains("bin/build of buildpack 'nobin@1'"), "{}", chain(&err));
+    assert!(
+        chain(&err).contains("bin/build of buildpack 'nobin@1'"),
+        "{}",
+        chain(&err)
+    );
 }
 
 #[test]
@@ -708,7 +847,10 @@ fn missing_and_invalid_input_files() {
     assert_eq!(err.action(), "read group file");
     let text = chain(&err);
     assert!(text.starts_with("read "), "{text}");
-    assert!(text.contains("group.toml: No such file or directory"), "{text}");
+    assert!(
+        text.contains("group.toml: No such file or directory"),
+        "{text}"
+    );
 
     fs::write(&f.inputs.group_path, "").unwrap();
     fs::remove_file(&f.inputs.plan_path).unwrap();
@@ -739,5 +881,9 @@ fn missing_and_invalid_input_files() {
     let err = f.run().unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::BuildError);
     assert_eq!(err.action(), "build");
-    assert!(chain(&err).starts_with("look up buildpack 'not-installed@1': read "), "{}", chain(&err));
+    assert!(
+        chain(&err).starts_with("look up buildpack 'not-installed@1': read "),
+        "{}",
+        chain(&err)
+    );
 }

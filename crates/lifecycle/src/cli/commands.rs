@@ -74,5 +74,5 @@ fn builder(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         analyzed_path: inputs.analyzed_path.clone(),
         exec_env: inputs.exec_env.clone(),
     };
-    build(&build_inputs, process_env(env)).map_err(|e| Failure::new(e.exit_code(), "build", &e))
+    build(&build_inputs, process_env(env)).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }

@@ -88,6 +88,18 @@ pub enum DetectError {
         #[source]
         source: Box<DescriptorError>,
     },
+    /// A component of a composite buildpack could not be found or read while detecting
+    /// (exit 22; top-level order entries are checked up front and fail as [`DetectError::Lookup`]).
+    #[error("look up {kind} '{name}'")]
+    LookupComponent {
+        /// buildpack or extension.
+        kind: &'static str,
+        /// `id@version`.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<DescriptorError>,
+    },
     /// A module declares an unsupported Buildpack API (exit 12).
     #[error("set API for {kind} '{name}'")]
     UnsupportedApi {
@@ -135,13 +147,14 @@ impl DetectError {
             DetectError::UnsupportedApi { .. } => ExitCode::IncompatibleBuildpackApi,
             DetectError::NoGroupPassed => ExitCode::FailedDetect,
             DetectError::BuildpackErrored => ExitCode::FailedDetectWithErrors,
-            DetectError::Cycle(_) | DetectError::MissingVersion { .. } => ExitCode::DetectError,
+            DetectError::Cycle(_) | DetectError::LookupComponent { .. } => ExitCode::DetectError,
             DetectError::ExtensionsUnsupported(_) => ExitCode::GenerateError,
             // Set-up failures and output failures are generic failures in the reference.
             DetectError::ReadOrder(_)
             | DetectError::ReadSystem(_)
             | DetectError::ReadAnalyzed(_)
             | DetectError::Lookup { .. }
+            | DetectError::MissingVersion { .. }
             | DetectError::Write(_) => ExitCode::Failed,
         }
     }
@@ -479,7 +492,12 @@ impl Detector<'_> {
             if done.iter().any(|d| d.kind == kind && d.id == module.id) {
                 continue;
             }
-            let descriptor = self.lookup(kind, module, "the order")?;
+            // Top-level entries were verified up front; what is new here are composite
+            // components, whose absence is a detection error as in the reference.
+            let descriptor = self.lookup(kind, module, "a composite buildpack's order").map_err(|e| match e {
+                DetectError::Lookup { kind, name, source } => DetectError::LookupComponent { kind, name, source },
+                other => other,
+            })?;
             if kind == ModuleKind::Buildpack && descriptor.is_composite() {
                 let name = module.display_name();
                 if composites.contains(&name) {
