@@ -4,6 +4,7 @@ pub mod build;
 pub mod buildenv;
 pub mod cli;
 pub mod detect;
+pub mod generate;
 pub mod privileges;
 
 pub use cnb_platform_api::Phase;

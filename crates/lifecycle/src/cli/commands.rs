@@ -42,6 +42,9 @@ fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         plan_path: inputs.plan_path.clone(),
         exec_env: inputs.exec_env.clone(),
         os_release: PathBuf::from("/etc/os-release"),
+        generated_dir: inputs.generated_dir.clone(),
+        run_path: inputs.run_path.clone(),
+        experimental_mode: inputs.experimental_mode,
     };
     match detect(&detect_inputs, process_env(env)) {
         Ok(_) => Ok(()),
@@ -53,7 +56,14 @@ fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
                     tracing::error!("Please check that you are running against the correct path.");
                 }
             }
-            Err(Failure::new(code, e.action(), &e))
+            match e.action() {
+                // The reference prints some errors without naming an action.
+                "" => Err(Failure {
+                    code,
+                    message: crate::error_chain(&e),
+                }),
+                action => Err(Failure::new(code, action, &e)),
+            }
         }
     }
 }

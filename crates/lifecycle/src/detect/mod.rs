@@ -6,7 +6,8 @@
 //! ([`Detector::detect_order`]); each component is checked against the run image target and the
 //! execution environment, then its `bin/detect` runs — in parallel with the rest of the group,
 //! and at most once per invocation however many groups it appears in. [`resolve`] decides
-//! whether the group passes and what the plan is.
+//! whether the group passes and what the plan is. When the group has image extensions, the
+//! [generate](crate::generate) step runs last and rewrites plan.toml and analyzed.toml.
 
 mod log;
 mod resolve;
@@ -27,12 +28,16 @@ use cnb_platform_api::files::system::SystemFile;
 use cnb_platform_api::files::{
     self, FileError, GroupElement, GroupFile, OrderFile, Plan, PlanEntry, PlanProvider,
 };
+use cnb_platform_api::inputs::ExperimentalMode;
 use cnb_platform_api::{ExitCode, PlatformApi};
 
 use self::log::DetectLog;
 use self::resolve::{GroupFailure, ResolvedEntry, resolve};
 use self::run::{DetectContext, DetectRun, run_detect};
 use crate::buildenv::{self, ModuleEnvInputs};
+use crate::generate::{
+    self, ExperimentalDisabled, FEATURE_DOCKERFILES, GenerateError, GenerateInputs,
+};
 
 /// Everything the detector reads, resolved by the caller.
 #[derive(Clone, Debug)]
@@ -63,6 +68,12 @@ pub struct DetectInputs {
     pub exec_env: String,
     /// The build container's os-release, for target data the run image lacks.
     pub os_release: PathBuf,
+    /// `<generated>`: where extensions' Dockerfiles go.
+    pub generated_dir: PathBuf,
+    /// `<run>`: run.toml, read when extensions generate.
+    pub run_path: PathBuf,
+    /// `CNB_EXPERIMENTAL_MODE`: Dockerfiles are experimental before Platform API 0.13.
+    pub experimental_mode: ExperimentalMode,
 }
 
 /// Why detection did not produce a group.
@@ -130,14 +141,17 @@ pub enum DetectError {
     /// No group passed and a module errored (exit 21).
     #[error("buildpack(s) failed with err")]
     BuildpackErrored,
-    /// group.toml or plan.toml could not be written.
+    /// group.toml, plan.toml or analyzed.toml could not be written.
     #[error("write detection output")]
     Write(#[source] FileError),
-    /// The chosen group has image extensions, whose generate step this lifecycle does not run yet.
-    #[error(
-        "the detected group contains image extensions ({0}); running their generate step is not supported by this lifecycle yet"
-    )]
-    ExtensionsUnsupported(String),
+    /// The order has extensions, Dockerfiles are experimental on this Platform API and
+    /// `CNB_EXPERIMENTAL_MODE=error` (printed without a `failed to` prefix, exit 1).
+    #[error(transparent)]
+    Experimental(#[from] ExperimentalDisabled),
+    /// The generate step failed: exit 91 when an extension's `bin/generate` did, 1 when
+    /// run.toml could not be read, else 92.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
 }
 
 impl DetectError {
@@ -148,19 +162,24 @@ impl DetectError {
             DetectError::NoGroupPassed => ExitCode::FailedDetect,
             DetectError::BuildpackErrored => ExitCode::FailedDetectWithErrors,
             DetectError::Cycle(_) | DetectError::LookupComponent { .. } => ExitCode::DetectError,
-            DetectError::ExtensionsUnsupported(_) => ExitCode::GenerateError,
+            DetectError::Generate(e) if e.is_extension_failure() => {
+                ExitCode::FailedGenerateWithErrors
+            }
+            DetectError::Generate(GenerateError::ReadRun(_)) => ExitCode::Failed,
+            DetectError::Generate(_) => ExitCode::GenerateError,
             // Set-up failures and output failures are generic failures in the reference.
             DetectError::ReadOrder(_)
             | DetectError::ReadSystem(_)
             | DetectError::ReadAnalyzed(_)
             | DetectError::Lookup { .. }
             | DetectError::MissingVersion { .. }
+            | DetectError::Experimental(_)
             | DetectError::Write(_) => ExitCode::Failed,
         }
     }
 
     /// The action the reference names when this error ends the detector
-    /// (`failed to <action>: …`).
+    /// (`failed to <action>: …`); empty when the reference prints the error alone.
     pub fn action(&self) -> &'static str {
         match self {
             DetectError::ReadOrder(_)
@@ -169,6 +188,10 @@ impl DetectError {
             | DetectError::Lookup { .. }
             | DetectError::MissingVersion { .. } => "initialize detector",
             DetectError::UnsupportedApi { .. } => "verify buildpack API",
+            DetectError::Experimental(_) => "",
+            DetectError::Generate(GenerateError::ReadRun(_)) => "initialize generator",
+            // The reference's words for every other generate failure.
+            DetectError::Generate(_) => "build",
             _ => "detect",
         }
     }
@@ -224,13 +247,16 @@ enum Item {
 pub struct Detected {
     /// The group.
     pub group: GroupFile,
-    /// The plan.
+    /// The plan (without the entries extensions met, when the group has extensions).
     pub plan: Plan,
+    /// The analyzed metadata the generate step wrote, when the group has extensions.
+    pub analyzed: Option<AnalyzedFile>,
 }
 
-/// Runs detection and writes group.toml and plan.toml.
+/// Runs detection and writes group.toml and plan.toml; when the group has extensions, runs
+/// the generate step and rewrites plan.toml and analyzed.toml.
 pub fn detect(inputs: &DetectInputs, process_env: Env) -> Result<Detected, DetectError> {
-    let order = assemble_order(inputs)?;
+    let (order, has_extensions) = assemble_order(inputs)?;
     let analyzed: Option<AnalyzedFile> =
         files::read_toml_if_exists(&inputs.analyzed_path).map_err(DetectError::ReadAnalyzed)?;
     if analyzed.is_none() {
@@ -264,6 +290,10 @@ pub fn detect(inputs: &DetectInputs, process_env: Env) -> Result<Detected, Detec
         log: DetectLog::default(),
     };
     detector.verify_order(&order)?;
+    if has_extensions && !inputs.platform_api.features().insecure_registries {
+        // Platform < 0.13: Dockerfiles are experimental.
+        generate::guard_experimental(inputs.experimental_mode, FEATURE_DOCKERFILES)?;
+    }
     let result = detector.detect_order(&order, &[], &[], false, &[]);
     let log = std::mem::take(&mut detector.log);
     log.replay(result.is_err());
@@ -272,27 +302,40 @@ pub fn detect(inputs: &DetectInputs, process_env: Env) -> Result<Detected, Detec
         Outcome::Group(GroupFailure::BuildpackError) => DetectError::BuildpackErrored,
         Outcome::Fatal(e) => *e,
     })?;
-    let detected = Detected {
+    let mut detected = Detected {
         group: group_file(&found),
         plan: plan_file(entries),
+        analyzed: None,
     };
     files::write_toml(&inputs.group_path, &detected.group).map_err(DetectError::Write)?;
     files::write_toml(&inputs.plan_path, &detected.plan).map_err(DetectError::Write)?;
-    if !detected.group.group_extensions.is_empty() {
-        let names: Vec<String> = detected
-            .group
-            .group_extensions
-            .iter()
-            .map(GroupElement::display_name)
-            .collect();
-        return Err(DetectError::ExtensionsUnsupported(names.join(", ")));
+    if detected.group.group_extensions.is_empty() {
+        return Ok(detected);
     }
+    // [DET-060]..[DET-062] The generate step, then the rewritten plan and analyzed metadata.
+    let generate_inputs = GenerateInputs {
+        platform_api: inputs.platform_api,
+        extensions: &detected.group.group_extensions,
+        extensions_dir: &inputs.extensions_dir,
+        app_dir: &inputs.app_dir,
+        generated_dir: &inputs.generated_dir,
+        run_path: &inputs.run_path,
+        analyzed_path: &inputs.analyzed_path,
+        env_inputs: &detector.env_inputs,
+        base_env: &detector.base_env,
+    };
+    let generated = generate::generate(&generate_inputs, &detected.plan, analyzed.as_ref())?;
+    files::write_toml(&inputs.analyzed_path, &generated.analyzed).map_err(DetectError::Write)?;
+    files::write_toml(&inputs.plan_path, &generated.plan).map_err(DetectError::Write)?;
+    detected.plan = generated.plan;
+    detected.analyzed = Some(generated.analyzed);
     Ok(detected)
 }
 
 /// [DET-003]..[DET-006], [DET-033]: order.toml, with system buildpacks around every group
-/// (Platform ≥ 0.15) and the extensions order in front of it.
-fn assemble_order(inputs: &DetectInputs) -> Result<Vec<Vec<Item>>, DetectError> {
+/// (Platform ≥ 0.15) and the extensions order in front of it; and whether order.toml has
+/// extensions at all.
+fn assemble_order(inputs: &DetectInputs) -> Result<(Vec<Vec<Item>>, bool), DetectError> {
     let order_file: OrderFile =
         files::read_toml(&inputs.order_path).map_err(DetectError::ReadOrder)?;
     let mut order = order_file.order;
@@ -321,8 +364,9 @@ fn assemble_order(inputs: &DetectInputs) -> Result<Vec<Vec<Item>>, DetectError> 
                 .collect()
         })
         .collect();
-    let extensions = (!extensions.is_empty()).then(|| Arc::new(extensions));
-    Ok(order
+    let has_extensions = !extensions.is_empty();
+    let extensions = has_extensions.then(|| Arc::new(extensions));
+    let order = order
         .into_iter()
         .map(|g| {
             extensions
@@ -331,7 +375,8 @@ fn assemble_order(inputs: &DetectInputs) -> Result<Vec<Vec<Item>>, DetectError> 
                 .chain(g.group.into_iter().map(module(ModuleKind::Buildpack)))
                 .collect()
         })
-        .collect())
+        .collect();
+    Ok((order, has_extensions))
 }
 
 /// Prepends `system.pre` and appends `system.post` to every group, leaving out any whose ID the

@@ -193,7 +193,8 @@ fn warn_not_recommended(parsed: &Parsed, file_name: &str, warn: &mut dyn FnMut(S
 fn parse(text: &str) -> Result<Parsed, DockerfileError> {
     // The parser drops a byte-order mark; do the same so that spans index `text`.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let iter = parse_dockerfile::parse_iter(text).map_err(|e| DockerfileError::Parse(e.to_string()))?;
+    let iter =
+        parse_dockerfile::parse_iter(text).map_err(|e| DockerfileError::Parse(e.to_string()))?;
     let mut parsed = Parsed {
         meta_arg_keys: Vec::new(),
         stages: Vec::new(),
@@ -285,8 +286,8 @@ mod tests {
         let path = dir.path().join(kind.file_name());
         fs::write(&path, text).unwrap();
         let mut warnings = Vec::new();
-        let result = validate("ext", kind, &path, &mut |w| warnings.push(w))
-            .map_err(|e| e.to_string());
+        let result =
+            validate("ext", kind, &path, &mut |w| warnings.push(w)).map_err(|e| e.to_string());
         (result, warnings)
     }
 
@@ -300,16 +301,20 @@ mod tests {
 
     #[test]
     fn gen_011_build_dockerfile_preamble() {
-        let ok = "ARG base_image\nFROM ${base_image}\nARG build_id=0\nRUN echo ${build_id}\nUSER root\n";
+        let ok =
+            "ARG base_image\nFROM ${base_image}\nARG build_id=0\nRUN echo ${build_id}\nUSER root\n";
         let (info, warnings) = check(DockerfileKind::Build, ok);
         let info = info.unwrap();
         assert_eq!(info.kind, DockerfileKind::Build);
         assert!(warnings.is_empty(), "{warnings:?}");
         // A default value on the meta ARG and a stage name are fine.
         assert!(
-            check(DockerfileKind::Build, "ARG base_image=x\nFROM ${base_image} AS b\n")
-                .0
-                .is_ok()
+            check(
+                DockerfileKind::Build,
+                "ARG base_image=x\nFROM ${base_image} AS b\n"
+            )
+            .0
+            .is_ok()
         );
         let missing_arg = "build.Dockerfile did not start with required ARG command";
         assert_eq!(build_err("FROM ${base_image}\n"), missing_arg);
@@ -343,7 +348,10 @@ mod tests {
             "run.Dockerfile is not permitted to use multistage build"
         );
         let (run, _) = check(DockerfileKind::Run, "ARG x\n");
-        assert_eq!(run.unwrap_err(), "run.Dockerfile should have at least one stage");
+        assert_eq!(
+            run.unwrap_err(),
+            "run.Dockerfile should have at least one stage"
+        );
     }
 
     #[test]

@@ -162,9 +162,16 @@ mod tests {
         )
         .unwrap();
         assert!(validate_extend_config(dir.path()).is_ok());
-        for (table, name) in [("build", "build_id"), ("run", "user_id"), ("run", "group_id")] {
-            fs::write(&path, format!("[[{table}.args]]\nname = \"{name}\"\nvalue = \"1\"\n"))
-                .unwrap();
+        for (table, name) in [
+            ("build", "build_id"),
+            ("run", "user_id"),
+            ("run", "group_id"),
+        ] {
+            fs::write(
+                &path,
+                format!("[[{table}.args]]\nname = \"{name}\"\nvalue = \"1\"\n"),
+            )
+            .unwrap();
             let err = validate_extend_config(dir.path()).unwrap_err();
             assert_eq!(
                 err.to_string(),
@@ -215,9 +222,15 @@ mod tests {
         std::os::unix::fs::symlink("sub/f", from.join("context/l")).unwrap();
         let to = dir.path().join("to");
         copy_tree(&from, &to).unwrap();
-        assert_eq!(fs::read_to_string(to.join("run.Dockerfile")).unwrap(), "FROM x\n");
+        assert_eq!(
+            fs::read_to_string(to.join("run.Dockerfile")).unwrap(),
+            "FROM x\n"
+        );
         assert_eq!(fs::read_to_string(to.join("context/sub/f")).unwrap(), "f");
-        assert_eq!(fs::read_link(to.join("context/l")).unwrap(), Path::new("sub/f"));
+        assert_eq!(
+            fs::read_link(to.join("context/l")).unwrap(),
+            Path::new("sub/f")
+        );
         copy_tree(&dir.path().join("missing"), &dir.path().join("none")).unwrap();
         assert!(!dir.path().join("none").exists());
     }

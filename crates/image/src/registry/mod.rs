@@ -1,0 +1,765 @@
+//! An async client for the OCI Distribution API (Docker Registry HTTP API v2), on reqwest
+//! with rustls (ring provider) and the hickory DNS resolver, so statically linked binaries
+//! resolve names without glibc NSS.
+//!
+//! What it does, and why:
+//! - anonymous, basic and bearer-token auth, credentials from [`Keychain`];
+//! - insecure registries (`CNB_INSECURE_REGISTRIES`, matched as a prefix of the typed
+//!   reference): HTTPS without certificate verification, falling back to plain HTTP;
+//!   local registries (loopback, RFC 1918, localhost) may also fall back to HTTP, as in
+//!   go-containerregistry;
+//! - bounded retries with exponential backoff on connection errors, timeouts, 5xx and 429;
+//! - blobs are never uploaded twice: `HEAD` first, then a cross-repository mount when the
+//!   blob is known to live in another repository of the same registry, then an upload
+//!   (`POST` + `PUT ?digest=`: the distribution registry ignores a monolithic `POST` body);
+//! - several blob uploads run at once, bounded by [`RegistryOptions::max_concurrent_uploads`];
+//! - manifests are moved as raw bytes so digests are preserved.
+//!
+//! [`crate::store::Registry`] wraps this in a blocking facade for the phases.
+
+mod transport;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use oci_spec::image::Digest;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode, Url};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::auth::Keychain;
+use crate::digest::Hasher;
+use crate::error::{Error, RegistryError};
+use crate::layout::temp_path;
+use crate::manifest::{MANIFEST_ACCEPT, RawManifest};
+use crate::reference::ImageRef;
+use transport::{Endpoint, TokenCache, status_error};
+
+/// How often and how long to retry a failing request.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in total (first try included).
+    pub max_attempts: u32,
+    /// Delay after the first failure; doubled after each further one.
+    pub initial_delay: Duration,
+    /// Upper bound of one delay (also caps `Retry-After`).
+    pub max_delay: Duration,
+    /// No new attempt starts after this much time.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_elapsed: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// `CNB_INSECURE_REGISTRIES` / `-insecure-registry` entries (reference prefixes).
+    pub insecure_registries: Vec<String>,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout for requests without a large body (manifests, HEAD, tokens).
+    pub request_timeout: Duration,
+    /// Longest silence while a blob is transferred.
+    pub read_timeout: Duration,
+    /// Blob uploads in flight at once.
+    pub max_concurrent_uploads: usize,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        Self {
+            insecure_registries: Vec::new(),
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(120),
+            max_concurrent_uploads: 3,
+            user_agent: concat!("cnb-lifecycle-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Counters of what the client did (for reports and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// HTTP requests sent (retries included).
+    pub requests: u64,
+    /// Retries after a retryable failure.
+    pub retries: u64,
+    /// Token requests.
+    pub token_requests: u64,
+    /// Blobs uploaded (completed `PUT`s).
+    pub blob_uploads: u64,
+    /// Bytes of uploaded blobs.
+    pub bytes_uploaded: u64,
+    /// Blobs mounted from another repository.
+    pub blob_mounts: u64,
+    /// Blobs found already present and skipped.
+    pub blobs_skipped: u64,
+    /// Manifests written.
+    pub manifest_puts: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    token_requests: AtomicU64,
+    blob_uploads: AtomicU64,
+    bytes_uploaded: AtomicU64,
+    blob_mounts: AtomicU64,
+    blobs_skipped: AtomicU64,
+    manifest_puts: AtomicU64,
+}
+
+impl Counters {
+    fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    fn count_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+    fn count_token(&self) {
+        self.token_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    fn snapshot(&self) -> RegistryStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RegistryStats {
+            requests: get(&self.requests),
+            retries: get(&self.retries),
+            token_requests: get(&self.token_requests),
+            blob_uploads: get(&self.blob_uploads),
+            bytes_uploaded: get(&self.bytes_uploaded),
+            blob_mounts: get(&self.blob_mounts),
+            blobs_skipped: get(&self.blobs_skipped),
+            manifest_puts: get(&self.manifest_puts),
+        }
+    }
+}
+
+/// Where the content of a blob to push comes from.
+#[derive(Clone, Debug)]
+pub enum BlobData {
+    /// In memory (configs).
+    Bytes(Arc<Vec<u8>>),
+    /// A local file (layers produced by the exporter, layout blobs).
+    File(PathBuf),
+    /// Another repository, possibly of another registry: mounted when on the same
+    /// registry, else downloaded to a temporary file and uploaded.
+    Remote(ImageRef),
+}
+
+/// A blob to make present in a repository.
+#[derive(Clone, Debug)]
+pub struct BlobToPush {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Its content.
+    pub data: BlobData,
+    /// Another repository of the same registry that has it (cross-repository mount).
+    pub mount_from: Option<ImageRef>,
+}
+
+/// How a blob got into the repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// It was there already.
+    Existed,
+    /// Mounted from another repository.
+    Mounted,
+    /// Uploaded.
+    Uploaded,
+}
+
+/// The async registry client. Cheap to clone; clones share connections, endpoints,
+/// tokens and counters.
+#[derive(Clone, Debug)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    secure: reqwest::Client,
+    insecure: reqwest::Client,
+    keychain: Keychain,
+    options: RegistryOptions,
+    endpoints: tokio::sync::Mutex<HashMap<(String, bool), Arc<Endpoint>>>,
+    tokens: TokenCache,
+    stats: Counters,
+    upload_slots: tokio::sync::Semaphore,
+}
+
+fn pull_scope(reference: &ImageRef) -> String {
+    format!("repository:{}:pull", reference.repository())
+}
+
+fn push_scope(reference: &ImageRef) -> String {
+    format!("repository:{}:pull,push", reference.repository())
+}
+
+fn registry_err(op: &'static str, reference: &ImageRef, source: RegistryError) -> Error {
+    Error::Registry {
+        op,
+        reference: reference.to_string(),
+        source,
+    }
+}
+
+impl RegistryClient {
+    /// A client with these options and credentials. Installs rustls' ring provider as the
+    /// process default if no provider is installed yet.
+    pub fn new(options: RegistryOptions, keychain: Keychain) -> Result<Self, Error> {
+        // Err means a provider is already installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let build = |insecure: bool| {
+            reqwest::Client::builder()
+                .user_agent(options.user_agent.clone())
+                .connect_timeout(options.connect_timeout)
+                .read_timeout(options.read_timeout)
+                .hickory_dns(true)
+                .tls_danger_accept_invalid_certs(insecure)
+                .build()
+                .map_err(|e| Error::Runtime {
+                    reason: format!("build HTTP client: {e}"),
+                })
+        };
+        let max = options.max_concurrent_uploads.max(1);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                secure: build(false)?,
+                insecure: build(true)?,
+                keychain,
+                endpoints: tokio::sync::Mutex::new(HashMap::new()),
+                tokens: TokenCache::default(),
+                stats: Counters::default(),
+                upload_slots: tokio::sync::Semaphore::new(max),
+                options,
+            }),
+        })
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &RegistryOptions {
+        &self.inner.options
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> RegistryStats {
+        self.inner.stats.snapshot()
+    }
+
+    async fn endpoint(&self, op: &'static str, reference: &ImageRef) -> Result<Arc<Endpoint>, Error> {
+        self.inner
+            .endpoint(reference)
+            .await
+            .map_err(|e| registry_err(op, reference, e))
+    }
+
+    fn url(endpoint: &Endpoint, reference: &ImageRef, tail: &str) -> String {
+        format!("{}/v2/{}/{tail}", endpoint.base, reference.repository())
+    }
+
+    /// `GET` the manifest `reference` names (tag or digest), as raw bytes. `Ok(None)` on
+    /// 404. A digest reference's bytes are checked against the digest.
+    pub async fn get_manifest(&self, reference: &ImageRef) -> Result<Option<RawManifest>, Error> {
+        const OP: &str = "get manifest of";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, &format!("manifests/{}", reference.identifier()));
+        let timeout = self.inner.options.request_timeout;
+        let response = self
+            .inner
+            .send(&endpoint, &[pull_scope(reference)], Method::GET, &url, |http| {
+                Ok(http
+                    .get(&url)
+                    .timeout(timeout)
+                    .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT))
+            })
+            .await
+            .map_err(err)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(err(status_error(&Method::GET, &url, response).await));
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response.bytes().await.map_err(|source| {
+            err(RegistryError::Http {
+                method: "GET".into(),
+                url: url.clone(),
+                source,
+            })
+        })?;
+        let raw = RawManifest::new(bytes.to_vec(), content_type.as_deref());
+        if let Some(expected) = reference.digest() {
+            if &raw.digest != expected {
+                return Err(Error::DigestMismatch {
+                    what: format!("manifest of {reference}"),
+                    expected: expected.clone(),
+                    actual: raw.digest,
+                });
+            }
+        }
+        Ok(Some(raw))
+    }
+
+    /// `HEAD` the manifest: its digest (from `Docker-Content-Digest`) and size, or `None`
+    /// on 404.
+    pub async fn head_manifest(&self, reference: &ImageRef) -> Result<Option<(Option<Digest>, u64)>, Error> {
+        const OP: &str = "check manifest of";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, &format!("manifests/{}", reference.identifier()));
+        let timeout = self.inner.options.request_timeout;
+        let response = self
+            .inner
+            .send(&endpoint, &[pull_scope(reference)], Method::HEAD, &url, |http| {
+                Ok(http
+                    .head(&url)
+                    .timeout(timeout)
+                    .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT))
+            })
+            .await
+            .map_err(err)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(err(status_error(&Method::HEAD, &url, response).await));
+        }
+        let digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let size = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(Some((digest, size)))
+    }
+
+    /// `PUT` manifest bytes under `reference`'s tag (or digest). Returns the digest.
+    pub async fn put_manifest(&self, reference: &ImageRef, manifest: &RawManifest) -> Result<Digest, Error> {
+        const OP: &str = "push manifest to";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, &format!("manifests/{}", reference.identifier()));
+        let timeout = self.inner.options.request_timeout;
+        let response = self
+            .inner
+            .send(&endpoint, &[push_scope(reference)], Method::PUT, &url, |http| {
+                Ok(http
+                    .put(&url)
+                    .timeout(timeout)
+                    .header(CONTENT_TYPE, &manifest.media_type)
+                    .body(manifest.bytes.clone()))
+            })
+            .await
+            .map_err(err)?;
+        if !response.status().is_success() {
+            return Err(err(status_error(&Method::PUT, &url, response).await));
+        }
+        self.inner.stats.manifest_puts.fetch_add(1, Ordering::Relaxed);
+        Ok(manifest.digest.clone())
+    }
+
+    /// Whether the repository has the blob (`HEAD`).
+    pub async fn blob_exists(&self, reference: &ImageRef, digest: &Digest) -> Result<bool, Error> {
+        const OP: &str = "check blob in";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
+        let timeout = self.inner.options.request_timeout;
+        let response = self
+            .inner
+            .send(&endpoint, &[push_scope(reference)], Method::HEAD, &url, |http| {
+                Ok(http.head(&url).timeout(timeout))
+            })
+            .await
+            .map_err(err)?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(err(status_error(&Method::HEAD, &url, response).await)),
+        }
+    }
+
+    /// A small blob (config) in memory, digest-checked.
+    pub async fn get_blob(&self, reference: &ImageRef, digest: &Digest) -> Result<Vec<u8>, Error> {
+        const OP: &str = "get blob from";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
+        let response = self
+            .inner
+            .send(&endpoint, &[pull_scope(reference)], Method::GET, &url, |http| Ok(http.get(&url)))
+            .await
+            .map_err(err)?;
+        if !response.status().is_success() {
+            return Err(err(status_error(&Method::GET, &url, response).await));
+        }
+        let bytes = response.bytes().await.map_err(|source| {
+            err(RegistryError::Http {
+                method: "GET".into(),
+                url: url.clone(),
+                source,
+            })
+        })?;
+        let actual = crate::digest::sha256(&bytes);
+        if &actual != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("blob of {reference}"),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Stream a blob into the file `dest` (via a temporary file and a rename), checking
+    /// its digest. Returns its size.
+    pub async fn download_blob(&self, reference: &ImageRef, digest: &Digest, dest: &Path) -> Result<u64, Error> {
+        const OP: &str = "download blob from";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
+        let policy = &self.inner.options.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = self
+                .inner
+                .send(&endpoint, &[pull_scope(reference)], Method::GET, &url, |http| Ok(http.get(&url)))
+                .await
+                .map_err(err)?;
+            if !response.status().is_success() {
+                return Err(err(status_error(&Method::GET, &url, response).await));
+            }
+            let tmp = temp_path(dest);
+            match stream_to_file(response, &tmp).await {
+                Ok((actual, size)) => {
+                    if &actual != digest {
+                        let _ = tokio::fs::remove_file(&tmp).await;
+                        return Err(Error::DigestMismatch {
+                            what: format!("blob of {reference}"),
+                            expected: digest.clone(),
+                            actual,
+                        });
+                    }
+                    tokio::fs::rename(&tmp, dest).await.map_err(|source| Error::Io {
+                        op: "write blob",
+                        path: dest.to_owned(),
+                        source,
+                    })?;
+                    return Ok(size);
+                }
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    let retryable = matches!(&e, StreamError::Http(_));
+                    if !retryable || attempt >= policy.max_attempts {
+                        return Err(match e {
+                            StreamError::Http(source) => err(RegistryError::Http {
+                                method: "GET".into(),
+                                url: url.clone(),
+                                source,
+                            }),
+                            StreamError::Io(source) => Error::Io {
+                                op: "write blob",
+                                path: tmp,
+                                source,
+                            },
+                        });
+                    }
+                    self.inner.stats.count_retry();
+                    tokio::time::sleep(transport::backoff(policy, attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// Ask the registry to mount `digest` from the repository of `from` into
+    /// `reference`'s. `true` if mounted; `false` if the registry declined (the blob must
+    /// then be uploaded).
+    pub async fn mount_blob(&self, reference: &ImageRef, digest: &Digest, from: &ImageRef) -> Result<bool, Error> {
+        const OP: &str = "mount blob into";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, "blobs/uploads/");
+        let timeout = self.inner.options.request_timeout;
+        let scopes = [push_scope(reference), pull_scope(from)];
+        let mount_url = format!("{url}?mount={digest}&from={}", from.repository());
+        let response = self
+            .inner
+            .send(&endpoint, &scopes, Method::POST, &mount_url, |http| {
+                Ok(http
+                    .post(&mount_url)
+                    .timeout(timeout)
+                    .header(CONTENT_LENGTH, 0))
+            })
+            .await
+            .map_err(err)?;
+        match response.status() {
+            StatusCode::CREATED => {
+                self.inner.stats.blob_mounts.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            StatusCode::ACCEPTED => {
+                // An upload session was opened instead; cancel it, uploads start their own.
+                if let Some(location) = location(&response, &url) {
+                    let _ = self.inner.send(&endpoint, &scopes, Method::DELETE, &location, |http| {
+                        Ok(http.delete(&location).timeout(timeout))
+                    })
+                    .await;
+                }
+                Ok(false)
+            }
+            _ => Err(err(status_error(&Method::POST, &url, response).await)),
+        }
+    }
+
+    /// Upload a blob with known digest and size: `POST` a session, then `PUT` the content
+    /// with `?digest=`. The pair is retried as a unit.
+    pub async fn upload_blob(&self, reference: &ImageRef, digest: &Digest, size: u64, data: &BlobData) -> Result<(), Error> {
+        const OP: &str = "upload blob to";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let start_url = Self::url(&endpoint, reference, "blobs/uploads/");
+        let scopes = [push_scope(reference)];
+        let timeout = self.inner.options.request_timeout;
+        let policy = &self.inner.options.retry;
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = self
+                .inner
+                .send(&endpoint, &scopes, Method::POST, &start_url, |http| {
+                    Ok(http.post(&start_url).timeout(timeout).header(CONTENT_LENGTH, 0))
+                })
+                .await
+                .map_err(err)?;
+            if response.status() != StatusCode::ACCEPTED {
+                return Err(err(status_error(&Method::POST, &start_url, response).await));
+            }
+            let Some(location) = location(&response, &start_url) else {
+                return Err(err(RegistryError::Protocol(
+                    "upload session without Location header".into(),
+                )));
+            };
+            let put_url = match Url::parse(&location) {
+                Ok(mut url) => {
+                    url.query_pairs_mut().append_pair("digest", digest.as_ref());
+                    url.to_string()
+                }
+                Err(_) => {
+                    return Err(err(RegistryError::Protocol(format!(
+                        "unusable upload location {}",
+                        location.split('?').next().unwrap_or_default()
+                    ))));
+                }
+            };
+            let result = self
+                .inner
+                .send(&endpoint, &scopes, Method::PUT, &put_url, |http| {
+                    let body = match data {
+                        BlobData::Bytes(bytes) => reqwest::Body::from(bytes.as_ref().clone()),
+                        BlobData::File(path) => {
+                            let file = std::fs::File::open(path).map_err(|source| {
+                                RegistryError::Local(Box::new(Error::Io {
+                                    op: "open blob",
+                                    path: path.clone(),
+                                    source,
+                                }))
+                            })?;
+                            reqwest::Body::from(tokio::fs::File::from_std(file))
+                        }
+                        BlobData::Remote(_) => {
+                            return Err(RegistryError::Protocol(
+                                "remote blob data must be downloaded before upload".into(),
+                            ));
+                        }
+                    };
+                    Ok(http
+                        .put(&put_url)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size)
+                        .body(body))
+                })
+                .await;
+            let retry_unit = match result {
+                Ok(response) if response.status() == StatusCode::CREATED || response.status().is_success() => {
+                    self.inner.stats.blob_uploads.fetch_add(1, Ordering::Relaxed);
+                    self.inner.stats.bytes_uploaded.fetch_add(size, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(response) => {
+                    let e = status_error(&Method::PUT, &put_url, response).await;
+                    // A broken upload session (e.g. 404 BLOB_UPLOAD_UNKNOWN) is retried
+                    // with a new session; other statuses are final.
+                    if matches!(e, RegistryError::NotFound) {
+                        e
+                    } else {
+                        return Err(err(e));
+                    }
+                }
+                Err(e @ RegistryError::RetriesExhausted { .. }) => e,
+                Err(e) => return Err(err(e)),
+            };
+            if attempt >= policy.max_attempts.min(3) || started.elapsed() > policy.max_elapsed {
+                return Err(err(retry_unit));
+            }
+            self.inner.stats.count_retry();
+            tokio::time::sleep(transport::backoff(policy, attempt)).await;
+        }
+    }
+
+    /// Make a blob present in `reference`'s repository the cheapest way: skip it if
+    /// present, mount it if another repository of the registry has it, else upload it.
+    pub async fn push_blob(&self, reference: &ImageRef, blob: &BlobToPush) -> Result<PushOutcome, Error> {
+        let _slot = self.inner.upload_slots.acquire().await.map_err(|_| Error::Runtime {
+            reason: "upload slots closed".into(),
+        })?;
+        if self.blob_exists(reference, &blob.digest).await? {
+            self.inner.stats.blobs_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(PushOutcome::Existed);
+        }
+        let same_registry = |r: &ImageRef| r.registry() == reference.registry() && r.repository() != reference.repository();
+        let mount_from = blob.mount_from.as_ref().or(match &blob.data {
+            BlobData::Remote(r) => Some(r),
+            _ => None,
+        });
+        if let Some(from) = mount_from.filter(|r| same_registry(r)) {
+            if self.mount_blob(reference, &blob.digest, from).await? {
+                return Ok(PushOutcome::Mounted);
+            }
+        }
+        match &blob.data {
+            BlobData::Remote(from) => {
+                let dir = std::env::temp_dir();
+                let tmp = temp_path(&dir.join(format!("cnb-blob-{}", blob.digest.digest())));
+                let result = async {
+                    self.download_blob(from, &blob.digest, &tmp).await?;
+                    self.upload_blob(reference, &blob.digest, blob.size, &BlobData::File(tmp.clone()))
+                        .await
+                }
+                .await;
+                let _ = tokio::fs::remove_file(&tmp).await;
+                result?;
+            }
+            data => self.upload_blob(reference, &blob.digest, blob.size, data).await?,
+        }
+        Ok(PushOutcome::Uploaded)
+    }
+
+    /// Push several blobs, at most [`RegistryOptions::max_concurrent_uploads`] at once.
+    /// Stops at the first failure.
+    pub async fn push_blobs(&self, reference: &ImageRef, blobs: &[BlobToPush]) -> Result<Vec<PushOutcome>, Error> {
+        let limit = self.inner.options.max_concurrent_uploads.max(1);
+        let mut results = futures_util::stream::iter(blobs.iter().enumerate())
+            .map(|(i, blob)| async move { (i, self.push_blob(reference, blob).await) })
+            .buffer_unordered(limit);
+        let mut outcomes = vec![PushOutcome::Existed; blobs.len()];
+        while let Some((i, result)) = results.next().await {
+            outcomes[i] = result?;
+        }
+        Ok(outcomes)
+    }
+
+    /// imgutil's `CheckReadAccess`: a manifest `HEAD` that is not refused. A missing
+    /// manifest counts as readable; 401 and 403 do not.
+    pub async fn check_read_access(&self, reference: &ImageRef) -> Result<(), Error> {
+        match self.head_manifest(reference).await {
+            Ok(_) => Ok(()),
+            Err(Error::Registry {
+                source: source @ RegistryError::Unauthorized { .. },
+                ..
+            }) => Err(registry_err("ensure registry read access to", reference, source)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// imgutil's `CheckReadWriteAccess`: read access, then start a blob upload and cancel it.
+    pub async fn check_write_access(&self, reference: &ImageRef) -> Result<(), Error> {
+        const OP: &str = "ensure registry read/write access to";
+        self.check_read_access(reference).await?;
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, "blobs/uploads/");
+        let scopes = [push_scope(reference)];
+        let timeout = self.inner.options.request_timeout;
+        let response = self
+            .inner
+            .send(&endpoint, &scopes, Method::POST, &url, |http| {
+                Ok(http.post(&url).timeout(timeout).header(CONTENT_LENGTH, 0))
+            })
+            .await
+            .map_err(err)?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(err(status_error(&Method::POST, &url, response).await));
+        }
+        if let Some(location) = location(&response, &url) {
+            let _ = self
+                .inner
+                .send(&endpoint, &scopes, Method::DELETE, &location, |http| {
+                    Ok(http.delete(&location).timeout(timeout))
+                })
+                .await;
+        }
+        Ok(())
+    }
+}
+
+/// The absolute `Location` of a response (registries may send a relative one).
+fn location(response: &reqwest::Response, request_url: &str) -> Option<String> {
+    let value = response.headers().get(LOCATION)?.to_str().ok()?;
+    let base = Url::parse(request_url).ok()?;
+    base.join(value).ok().map(|u| u.to_string())
+}
+
+enum StreamError {
+    Http(reqwest::Error),
+    Io(std::io::Error),
+}
+
+async fn stream_to_file(response: reqwest::Response, path: &Path) -> Result<(Digest, u64), StreamError> {
+    let mut file = tokio::fs::File::create(path).await.map_err(StreamError::Io)?;
+    let mut hasher = Hasher::default();
+    let mut size = 0u64;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(StreamError::Http)?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(StreamError::Io)?;
+    }
+    file.flush().await.map_err(StreamError::Io)?;
+    Ok((hasher.finish(), size))
+}
