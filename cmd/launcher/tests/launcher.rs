@@ -2,6 +2,9 @@
 //! the binary run directly or through a `/cnb/process/<type>`-style symlink, the launched
 //! process's output checked. See: spec-checklist.md §11 (LCH-*) and §7.7 (ENV-*).
 
+// Test helpers outside #[test] fns panic on purpose, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -107,7 +110,10 @@ impl Image {
         image.exe(&format!("{l}/bin/bp-executable"), "echo bp executable");
         image.file(&format!("{l}/env/SOME_VAR"), "some-bp-val");
         image.file(&format!("{l}/env/WORKER_VAR"), "worker-no-process-val");
-        image.file(&format!("{l}/env.launch/worker/WORKER_VAR"), "worker-process-val");
+        image.file(
+            &format!("{l}/env.launch/worker/WORKER_VAR"),
+            "worker-process-val",
+        );
         image.file(&format!("{l}/env.launch/OTHER_VAR.append"), "other-bp-val");
         image.file(&format!("{l}/env.launch/OTHER_VAR.delim"), "**");
         image.file(
@@ -203,9 +209,15 @@ fn lch_002_entrypoint_is_a_process_type() {
         "sourced bp profile\nsourced app profile\nExecuting web process-type\n"
     );
     let out = assert_ok(&image.run("process.with.period", &[]));
-    assert!(out.ends_with("Executing process.with.period process-type\n"), "{out}");
+    assert!(
+        out.ends_with("Executing process.with.period process-type\n"),
+        "{out}"
+    );
     let out = assert_ok(&image.run("direct-process", &[]));
-    assert_eq!(out, "Executing direct-process process-type\n", "LCH-021: no profiles");
+    assert_eq!(
+        out, "Executing direct-process process-type\n",
+        "LCH-021: no profiles"
+    );
 }
 
 #[test]
@@ -222,7 +234,10 @@ fn lch_007_old_buildpack_user_args_appended() {
 fn lch_006_new_buildpack_user_args_replace_defaults() {
     let image = Image::new();
     assert_eq!(assert_ok(&image.run("new", &[])), "[default1][default2]");
-    assert_eq!(assert_ok(&image.run("new", &["$HOME", "b c"])), "[$HOME][b c]");
+    assert_eq!(
+        assert_ok(&image.run("new", &["$HOME", "b c"])),
+        "[$HOME][b c]"
+    );
 }
 
 #[test]
@@ -267,7 +282,11 @@ fn lch_008_013_direct_user_command_env() {
     }
     let path = lines.iter().find(|l| l.starts_with("PATH=")).unwrap();
     let bin = image.root().join("layers/0.8_buildpack/some_layer/bin");
-    assert_eq!(*path, format!("PATH={}:/usr/bin:/bin", bin.display()), "LCH-012/013");
+    assert_eq!(
+        *path,
+        format!("PATH={}:/usr/bin:/bin", bin.display()),
+        "LCH-012/013"
+    );
     assert!(
         stderr(&out).contains("Warning: CNB_PROCESS_TYPE is not supported in Platform API 0.15"),
         "{}",
@@ -279,7 +298,10 @@ fn lch_008_013_direct_user_command_env() {
 fn lch_009_shell_user_command_expands_env() {
     let image = Image::new();
     let out = image
-        .command("launcher", &["echo", "$SOME_VAR", "$OTHER_VAR", "$WORKER_VAR"])
+        .command(
+            "launcher",
+            &["echo", "$SOME_VAR", "$OTHER_VAR", "$WORKER_VAR"],
+        )
         .env("OTHER_VAR", "other-user-val")
         .output()
         .unwrap();
@@ -313,7 +335,11 @@ fn lch_020_script_mode_command() {
         .env("VAR2", "arg with spaces")
         .output()
         .unwrap();
-    assert!(assert_ok(&out).ends_with("'arg' 'arg with spaces'"), "{}", stdout(&out));
+    assert!(
+        assert_ok(&out).ends_with("'arg' 'arg with spaces'"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -355,11 +381,16 @@ printf 'VAR_FROM_EXEC_D = "%s:val-from-exec.d-for-process-type-exec.d-checker"\n
 #[test]
 fn lch_018_failing_exec_d_exits_82() {
     let image = Image::new();
-    image.exe("layers/0.8_buildpack/some_layer/exec.d/bad", "echo 'X = 1' >&3");
+    image.exe(
+        "layers/0.8_buildpack/some_layer/exec.d/bad",
+        "echo 'X = 1' >&3",
+    );
     let out = image.run("direct-process", &[]);
     assert_eq!(out.status.code(), Some(82), "{}", stderr(&out));
     assert!(
-        stderr(&out).starts_with("ERROR: failed to launch: exec.d: failed to decode output from exec.d file at path '"),
+        stderr(&out).starts_with(
+            "ERROR: failed to launch: exec.d: failed to decode output from exec.d file at path '"
+        ),
         "{}",
         stderr(&out)
     );
@@ -406,9 +437,17 @@ fn lch_024_exit_codes() {
     assert_eq!(out.status.code(), Some(82));
     assert!(stderr(&out).contains("path lookup"), "{}", stderr(&out));
 
-    let out = image.command("web", &[]).env_remove("CNB_PLATFORM_API").output().unwrap();
+    let out = image
+        .command("web", &[])
+        .env_remove("CNB_PLATFORM_API")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
-    let out = image.command("web", &[]).env("CNB_PLATFORM_API", "0.99").output().unwrap();
+    let out = image
+        .command("web", &[])
+        .env("CNB_PLATFORM_API", "0.99")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
 
     image.file(
@@ -423,7 +462,6 @@ fn lch_024_exit_codes() {
     let out = image.run("web", &[]);
     assert_eq!(out.status.code(), Some(82), "{}", stderr(&out));
     assert!(stderr(&out).contains("metadata.toml"), "{}", stderr(&out));
-
 }
 
 #[test]
@@ -436,10 +474,18 @@ fn lch_003_004_exec_env() {
         stderr(&out),
         "ERROR: failed to launch: determine start command: process type tests was not found\n"
     );
-    let out = image.command("tests", &[]).env("CNB_EXEC_ENV", "test").output().unwrap();
+    let out = image
+        .command("tests", &[])
+        .env("CNB_EXEC_ENV", "test")
+        .output()
+        .unwrap();
     assert_eq!(assert_ok(&out), "running tests\n");
     // Before Platform API 0.15 exec-env is ignored.
-    let out = image.command("tests", &[]).env("CNB_PLATFORM_API", "0.14").output().unwrap();
+    let out = image
+        .command("tests", &[])
+        .env("CNB_PLATFORM_API", "0.14")
+        .output()
+        .unwrap();
     assert_eq!(assert_ok(&out), "running tests\n");
 }
 

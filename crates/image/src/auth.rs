@@ -137,7 +137,10 @@ impl Keychain {
 
     /// A keychain from a `CNB_REGISTRY_AUTH` value and a docker config directory (holding
     /// `config.json`); either may be absent.
-    pub fn new(registry_auth: Option<&str>, docker_config_dir: Option<&Path>) -> Result<Self, AuthError> {
+    pub fn new(
+        registry_auth: Option<&str>,
+        docker_config_dir: Option<&Path>,
+    ) -> Result<Self, AuthError> {
         let mut env = BTreeMap::new();
         if let Some(raw) = registry_auth.filter(|r| !r.is_empty()) {
             let map: BTreeMap<String, String> =
@@ -168,17 +171,16 @@ impl Keychain {
     /// (while still root) pre-resolves them, like the Go `ResolvedKeychain`.
     pub fn resolve(&self, registry: &str) -> Result<Option<Credential>, AuthError> {
         if let Some(header) = self.env.get(registry) {
-            return Credential::from_header(header)
-                .map(Some)
-                .ok_or_else(|| AuthError::UnknownHeaderScheme {
+            return Credential::from_header(header).map(Some).ok_or_else(|| {
+                AuthError::UnknownHeaderScheme {
                     registry: registry.to_owned(),
-                });
+                }
+            });
         }
-        if let Ok(cache) = self.resolved.lock() {
-            if let Some(hit) = cache.get(registry) {
+        if let Ok(cache) = self.resolved.lock()
+            && let Some(hit) = cache.get(registry) {
                 return Ok(hit.clone());
             }
-        }
         let found = match &self.docker_config {
             Some(path) => docker_config_credential(path, registry, self.helper_dir.as_deref())?,
             None => None,
@@ -261,11 +263,10 @@ fn docker_config_credential(
         .get(key)
         .or(config.creds_store.as_ref())
         .filter(|h| !h.is_empty());
-    if let Some(helper) = helper {
-        if let Some(credential) = run_helper(helper, key, helper_dir)? {
+    if let Some(helper) = helper
+        && let Some(credential) = run_helper(helper, key, helper_dir)? {
             return Ok(Some(credential));
         }
-    }
     let entry = config.auths.get(key).or_else(|| {
         config
             .auths

@@ -10,9 +10,7 @@ use crate::config::{History, ImageConfig};
 use crate::digest::sha256;
 use crate::error::{Error, Result};
 use crate::image::{BlobSource, Image, LayerInfo};
-use crate::manifest::{
-    DOCKER_LAYER_GZIP, ManifestFormat, OCI_LAYER_GZIP, Platform, RawManifest,
-};
+use crate::manifest::{DOCKER_LAYER_GZIP, ManifestFormat, OCI_LAYER_GZIP, Platform, RawManifest};
 
 /// A layer blob on disk with its digests, as a layer producer hands it over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,11 +173,18 @@ impl ImageBuilder {
 
     /// Append the layer of `from` (e.g. the previous app image) with this diff ID; its blob
     /// is mounted or copied from where `from` lives.
-    pub fn reuse_layer(&mut self, from: &Image, diff_id: &Digest, created_by: Option<&str>) -> Result<&mut Self> {
-        let info = from.layer_by_diff_id(diff_id).ok_or_else(|| Error::InvalidImage {
-            image: from.name().to_owned(),
-            reason: format!("no layer with diff ID {diff_id}"),
-        })?;
+    pub fn reuse_layer(
+        &mut self,
+        from: &Image,
+        diff_id: &Digest,
+        created_by: Option<&str>,
+    ) -> Result<&mut Self> {
+        let info = from
+            .layer_by_diff_id(diff_id)
+            .ok_or_else(|| Error::InvalidImage {
+                image: from.name().to_owned(),
+                reason: format!("no layer with diff ID {diff_id}"),
+            })?;
         self.push_layer(
             BuilderLayer {
                 info,
@@ -238,7 +243,10 @@ impl ImageBuilder {
             })
             .take_while(|count| *count <= pos + 1)
             .count();
-        let app_history: Vec<History> = self.config.history.split_off(old_base_entries.min(self.config.history.len()));
+        let app_history: Vec<History> = self
+            .config
+            .history
+            .split_off(old_base_entries.min(self.config.history.len()));
         let mut history = new_base.config().history.clone();
         history.extend(app_history);
         self.config.history = history;
@@ -253,7 +261,12 @@ impl ImageBuilder {
     /// Pad history so that every existing layer has an entry before one is appended
     /// (ggcr keeps history and layers aligned when history is used at all).
     fn align_history(&mut self) {
-        let with_layers = self.config.history.iter().filter(|h| !h.empty_layer).count();
+        let with_layers = self
+            .config
+            .history
+            .iter()
+            .filter(|h| !h.empty_layer)
+            .count();
         let existing = self.layers.len().saturating_sub(1);
         for _ in with_layers..existing {
             self.config.history.push(History::default());

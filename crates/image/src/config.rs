@@ -47,13 +47,21 @@ pub struct ImageConfig {
     #[serde(default)]
     pub config: RuntimeConfig,
     /// `os.version`.
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     /// CPU variant (`v8`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// `os.features`.
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     /// Fields not modelled here (e.g. Docker's `container_config`), kept verbatim.
     #[serde(flatten)]
@@ -182,10 +190,10 @@ impl ImageConfig {
     pub fn set_env(&mut self, key: &str, value: &str) {
         let entry = format!("{key}={value}");
         let env = self.config.env.get_or_insert_with(Vec::new);
-        match env
-            .iter_mut()
-            .find(|e| e.strip_prefix(key).is_some_and(|rest| rest.starts_with('=')))
-        {
+        match env.iter_mut().find(|e| {
+            e.strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with('='))
+        }) {
             Some(existing) => *existing = entry,
             None => env.push(entry),
         }
@@ -212,10 +220,19 @@ mod tests {
         c.set_env("A", "2");
         c.set_label("m", "3");
         let out = String::from_utf8(c.to_vec().unwrap()).unwrap();
-        assert!(out.contains(r#""Healthcheck":{"Test":["CMD","true"]}"#), "{out}");
-        assert!(out.contains(r#""container_config":{"Hostname":"x"}"#), "{out}");
+        assert!(
+            out.contains(r#""Healthcheck":{"Test":["CMD","true"]}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#""container_config":{"Hostname":"x"}"#),
+            "{out}"
+        );
         assert!(out.contains(r#""Env":["PATH=/bin","A=2"]"#), "{out}");
-        assert!(out.contains(r#""Labels":{"a":"2","m":"3","z":"1"}"#), "{out}");
+        assert!(
+            out.contains(r#""Labels":{"a":"2","m":"3","z":"1"}"#),
+            "{out}"
+        );
         assert_eq!(ImageConfig::from_slice(out.as_bytes()).unwrap(), c);
     }
 }

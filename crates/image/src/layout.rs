@@ -389,7 +389,10 @@ mod tests {
         assert!(names.iter().all(|n| !n.starts_with('.')));
         // Corruption is detected.
         fs::write(layout.blob_path(&d), b"other").unwrap();
-        assert!(matches!(layout.read_blob(&d), Err(Error::DigestMismatch { .. })));
+        assert!(matches!(
+            layout.read_blob(&d),
+            Err(Error::DigestMismatch { .. })
+        ));
         assert_eq!(
             fs::read_to_string(layout.dir().join("oci-layout")).unwrap(),
             r#"{"imageLayoutVersion":"1.0.0"}"#

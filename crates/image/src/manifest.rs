@@ -144,7 +144,13 @@ fn detect_media_type(bytes: &[u8], hint: Option<&str>) -> String {
     let hint = hint
         .map(|h| h.split(';').next().unwrap_or_default().trim())
         .filter(|h| {
-            [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].contains(h)
+            [
+                OCI_MANIFEST,
+                OCI_INDEX,
+                DOCKER_MANIFEST,
+                DOCKER_MANIFEST_LIST,
+            ]
+            .contains(h)
         });
     if let Some(hint) = hint {
         return hint.to_owned();
@@ -278,8 +284,14 @@ mod tests {
         );
         let index = RawManifest::new(index.into_bytes(), None).index().unwrap();
         let pick = |p: Platform| p.select(&index).map(|d| d.digest().to_string());
-        assert_eq!(pick(Platform::new("linux", "arm", Some("v7"))).as_deref(), Some(D2));
-        assert_eq!(pick(Platform::new("linux", "arm", None)).as_deref(), Some(D1));
+        assert_eq!(
+            pick(Platform::new("linux", "arm", Some("v7"))).as_deref(),
+            Some(D2)
+        );
+        assert_eq!(
+            pick(Platform::new("linux", "arm", None)).as_deref(),
+            Some(D1)
+        );
         assert_eq!(pick(Platform::new("linux", "amd64", None)), None);
     }
 }

@@ -62,13 +62,12 @@ impl ImageRef {
             }
             None => (name, None),
         };
-        if let Some(tag) = tag {
-            if !valid_tag(tag) {
+        if let Some(tag) = tag
+            && !valid_tag(tag) {
                 return Err(invalid(
                     "tag can only contain the characters `abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.` and be at most 128 long",
                 ));
             }
-        }
         let (registry, repository) = match repo_part.split_once('/') {
             Some((first, rest)) if first.contains('.') || first.contains(':') => (first, rest),
             _ => ("", repo_part),
@@ -185,7 +184,12 @@ impl ImageRef {
 impl PartialEq for ImageRef {
     fn eq(&self, other: &Self) -> bool {
         (&self.registry, &self.repository, &self.tag, &self.digest)
-            == (&other.registry, &other.repository, &other.tag, &other.digest)
+            == (
+                &other.registry,
+                &other.repository,
+                &other.tag,
+                &other.digest,
+            )
     }
 }
 
@@ -277,7 +281,10 @@ mod tests {
         assert_eq!(r.repository(), "x");
         assert_eq!(r.tag(), Some("latest"));
         let r = ImageRef::parse("gcr.io/a/b/c:v1.2").unwrap();
-        assert_eq!((r.registry(), r.repository(), r.tag()), ("gcr.io", "a/b/c", Some("v1.2")));
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag()),
+            ("gcr.io", "a/b/c", Some("v1.2"))
+        );
     }
 
     #[test]

@@ -111,7 +111,9 @@ impl Registry {
     pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::Runtime {
-                reason: "blocking registry call from inside an async runtime; use Registry::client()".into(),
+                reason:
+                    "blocking registry call from inside an async runtime; use Registry::client()"
+                        .into(),
             });
         }
         Ok(self.runtime.block_on(future))
@@ -142,15 +144,22 @@ impl Registry {
     /// Download a blob of `image` (e.g. a layer to restore) to `dest`; returns its size.
     pub fn download_blob(&self, image: &Image, digest: &Digest, dest: &Path) -> Result<u64> {
         match image.source() {
-            ImageSource::Registry(r) => self.block_on(self.client.download_blob(r, digest, dest))?,
+            ImageSource::Registry(r) => {
+                self.block_on(self.client.download_blob(r, digest, dest))?
+            }
             ImageSource::Layout(dir) => copy_layout_blob(dir, digest, dest, image.name()),
         }
     }
 }
 
 /// Open a remote image (async form of [`Registry::open`]).
-pub async fn open_remote(client: &RegistryClient, reference: &ImageRef, platform: &Platform) -> Result<Option<Image>> {
-    let not_found = |e: &Error| matches!(e, Error::Registry { source, .. } if source.is_not_found());
+pub async fn open_remote(
+    client: &RegistryClient,
+    reference: &ImageRef,
+    platform: &Platform,
+) -> Result<Option<Image>> {
+    let not_found =
+        |e: &Error| matches!(e, Error::Registry { source, .. } if source.is_not_found());
     let manifest = match client.get_manifest(reference).await {
         Ok(Some(m)) => m,
         Ok(None) => return Ok(None),
@@ -191,7 +200,11 @@ pub async fn open_remote(client: &RegistryClient, reference: &ImageRef, platform
 }
 
 /// Save to registry tags (async form of [`Registry::save`]).
-pub async fn save_remote(client: &RegistryClient, image: &BuiltImage, tags: &[ImageRef]) -> SaveReport {
+pub async fn save_remote(
+    client: &RegistryClient,
+    image: &BuiltImage,
+    tags: &[ImageRef],
+) -> SaveReport {
     let mut report = SaveReport::new(image);
     for tag in tags {
         match save_remote_one(client, image, tag).await {
@@ -202,7 +215,11 @@ pub async fn save_remote(client: &RegistryClient, image: &BuiltImage, tags: &[Im
     report
 }
 
-async fn save_remote_one(client: &RegistryClient, image: &BuiltImage, tag: &ImageRef) -> Result<()> {
+async fn save_remote_one(
+    client: &RegistryClient,
+    image: &BuiltImage,
+    tag: &ImageRef,
+) -> Result<()> {
     let mut blobs = Vec::with_capacity(image.layers.len() + 1);
     for layer in &image.layers {
         let (data, mount_from) = match &layer.source {
@@ -220,7 +237,10 @@ async fn save_remote_one(client: &RegistryClient, image: &BuiltImage, tag: &Imag
                 (BlobData::File(layout.blob_path(&layer.info.digest)), None)
             }
         };
-        if blobs.iter().any(|b: &BlobToPush| b.digest == layer.info.digest) {
+        if blobs
+            .iter()
+            .any(|b: &BlobToPush| b.digest == layer.info.digest)
+        {
             continue;
         }
         blobs.push(BlobToPush {
@@ -306,7 +326,11 @@ impl LayoutStore {
 
 /// Open the image in one layout directory; `digest` picks a manifest, else the only or
 /// platform-matching one.
-pub fn open_layout_dir(dir: &Path, digest: Option<&Digest>, platform: &Platform) -> Result<Option<Image>> {
+pub fn open_layout_dir(
+    dir: &Path,
+    digest: Option<&Digest>,
+    platform: &Platform,
+) -> Result<Option<Image>> {
     let Some(layout) = Layout::open(dir)? else {
         return Ok(None);
     };

@@ -19,20 +19,27 @@ pub struct TestRegistry {
     port: u16,
     dir: tempfile::TempDir,
     credentials: Option<(String, String)>,
+    tls: bool,
 }
 
 impl TestRegistry {
     /// Start an anonymous registry.
     pub fn start() -> io::Result<Self> {
-        Self::spawn(None)
+        Self::spawn(None, false)
     }
 
     /// Start a registry that requires HTTP basic auth with these credentials.
     pub fn start_with_basic_auth(username: &str, password: &str) -> io::Result<Self> {
-        Self::spawn(Some((username.to_owned(), password.to_owned())))
+        Self::spawn(Some((username.to_owned(), password.to_owned())), false)
     }
 
-    fn spawn(credentials: Option<(String, String)>) -> io::Result<Self> {
+    /// Start an anonymous registry serving HTTPS with a self-signed certificate for
+    /// 127.0.0.1 (made with the `openssl` CLI): reachable only as an insecure registry.
+    pub fn start_tls() -> io::Result<Self> {
+        Self::spawn(None, true)
+    }
+
+    fn spawn(credentials: Option<(String, String)>, tls: bool) -> io::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let mut config = format!(
@@ -57,6 +64,28 @@ impl TestRegistry {
                 htpasswd.display()
             ));
         }
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let status = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+                .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| missing_tool("openssl", e))?;
+            if !status.success() {
+                return Err(io::Error::other(format!("openssl req failed: {status}")));
+            }
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config)?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
@@ -73,6 +102,7 @@ impl TestRegistry {
             port,
             dir,
             credentials,
+            tls,
         };
         registry.wait_ready(Duration::from_secs(20))?;
         Ok(registry)
@@ -87,11 +117,11 @@ impl TestRegistry {
                     self.log()
                 )));
             }
-            if let Ok(status) = http_status(self.port, "/v2/") {
-                if status == 200 || status == 401 {
+            // A TLS listener answers a plain request with 400.
+            if let Ok(status) = http_status(self.port, "/v2/")
+                && (status == 200 || status == 401 || (self.tls && status == 400)) {
                     return Ok(());
                 }
-            }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(io::Error::other(format!(
@@ -103,6 +133,11 @@ impl TestRegistry {
     /// `127.0.0.1:<port>`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// The port.
@@ -152,7 +187,9 @@ impl Drop for TestRegistry {
 fn missing_tool(tool: &str, e: io::Error) -> io::Error {
     io::Error::new(
         e.kind(),
-        format!("cannot run {tool} ({e}); install it with: apt-get install -y docker-registry apache2-utils"),
+        format!(
+            "cannot run {tool} ({e}); install it with: apt-get install -y docker-registry apache2-utils"
+        ),
     )
 }
 

@@ -194,7 +194,11 @@ mod tests {
         let app = t.join("app");
         let look = |name: &str, path: Option<&OsStr>| look_path(OsStr::new(name), path, &app);
 
-        assert_eq!(look("tool", path).unwrap(), t.join("a/tool"), "first entry wins");
+        assert_eq!(
+            look("tool", path).unwrap(),
+            t.join("a/tool"),
+            "first entry wins"
+        );
         assert_eq!(look("only-b", path).unwrap(), t.join("b/only-b"));
         assert_eq!(
             look("noexec", path).unwrap_err().to_string(),

@@ -9,7 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use cnb_buildpack_api::env::{Action, EnvDirError, Env, LAUNCH_ROOT_DIRS};
+use cnb_buildpack_api::env::{Action, Env, EnvDirError, LAUNCH_ROOT_DIRS};
 use cnb_platform_api::files::GroupElement;
 
 use crate::layers::{self, LayersError};
@@ -153,7 +153,12 @@ mod tests {
     fn two_buildpacks() -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
         let l = tmp.path();
-        for (bp, layer) in [("bp_one", "a"), ("bp_one", "b"), ("bp_two", "a"), ("bp_two", "b")] {
+        for (bp, layer) in [
+            ("bp_one", "a"),
+            ("bp_one", "b"),
+            ("bp_two", "a"),
+            ("bp_two", "b"),
+        ] {
             let tag = format!("{bp}-{layer}");
             let t = tag.as_str();
             let base = format!("{bp}/{layer}");

@@ -252,13 +252,13 @@ impl Launcher {
         )
         .map_err(LaunchError::Profiles)?;
         let script_mode = process.args.is_empty();
-        if let (false, Some(id)) = (script_mode, &process.buildpack_id) {
-            if !self.metadata.buildpacks.iter().any(|bp| &bp.id == id) {
-                return Err(LaunchError::UnknownBuildpack {
-                    process_type: process.type_str().unwrap_or_default().to_string(),
-                    buildpack_id: id.to_string(),
-                });
-            }
+        if let (false, Some(id)) = (script_mode, &process.buildpack_id)
+            && !self.metadata.buildpacks.iter().any(|bp| &bp.id == id)
+        {
+            return Err(LaunchError::UnknownBuildpack {
+                process_type: process.type_str().unwrap_or_default().to_string(),
+                buildpack_id: id.to_string(),
+            });
         }
         let command = process.command.join(OsStr::new(" "));
         let argv = shell::bash_argv(
@@ -328,7 +328,11 @@ pub fn read_metadata(layers_dir: &Path) -> Result<MetadataFile, Failure> {
     if let Ok(table) = toml::from_str::<toml::Table>(&text) {
         let buildpacks = table.get("buildpacks").and_then(toml::Value::as_array);
         for bp in buildpacks.into_iter().flatten() {
-            let field = |key| bp.get(key).and_then(toml::Value::as_str).unwrap_or_default();
+            let field = |key| {
+                bp.get(key)
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or_default()
+            };
             let api = field("api");
             if api.parse::<BuildpackApi>().is_err() {
                 return Err(Failure {

@@ -103,9 +103,7 @@ impl Selector<'_> {
             .next()
             .unwrap_or_default();
         let base = std::str::from_utf8(base).ok()?;
-        self.metadata
-            .find_process(base)
-            .map(|p| p.r#type.clone())
+        self.metadata.find_process(base).map(|p| p.r#type.clone())
     }
 
     /// [LCH-003] Whether `process` may run in the current execution environment: always below
@@ -322,7 +320,11 @@ buildpack-id = "new/bp"
         let p = latest("/cnb/process/web", &[]).unwrap();
         assert_eq!(p.type_str(), Some("web"));
         let p = latest("with.period", &[]).unwrap();
-        assert_eq!(p.type_str(), Some("with.period"), "types may contain periods");
+        assert_eq!(
+            p.type_str(),
+            Some("with.period"),
+            "types may contain periods"
+        );
         assert_eq!(p.working_dir, Some(PathBuf::from("/somewhere")), "LCH-005");
         // Not a type: the arguments are the command.
         let p = latest("/cnb/lifecycle/launcher", &["web"]).unwrap();
@@ -341,7 +343,11 @@ buildpack-id = "new/bp"
         assert!(p.direct);
         let p = latest("web", &["other.js", "x"]).unwrap();
         assert_eq!(p.command, os(&["node"]));
-        assert_eq!(p.args, os(&["--flag", "other.js", "x"]), "command words kept");
+        assert_eq!(
+            p.args,
+            os(&["--flag", "other.js", "x"]),
+            "command words kept"
+        );
         // One-word command from a 0.9+ buildpack: replaced too.
         let p = latest("single", &["u.js"]).unwrap();
         assert_eq!((p.command, p.args), (os(&["node"]), os(&["u.js"])));
@@ -404,7 +410,10 @@ buildpack-id = "new/bp"
         assert_eq!(p.working_dir, None);
         assert_eq!(p.buildpack_id, None);
         let p = latest("launcher", &["--"]).unwrap();
-        assert!(!p.direct, "a lone -- is a shell command, as in the reference");
+        assert!(
+            !p.direct,
+            "a lone -- is a shell command, as in the reference"
+        );
         assert_eq!(
             latest("launcher", &[]).unwrap_err().to_string(),
             "when there is no default process a command is required"
@@ -416,9 +425,15 @@ buildpack-id = "new/bp"
         let md = metadata(METADATA);
         let run = |env: &str, argv0: &str| select(&md, PlatformApi::V0_15, env, argv0, &[]);
         // Two definitions of one type: the eligible one is chosen.
-        assert_eq!(run("production", "tests").unwrap().command, os(&["run-prod-smoke"]));
+        assert_eq!(
+            run("production", "tests").unwrap().command,
+            os(&["run-prod-smoke"])
+        );
         assert_eq!(run("test", "tests").unwrap().command, os(&["run-tests"]));
-        assert_eq!(run("development", "tests").unwrap().command, os(&["run-tests"]));
+        assert_eq!(
+            run("development", "tests").unwrap().command,
+            os(&["run-tests"])
+        );
         for env in ["production", "test", "custom"] {
             assert!(run(env, "anywhere").is_ok(), "* matches {env}");
             assert!(run(env, "web").is_ok(), "no exec-env matches {env}");

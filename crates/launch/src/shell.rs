@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn lch_020_bash_argv() {
         let argv = bash_argv(
-            &[PathBuf::from("/layers/bp/l/profile.d/a.sh"), PathBuf::from(".profile")],
+            &[
+                PathBuf::from("/layers/bp/l/profile.d/a.sh"),
+                PathBuf::from(".profile"),
+            ],
             Path::new("/workspace/sub"),
             &os("/cnb/process/web"),
             os("echo"),
@@ -149,8 +152,10 @@ mod tests {
             [
                 os("bash"),
                 os("-c"),
-                os("source \"/layers/bp/l/profile.d/a.sh\"\nsource \".profile\"\ncd \"/workspace/sub\"\n\
-                    exec bash -c '\"$(eval echo \\\"$0\\\")\" \"$(eval echo \\\"${1}\\\")\" \"$(eval echo \\\"${2}\\\")\"' \"${@:1}\""),
+                os(
+                    "source \"/layers/bp/l/profile.d/a.sh\"\nsource \".profile\"\ncd \"/workspace/sub\"\n\
+                    exec bash -c '\"$(eval echo \\\"$0\\\")\" \"$(eval echo \\\"${1}\\\")\" \"$(eval echo \\\"${2}\\\")\"' \"${@:1}\""
+                ),
                 os("/cnb/process/web"),
                 os("echo"),
                 os("$HOME"),
@@ -191,12 +196,7 @@ mod tests {
             .collect();
         let rel = |ps: Vec<PathBuf>| -> Vec<String> {
             ps.iter()
-                .map(|p| {
-                    p.strip_prefix(&layers)
-                        .unwrap_or(p)
-                        .display()
-                        .to_string()
-                })
+                .map(|p| p.strip_prefix(&layers).unwrap_or(p).display().to_string())
                 .collect()
         };
         assert_eq!(

@@ -142,7 +142,11 @@ fn lch_015_017_exec_d_order_and_chaining() {
         get(&web.env, "TRACE"),
         format!("env>old-a-10>old-a-20>old-a-web>old-b(FIRST=1)>new-a(PWD={app})")
     );
-    assert_eq!(web.env.get("WRONG"), None, "exec.d/<other type> does not run");
+    assert_eq!(
+        web.env.get("WRONG"),
+        None,
+        "exec.d/<other type> does not run"
+    );
 
     // LCH-019: a user-provided command gets exec.d, but no exec.d/<type>.
     let user = image.prepare(&["launcher", "--", "env"]).unwrap();
@@ -184,7 +188,9 @@ fn lch_022_direct_process_from_a_layer_bin() {
     let exec = image.prepare(&["worker"]).unwrap();
     assert_eq!(exec.argv, os(&["tool", "--always", "default-arg"]));
 
-    let err = image.prepare(&["launcher", "--", "no-such-tool"]).unwrap_err();
+    let err = image
+        .prepare(&["launcher", "--", "no-such-tool"])
+        .unwrap_err();
     assert_eq!(
         error_chain(&err),
         "path lookup: exec: \"no-such-tool\": executable file not found in $PATH"
@@ -214,17 +220,29 @@ fn lch_020_021_shell_process_sources_profiles() {
         "{script}"
     );
     // LCH-007: a Buildpack API 0.8 process gets user args appended, in token mode.
-    assert_eq!(exec.argv[3..], os(&["/cnb/process/web", "echo", "hello", "more"]));
+    assert_eq!(
+        exec.argv[3..],
+        os(&["/cnb/process/web", "echo", "hello", "more"])
+    );
 
     // No args: script mode, the command words joined.
     let exec = image.prepare(&["script"]).unwrap();
-    assert!(exec.argv[2].to_string_lossy().ends_with("exec bash -c \"$@\""));
+    assert!(
+        exec.argv[2]
+            .to_string_lossy()
+            .ends_with("exec bash -c \"$@\"")
+    );
     assert_eq!(exec.argv[3..], os(&["script", "echo $SOME_VAR"]));
 
     // LCH-021: a direct process sources nothing.
     image.script("new_bp/tools/bin/tool", "");
     let exec = image.prepare(&["worker"]).unwrap();
-    assert!(!exec.argv.iter().any(|a| a.to_string_lossy().contains("source")));
+    assert!(
+        !exec
+            .argv
+            .iter()
+            .any(|a| a.to_string_lossy().contains("source"))
+    );
 }
 
 #[test]
@@ -251,7 +269,9 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
 
 fn plan_with(argv: &[&str], pairs: &[(&str, &str)]) -> (Result<Execution, Failure>, Vec<String>) {
     let mut warnings = Vec::new();
-    let result = plan(&os(argv), vars(pairs), &mut |w| warnings.push(w.to_string()));
+    let result = plan(&os(argv), vars(pairs), &mut |w| {
+        warnings.push(w.to_string())
+    });
     (result, warnings)
 }
 
@@ -296,7 +316,11 @@ fn lch_024_buildpack_api_exit_12_and_metadata_errors_exit_82() {
     image.file("config/metadata.toml", "processes = [");
     let failure = plan_with(&["web"], &env).0.unwrap_err();
     assert_eq!(failure.code.code(), 82);
-    assert!(failure.message.starts_with("failed to read metadata: parse "));
+    assert!(
+        failure
+            .message
+            .starts_with("failed to read metadata: parse ")
+    );
 
     fs::remove_file(metadata_path(&image.layers)).unwrap();
     let failure = plan_with(&["web"], &env).0.unwrap_err();

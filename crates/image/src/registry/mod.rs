@@ -268,7 +268,11 @@ impl RegistryClient {
         self.inner.stats.snapshot()
     }
 
-    async fn endpoint(&self, op: &'static str, reference: &ImageRef) -> Result<Arc<Endpoint>, Error> {
+    async fn endpoint(
+        &self,
+        op: &'static str,
+        reference: &ImageRef,
+    ) -> Result<Arc<Endpoint>, Error> {
         self.inner
             .endpoint(reference)
             .await
@@ -285,16 +289,26 @@ impl RegistryClient {
         const OP: &str = "get manifest of";
         let err = |e| registry_err(OP, reference, e);
         let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(&endpoint, reference, &format!("manifests/{}", reference.identifier()));
+        let url = Self::url(
+            &endpoint,
+            reference,
+            &format!("manifests/{}", reference.identifier()),
+        );
         let timeout = self.inner.options.request_timeout;
         let response = self
             .inner
-            .send(&endpoint, &[pull_scope(reference)], Method::GET, &url, |http| {
-                Ok(http
-                    .get(&url)
-                    .timeout(timeout)
-                    .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT))
-            })
+            .send(
+                &endpoint,
+                &[pull_scope(reference)],
+                Method::GET,
+                &url,
+                |http| {
+                    Ok(http
+                        .get(&url)
+                        .timeout(timeout)
+                        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT))
+                },
+            )
             .await
             .map_err(err)?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -316,34 +330,46 @@ impl RegistryClient {
             })
         })?;
         let raw = RawManifest::new(bytes.to_vec(), content_type.as_deref());
-        if let Some(expected) = reference.digest() {
-            if &raw.digest != expected {
+        if let Some(expected) = reference.digest()
+            && &raw.digest != expected {
                 return Err(Error::DigestMismatch {
                     what: format!("manifest of {reference}"),
                     expected: expected.clone(),
                     actual: raw.digest,
                 });
             }
-        }
         Ok(Some(raw))
     }
 
     /// `HEAD` the manifest: its digest (from `Docker-Content-Digest`) and size, or `None`
     /// on 404.
-    pub async fn head_manifest(&self, reference: &ImageRef) -> Result<Option<(Option<Digest>, u64)>, Error> {
+    pub async fn head_manifest(
+        &self,
+        reference: &ImageRef,
+    ) -> Result<Option<(Option<Digest>, u64)>, Error> {
         const OP: &str = "check manifest of";
         let err = |e| registry_err(OP, reference, e);
         let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(&endpoint, reference, &format!("manifests/{}", reference.identifier()));
+        let url = Self::url(
+            &endpoint,
+            reference,
+            &format!("manifests/{}", reference.identifier()),
+        );
         let timeout = self.inner.options.request_timeout;
         let response = self
             .inner
-            .send(&endpoint, &[pull_scope(reference)], Method::HEAD, &url, |http| {
-                Ok(http
-                    .head(&url)
-                    .timeout(timeout)
-                    .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT))
-            })
+            .send(
+                &endpoint,
+                &[pull_scope(reference)],
+                Method::HEAD,
+                &url,
+                |http| {
+                    Ok(http
+                        .head(&url)
+                        .timeout(timeout)
+                        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT))
+                },
+            )
             .await
             .map_err(err)?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -367,27 +393,44 @@ impl RegistryClient {
     }
 
     /// `PUT` manifest bytes under `reference`'s tag (or digest). Returns the digest.
-    pub async fn put_manifest(&self, reference: &ImageRef, manifest: &RawManifest) -> Result<Digest, Error> {
+    pub async fn put_manifest(
+        &self,
+        reference: &ImageRef,
+        manifest: &RawManifest,
+    ) -> Result<Digest, Error> {
         const OP: &str = "push manifest to";
         let err = |e| registry_err(OP, reference, e);
         let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(&endpoint, reference, &format!("manifests/{}", reference.identifier()));
+        let url = Self::url(
+            &endpoint,
+            reference,
+            &format!("manifests/{}", reference.identifier()),
+        );
         let timeout = self.inner.options.request_timeout;
         let response = self
             .inner
-            .send(&endpoint, &[push_scope(reference)], Method::PUT, &url, |http| {
-                Ok(http
-                    .put(&url)
-                    .timeout(timeout)
-                    .header(CONTENT_TYPE, &manifest.media_type)
-                    .body(manifest.bytes.clone()))
-            })
+            .send(
+                &endpoint,
+                &[push_scope(reference)],
+                Method::PUT,
+                &url,
+                |http| {
+                    Ok(http
+                        .put(&url)
+                        .timeout(timeout)
+                        .header(CONTENT_TYPE, &manifest.media_type)
+                        .body(manifest.bytes.clone()))
+                },
+            )
             .await
             .map_err(err)?;
         if !response.status().is_success() {
             return Err(err(status_error(&Method::PUT, &url, response).await));
         }
-        self.inner.stats.manifest_puts.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .stats
+            .manifest_puts
+            .fetch_add(1, Ordering::Relaxed);
         Ok(manifest.digest.clone())
     }
 
@@ -400,9 +443,13 @@ impl RegistryClient {
         let timeout = self.inner.options.request_timeout;
         let response = self
             .inner
-            .send(&endpoint, &[push_scope(reference)], Method::HEAD, &url, |http| {
-                Ok(http.head(&url).timeout(timeout))
-            })
+            .send(
+                &endpoint,
+                &[push_scope(reference)],
+                Method::HEAD,
+                &url,
+                |http| Ok(http.head(&url).timeout(timeout)),
+            )
             .await
             .map_err(err)?;
         match response.status() {
@@ -420,7 +467,13 @@ impl RegistryClient {
         let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
         let response = self
             .inner
-            .send(&endpoint, &[pull_scope(reference)], Method::GET, &url, |http| Ok(http.get(&url)))
+            .send(
+                &endpoint,
+                &[pull_scope(reference)],
+                Method::GET,
+                &url,
+                |http| Ok(http.get(&url)),
+            )
             .await
             .map_err(err)?;
         if !response.status().is_success() {
@@ -446,7 +499,12 @@ impl RegistryClient {
 
     /// Stream a blob into the file `dest` (via a temporary file and a rename), checking
     /// its digest. Returns its size.
-    pub async fn download_blob(&self, reference: &ImageRef, digest: &Digest, dest: &Path) -> Result<u64, Error> {
+    pub async fn download_blob(
+        &self,
+        reference: &ImageRef,
+        digest: &Digest,
+        dest: &Path,
+    ) -> Result<u64, Error> {
         const OP: &str = "download blob from";
         let err = |e| registry_err(OP, reference, e);
         let endpoint = self.endpoint(OP, reference).await?;
@@ -457,7 +515,13 @@ impl RegistryClient {
             attempt += 1;
             let response = self
                 .inner
-                .send(&endpoint, &[pull_scope(reference)], Method::GET, &url, |http| Ok(http.get(&url)))
+                .send(
+                    &endpoint,
+                    &[pull_scope(reference)],
+                    Method::GET,
+                    &url,
+                    |http| Ok(http.get(&url)),
+                )
                 .await
                 .map_err(err)?;
             if !response.status().is_success() {
@@ -474,11 +538,13 @@ impl RegistryClient {
                             actual,
                         });
                     }
-                    tokio::fs::rename(&tmp, dest).await.map_err(|source| Error::Io {
-                        op: "write blob",
-                        path: dest.to_owned(),
-                        source,
-                    })?;
+                    tokio::fs::rename(&tmp, dest)
+                        .await
+                        .map_err(|source| Error::Io {
+                            op: "write blob",
+                            path: dest.to_owned(),
+                            source,
+                        })?;
                     return Ok(size);
                 }
                 Err(e) => {
@@ -508,7 +574,12 @@ impl RegistryClient {
     /// Ask the registry to mount `digest` from the repository of `from` into
     /// `reference`'s. `true` if mounted; `false` if the registry declined (the blob must
     /// then be uploaded).
-    pub async fn mount_blob(&self, reference: &ImageRef, digest: &Digest, from: &ImageRef) -> Result<bool, Error> {
+    pub async fn mount_blob(
+        &self,
+        reference: &ImageRef,
+        digest: &Digest,
+        from: &ImageRef,
+    ) -> Result<bool, Error> {
         const OP: &str = "mount blob into";
         let err = |e| registry_err(OP, reference, e);
         let endpoint = self.endpoint(OP, reference).await?;
@@ -534,10 +605,12 @@ impl RegistryClient {
             StatusCode::ACCEPTED => {
                 // An upload session was opened instead; cancel it, uploads start their own.
                 if let Some(location) = location(&response, &url) {
-                    let _ = self.inner.send(&endpoint, &scopes, Method::DELETE, &location, |http| {
-                        Ok(http.delete(&location).timeout(timeout))
-                    })
-                    .await;
+                    let _ = self
+                        .inner
+                        .send(&endpoint, &scopes, Method::DELETE, &location, |http| {
+                            Ok(http.delete(&location).timeout(timeout))
+                        })
+                        .await;
                 }
                 Ok(false)
             }
@@ -547,7 +620,13 @@ impl RegistryClient {
 
     /// Upload a blob with known digest and size: `POST` a session, then `PUT` the content
     /// with `?digest=`. The pair is retried as a unit.
-    pub async fn upload_blob(&self, reference: &ImageRef, digest: &Digest, size: u64, data: &BlobData) -> Result<(), Error> {
+    pub async fn upload_blob(
+        &self,
+        reference: &ImageRef,
+        digest: &Digest,
+        size: u64,
+        data: &BlobData,
+    ) -> Result<(), Error> {
         const OP: &str = "upload blob to";
         let err = |e| registry_err(OP, reference, e);
         let endpoint = self.endpoint(OP, reference).await?;
@@ -562,7 +641,10 @@ impl RegistryClient {
             let response = self
                 .inner
                 .send(&endpoint, &scopes, Method::POST, &start_url, |http| {
-                    Ok(http.post(&start_url).timeout(timeout).header(CONTENT_LENGTH, 0))
+                    Ok(http
+                        .post(&start_url)
+                        .timeout(timeout)
+                        .header(CONTENT_LENGTH, 0))
                 })
                 .await
                 .map_err(err)?;
@@ -615,9 +697,18 @@ impl RegistryClient {
                 })
                 .await;
             let retry_unit = match result {
-                Ok(response) if response.status() == StatusCode::CREATED || response.status().is_success() => {
-                    self.inner.stats.blob_uploads.fetch_add(1, Ordering::Relaxed);
-                    self.inner.stats.bytes_uploaded.fetch_add(size, Ordering::Relaxed);
+                Ok(response)
+                    if response.status() == StatusCode::CREATED
+                        || response.status().is_success() =>
+                {
+                    self.inner
+                        .stats
+                        .blob_uploads
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .stats
+                        .bytes_uploaded
+                        .fetch_add(size, Ordering::Relaxed);
                     return Ok(());
                 }
                 Ok(response) => {
@@ -643,45 +734,70 @@ impl RegistryClient {
 
     /// Make a blob present in `reference`'s repository the cheapest way: skip it if
     /// present, mount it if another repository of the registry has it, else upload it.
-    pub async fn push_blob(&self, reference: &ImageRef, blob: &BlobToPush) -> Result<PushOutcome, Error> {
-        let _slot = self.inner.upload_slots.acquire().await.map_err(|_| Error::Runtime {
-            reason: "upload slots closed".into(),
-        })?;
+    pub async fn push_blob(
+        &self,
+        reference: &ImageRef,
+        blob: &BlobToPush,
+    ) -> Result<PushOutcome, Error> {
+        let _slot = self
+            .inner
+            .upload_slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Runtime {
+                reason: "upload slots closed".into(),
+            })?;
         if self.blob_exists(reference, &blob.digest).await? {
-            self.inner.stats.blobs_skipped.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .stats
+                .blobs_skipped
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(PushOutcome::Existed);
         }
-        let same_registry = |r: &ImageRef| r.registry() == reference.registry() && r.repository() != reference.repository();
+        let same_registry = |r: &ImageRef| {
+            r.registry() == reference.registry() && r.repository() != reference.repository()
+        };
         let mount_from = blob.mount_from.as_ref().or(match &blob.data {
             BlobData::Remote(r) => Some(r),
             _ => None,
         });
-        if let Some(from) = mount_from.filter(|r| same_registry(r)) {
-            if self.mount_blob(reference, &blob.digest, from).await? {
+        if let Some(from) = mount_from.filter(|r| same_registry(r))
+            && self.mount_blob(reference, &blob.digest, from).await? {
                 return Ok(PushOutcome::Mounted);
             }
-        }
         match &blob.data {
             BlobData::Remote(from) => {
                 let dir = std::env::temp_dir();
                 let tmp = temp_path(&dir.join(format!("cnb-blob-{}", blob.digest.digest())));
                 let result = async {
                     self.download_blob(from, &blob.digest, &tmp).await?;
-                    self.upload_blob(reference, &blob.digest, blob.size, &BlobData::File(tmp.clone()))
-                        .await
+                    self.upload_blob(
+                        reference,
+                        &blob.digest,
+                        blob.size,
+                        &BlobData::File(tmp.clone()),
+                    )
+                    .await
                 }
                 .await;
                 let _ = tokio::fs::remove_file(&tmp).await;
                 result?;
             }
-            data => self.upload_blob(reference, &blob.digest, blob.size, data).await?,
+            data => {
+                self.upload_blob(reference, &blob.digest, blob.size, data)
+                    .await?
+            }
         }
         Ok(PushOutcome::Uploaded)
     }
 
     /// Push several blobs, at most [`RegistryOptions::max_concurrent_uploads`] at once.
     /// Stops at the first failure.
-    pub async fn push_blobs(&self, reference: &ImageRef, blobs: &[BlobToPush]) -> Result<Vec<PushOutcome>, Error> {
+    pub async fn push_blobs(
+        &self,
+        reference: &ImageRef,
+        blobs: &[BlobToPush],
+    ) -> Result<Vec<PushOutcome>, Error> {
         let limit = self.inner.options.max_concurrent_uploads.max(1);
         let mut results = futures_util::stream::iter(blobs.iter().enumerate())
             .map(|(i, blob)| async move { (i, self.push_blob(reference, blob).await) })
@@ -701,7 +817,11 @@ impl RegistryClient {
             Err(Error::Registry {
                 source: source @ RegistryError::Unauthorized { .. },
                 ..
-            }) => Err(registry_err("ensure registry read access to", reference, source)),
+            }) => Err(registry_err(
+                "ensure registry read access to",
+                reference,
+                source,
+            )),
             Err(e) => Err(e),
         }
     }
@@ -749,8 +869,13 @@ enum StreamError {
     Io(std::io::Error),
 }
 
-async fn stream_to_file(response: reqwest::Response, path: &Path) -> Result<(Digest, u64), StreamError> {
-    let mut file = tokio::fs::File::create(path).await.map_err(StreamError::Io)?;
+async fn stream_to_file(
+    response: reqwest::Response,
+    path: &Path,
+) -> Result<(Digest, u64), StreamError> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(StreamError::Io)?;
     let mut hasher = Hasher::default();
     let mut size = 0u64;
     let mut stream = response.bytes_stream();

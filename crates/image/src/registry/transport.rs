@@ -117,13 +117,23 @@ pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 }
 
 fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
-    let secs: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs).min(cap))
 }
 
 impl Inner {
     fn http(&self, insecure: bool) -> &reqwest::Client {
-        if insecure { &self.insecure } else { &self.secure }
+        if insecure {
+            &self.insecure
+        } else {
+            &self.secure
+        }
     }
 
     /// Send the request `build` makes, retrying connection errors, timeouts, 5xx and 429
@@ -305,7 +315,13 @@ impl Inner {
                     });
                 }
                 let (token, ttl) = self
-                    .fetch_token(endpoint, realm, service.as_deref(), scopes, credential.as_ref())
+                    .fetch_token(
+                        endpoint,
+                        realm,
+                        service.as_deref(),
+                        scopes,
+                        credential.as_ref(),
+                    )
                     .await
                     .map_err(|source| RegistryError::Token {
                         realm: realm.clone(),
@@ -388,9 +404,8 @@ impl Inner {
                     Some(Credential::Basic { encoded }) => Some(format!("Basic {encoded}")),
                     _ => None,
                 };
-                let mut url = reqwest::Url::parse(realm).map_err(|_| {
-                    RegistryError::Protocol("token realm is not a URL".to_owned())
-                })?;
+                let mut url = reqwest::Url::parse(realm)
+                    .map_err(|_| RegistryError::Protocol("token realm is not a URL".to_owned()))?;
                 url.query_pairs_mut().extend_pairs(&query);
                 let url = url.to_string();
                 self.execute(&Method::GET, realm, || {
@@ -413,11 +428,15 @@ impl Inner {
         if !status.is_success() {
             return Err(status_error(&Method::GET, realm, response).await);
         }
-        let parsed: TokenResponse = response.json().await.map_err(|source| RegistryError::Http {
-            method: "GET".to_owned(),
-            url: realm.to_owned(),
-            source,
-        })?;
+        let parsed: TokenResponse =
+            response
+                .json()
+                .await
+                .map_err(|source| RegistryError::Http {
+                    method: "GET".to_owned(),
+                    url: realm.to_owned(),
+                    source,
+                })?;
         let token = parsed
             .token
             .or(parsed.access_token)
@@ -525,10 +544,7 @@ fn strip_query(url: &str) -> String {
 }
 
 fn parse_challenge(headers: &HeaderMap) -> Challenge {
-    let Some(value) = headers
-        .get(WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = headers.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) else {
         return Challenge::None;
     };
     let (scheme, params) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
@@ -556,7 +572,11 @@ fn parse_params(input: &str) -> HashMap<String, String> {
         let Some((key, after)) = rest.split_once('=') else {
             break;
         };
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = after.trim_start();
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
             let mut value = String::new();
@@ -628,14 +648,23 @@ mod tests {
                 service: Some("registry.example".into())
             }
         );
-        h.insert(WWW_AUTHENTICATE, r#"Basic realm="basic-realm""#.parse().unwrap());
+        h.insert(
+            WWW_AUTHENTICATE,
+            r#"Basic realm="basic-realm""#.parse().unwrap(),
+        );
         assert_eq!(parse_challenge(&h), Challenge::Basic);
         assert_eq!(parse_challenge(&HeaderMap::new()), Challenge::None);
     }
 
     #[test]
     fn local_registries_may_use_http() {
-        for local in ["localhost:5000", "127.0.0.1:5000", "10.1.2.3", "192.168.0.1:80", "[::1]:5000"] {
+        for local in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "10.1.2.3",
+            "192.168.0.1:80",
+            "[::1]:5000",
+        ] {
             assert!(is_local(local), "{local}");
         }
         for remote in ["gcr.io", "8.8.8.8:5000", "index.docker.io"] {
@@ -648,6 +677,9 @@ mod tests {
         let policy = RetryPolicy::default();
         assert_eq!(backoff(&policy, 1), policy.initial_delay);
         assert!(backoff(&policy, 30) <= policy.max_delay);
-        assert_eq!(form_urlencode(&[("scope", "repository:a b".into())]), "scope=repository%3Aa+b");
+        assert_eq!(
+            form_urlencode(&[("scope", "repository:a b".into())]),
+            "scope=repository%3Aa+b"
+        );
     }
 }

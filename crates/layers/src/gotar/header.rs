@@ -664,7 +664,7 @@ mod tests {
 
     #[test]
     fn pax_record_length_counts_itself() {
-        assert_eq!(format_pax_record(b"path", b"/a").unwrap(), b"12 path=/a\n");
+        assert_eq!(format_pax_record(b"path", b"/a").unwrap(), b"11 path=/a\n");
         // 98 bytes of payload + "100 " crosses a digit boundary.
         let v = vec![b'x'; 92];
         let rec = format_pax_record(b"path", &v).unwrap();

@@ -216,7 +216,7 @@ pub(crate) fn padding(size: u64) -> usize {
 /// `numeric` uses `formatNumeric` (GNU) instead of `formatOctal`.
 fn template(f: &mut Formatter, h: &Header, name: &[u8], ascii: bool, numeric: bool) -> Block {
     let mut blk = [0u8; header::BLOCK_SIZE];
-    let mut string = |f: &mut Formatter, b: &mut [u8], s: &[u8]| {
+    let string = |f: &mut Formatter, b: &mut [u8], s: &[u8]| {
         if ascii {
             f.string(b, &to_ascii(s));
         } else {
