@@ -67,8 +67,15 @@ impl TestRegistry {
         if tls {
             let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
             let status = Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-                .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
                 .arg("-keyout")
                 .arg(&key)
                 .arg("-out")
@@ -80,11 +87,17 @@ impl TestRegistry {
             if !status.success() {
                 return Err(io::Error::other(format!("openssl req failed: {status}")));
             }
-            config.push_str(&format!(
+            let tls_block = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
                 key.display()
-            ));
+            );
+            // Nest it in the `http:` section, before any top-level `auth:`.
+            config = config.replacen(
+                "  secret: cnb-image-testkit\n",
+                &format!("  secret: cnb-image-testkit\n{tls_block}"),
+                1,
+            );
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config)?;
@@ -119,9 +132,10 @@ impl TestRegistry {
             }
             // A TLS listener answers a plain request with 400.
             if let Ok(status) = http_status(self.port, "/v2/")
-                && (status == 200 || status == 401 || (self.tls && status == 400)) {
-                    return Ok(());
-                }
+                && (status == 200 || status == 401 || (self.tls && status == 400))
+            {
+                return Ok(());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(io::Error::other(format!(

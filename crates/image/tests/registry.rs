@@ -342,3 +342,55 @@ fn basic_auth_from_env_and_docker_config_and_refused_without() {
 }
 
 use cnb_image::Credential;
+
+#[test]
+fn insecure_tls_registry_needs_the_insecure_list() {
+    let reg = TestRegistry::start_tls().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (builder, _) = tiny_image(tmp.path(), "tls");
+    let image = builder.build().unwrap();
+    let tag = ImageRef::parse(&reg.reference("cnb/tls:v1")).unwrap();
+
+    // Listed as insecure (prefix of the reference): HTTPS without verification.
+    let mut options = test_options();
+    options.insecure_registries = vec!["127.0.0.1".to_owned()];
+    let client = Registry::new(options, Keychain::anonymous()).unwrap();
+    client
+        .save(&image, std::slice::from_ref(&tag))
+        .unwrap()
+        .into_result()
+        .unwrap();
+    assert_eq!(
+        client.open(&tag, &amd64()).unwrap().unwrap().digest(),
+        image.digest()
+    );
+    assert_eq!(
+        skopeo_inspect_digest(&tag.to_string()),
+        image.digest().to_string()
+    );
+
+    // Not listed: the self-signed certificate is rejected, and the plain-HTTP fallback
+    // meets a TLS listener, so the operation fails with an error naming the registry.
+    let strict = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let err = strict.open(&tag, &amd64()).unwrap_err();
+    let text = error_chain(&err);
+    assert!(text.contains(&reg.host()), "{text}");
+}
+
+#[test]
+fn localhost_names_resolve_without_nss() {
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let (builder, _) = tiny_image(tmp.path(), "lh");
+    let image = builder.build().unwrap();
+    let tag = ImageRef::parse(&format!("localhost:{}/cnb/lh:v1", reg.port())).unwrap();
+    assert_eq!(tag.registry(), format!("localhost:{}", reg.port()));
+    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    client
+        .save(&image, std::slice::from_ref(&tag))
+        .unwrap()
+        .into_result()
+        .unwrap();
+    let back = client.open(&tag, &amd64()).unwrap().unwrap();
+    assert_eq!(back.digest(), image.digest());
+}

@@ -76,7 +76,7 @@ fn round_trip_restores_the_tree_and_reports_the_diff_id() {
     // Extracting again over the existing tree works and hashes the same.
     let plain = write_uncompressed(&src, Vec::new()).unwrap().1;
     let again = extract(&plain[..], &ExtractOptions::new(dest.path()).compressed(Compressed::No)).unwrap();
-    assert_eq!(again.diff_id, info.diff_id);
+    assert_eq!(again.diff_id, cnb_layers::digest::sha256(&plain));
     fs::set_permissions(out.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
 }
 
