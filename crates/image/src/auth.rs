@@ -178,9 +178,10 @@ impl Keychain {
             });
         }
         if let Ok(cache) = self.resolved.lock()
-            && let Some(hit) = cache.get(registry) {
-                return Ok(hit.clone());
-            }
+            && let Some(hit) = cache.get(registry)
+        {
+            return Ok(hit.clone());
+        }
         let found = match &self.docker_config {
             Some(path) => docker_config_credential(path, registry, self.helper_dir.as_deref())?,
             None => None,
@@ -264,9 +265,10 @@ fn docker_config_credential(
         .or(config.creds_store.as_ref())
         .filter(|h| !h.is_empty());
     if let Some(helper) = helper
-        && let Some(credential) = run_helper(helper, key, helper_dir)? {
-            return Ok(Some(credential));
-        }
+        && let Some(credential) = run_helper(helper, key, helper_dir)?
+    {
+        return Ok(Some(credential));
+    }
     let entry = config.auths.get(key).or_else(|| {
         config
             .auths

@@ -63,11 +63,12 @@ impl ImageRef {
             None => (name, None),
         };
         if let Some(tag) = tag
-            && !valid_tag(tag) {
-                return Err(invalid(
-                    "tag can only contain the characters `abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.` and be at most 128 long",
-                ));
-            }
+            && !valid_tag(tag)
+        {
+            return Err(invalid(
+                "tag can only contain the characters `abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.` and be at most 128 long",
+            ));
+        }
         let (registry, repository) = match repo_part.split_once('/') {
             Some((first, rest)) if first.contains('.') || first.contains(':') => (first, rest),
             _ => ("", repo_part),

@@ -20,6 +20,7 @@ fn persistent_500_stops_after_bounded_retries_with_a_clear_error() {
     let err = client.open(&reference, &Platform::default()).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(10));
     let text = error_chain(&err);
+    eprintln!("error: {text}");
     assert!(text.contains(&server.host()), "{text}");
     assert!(text.contains("gave up after 3 attempts"), "{text}");
     assert!(text.contains("HTTP 500"), "{text}");
@@ -77,6 +78,7 @@ fn silent_server_times_out_within_bounds() {
     // 2 attempts × (https + http) × 300 ms, plus backoff.
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
     let text = error_chain(&err);
+    eprintln!("error: {text}");
     assert!(text.contains("gave up after 2 attempts"), "{text}");
     assert!(text.contains(&server.host()), "{text}");
     assert!(
@@ -93,6 +95,7 @@ fn connection_refused_is_a_clear_error() {
     let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
     let reference = ImageRef::parse(&format!("127.0.0.1:{port}/cnb/app")).unwrap();
     let text = error_chain(&client.check_write_access(&reference).unwrap_err());
+    eprintln!("error: {text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     assert!(text.contains("gave up after 3 attempts"), "{text}");
 }
@@ -193,6 +196,7 @@ fn bearer_token_refused_names_the_registry_without_secrets() {
     let client = Registry::new(test_options(), Keychain::new(Some(&env), None).unwrap()).unwrap();
     let reference = ImageRef::parse(&format!("{}/cnb/app:v1", server.host())).unwrap();
     let text = error_chain(&client.check_read_access(&reference).unwrap_err());
+    eprintln!("error: {text}");
     assert!(text.contains(&server.host()), "{text}");
     assert!(text.contains("token"), "{text}");
     assert!(!text.contains("nope-pass"), "{text}");

@@ -318,9 +318,11 @@ fn basic_auth_from_env_and_docker_config_and_refused_without() {
     let anon = Registry::new(test_options(), Keychain::anonymous()).unwrap();
     assert!(anon.open(&tag, &amd64()).unwrap().is_none());
     let err = error_chain(&anon.check_read_access(&tag).unwrap_err());
+    eprintln!("error: {err}");
     assert!(err.contains(&reg.host()) && err.contains("401"), "{err}");
     let report = anon.save(&image, std::slice::from_ref(&tag)).unwrap();
     let err = error_chain(&report.into_result().unwrap_err());
+    eprintln!("error: {err}");
     assert!(
         err.contains(&reg.host()) && err.contains("refused access"),
         "{err}"
@@ -335,6 +337,7 @@ fn basic_auth_from_env_and_docker_config_and_refused_without() {
     )
     .unwrap();
     let err = error_chain(&bad.check_write_access(&tag).unwrap_err());
+    eprintln!("error: {err}");
     assert!(err.contains(&reg.host()), "{err}");
     for secret in ["wrong-pass", "s3cret-pass", &wrong[6..]] {
         assert!(!err.contains(secret), "secret leaked: {err}");
@@ -374,6 +377,7 @@ fn insecure_tls_registry_needs_the_insecure_list() {
     let strict = Registry::new(test_options(), Keychain::anonymous()).unwrap();
     let err = strict.open(&tag, &amd64()).unwrap_err();
     let text = error_chain(&err);
+    eprintln!("error: {text}");
     assert!(text.contains(&reg.host()), "{text}");
 }
 
@@ -393,4 +397,59 @@ fn localhost_names_resolve_without_nss() {
         .unwrap();
     let back = client.open(&tag, &amd64()).unwrap().unwrap();
     assert_eq!(back.digest(), image.digest());
+}
+
+#[test]
+fn uploads_run_concurrently_within_the_bound_and_stream_files() {
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut options = test_options();
+    options.max_concurrent_uploads = 2;
+    let client = Registry::new(options, Keychain::anonymous()).unwrap();
+    let tag = ImageRef::parse(&reg.reference("cnb/many:v1")).unwrap();
+    // Six 2 MiB blobs of pseudo-random bytes, pushed from files.
+    let mut blobs = Vec::new();
+    for i in 0..6u64 {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ i;
+        let bytes: Vec<u8> = (0..2 * 1024 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let path = tmp.path().join(format!("blob{i}"));
+        std::fs::write(&path, &bytes).unwrap();
+        blobs.push(cnb_image::registry::BlobToPush {
+            digest: cnb_image::digest::sha256(&bytes),
+            size: bytes.len() as u64,
+            data: cnb_image::registry::BlobData::File(path),
+            mount_from: None,
+        });
+    }
+    let outcomes = client
+        .block_on(client.client().push_blobs(&tag, &blobs))
+        .unwrap()
+        .unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| *o == cnb_image::registry::PushOutcome::Uploaded)
+    );
+    let stats = client.stats();
+    assert_eq!(stats.blob_uploads, 6, "{stats:?}");
+    assert_eq!(stats.bytes_uploaded, 6 * 2 * 1024 * 1024);
+    assert!(stats.max_pushes_in_flight <= 2, "{stats:?}");
+    assert!(
+        stats.max_pushes_in_flight == 2,
+        "expected overlap: {stats:?}"
+    );
+    // And once more: all present, nothing uploaded.
+    client
+        .block_on(client.client().push_blobs(&tag, &blobs))
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.stats().blob_uploads, 6);
+    assert_eq!(reg.count_requests("PUT", "/blobs/uploads/"), 6);
 }

@@ -115,6 +115,8 @@ pub struct RegistryStats {
     pub blobs_skipped: u64,
     /// Manifests written.
     pub manifest_puts: u64,
+    /// The most blob pushes seen in flight at once.
+    pub max_pushes_in_flight: u64,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +129,8 @@ struct Counters {
     blob_mounts: AtomicU64,
     blobs_skipped: AtomicU64,
     manifest_puts: AtomicU64,
+    pushes_in_flight: AtomicU64,
+    max_pushes_in_flight: AtomicU64,
 }
 
 impl Counters {
@@ -150,6 +154,7 @@ impl Counters {
             blob_mounts: get(&self.blob_mounts),
             blobs_skipped: get(&self.blobs_skipped),
             manifest_puts: get(&self.manifest_puts),
+            max_pushes_in_flight: get(&self.max_pushes_in_flight),
         }
     }
 }
@@ -331,13 +336,14 @@ impl RegistryClient {
         })?;
         let raw = RawManifest::new(bytes.to_vec(), content_type.as_deref());
         if let Some(expected) = reference.digest()
-            && &raw.digest != expected {
-                return Err(Error::DigestMismatch {
-                    what: format!("manifest of {reference}"),
-                    expected: expected.clone(),
-                    actual: raw.digest,
-                });
-            }
+            && &raw.digest != expected
+        {
+            return Err(Error::DigestMismatch {
+                what: format!("manifest of {reference}"),
+                expected: expected.clone(),
+                actual: raw.digest,
+            });
+        }
         Ok(Some(raw))
     }
 
@@ -747,6 +753,19 @@ impl RegistryClient {
             .map_err(|_| Error::Runtime {
                 reason: "upload slots closed".into(),
             })?;
+        let stats = &self.inner.stats;
+        let now = stats.pushes_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.max_pushes_in_flight.fetch_max(now, Ordering::Relaxed);
+        let result = self.push_blob_slotted(reference, blob).await;
+        stats.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn push_blob_slotted(
+        &self,
+        reference: &ImageRef,
+        blob: &BlobToPush,
+    ) -> Result<PushOutcome, Error> {
         if self.blob_exists(reference, &blob.digest).await? {
             self.inner
                 .stats
@@ -762,9 +781,10 @@ impl RegistryClient {
             _ => None,
         });
         if let Some(from) = mount_from.filter(|r| same_registry(r))
-            && self.mount_blob(reference, &blob.digest, from).await? {
-                return Ok(PushOutcome::Mounted);
-            }
+            && self.mount_blob(reference, &blob.digest, from).await?
+        {
+            return Ok(PushOutcome::Mounted);
+        }
         match &blob.data {
             BlobData::Remote(from) => {
                 let dir = std::env::temp_dir();

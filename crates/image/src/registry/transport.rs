@@ -254,6 +254,14 @@ impl Inner {
                     Ok(response) if is_retryable_status(response.status()) => {
                         last = Some(status_error(&Method::GET, &url, response).await);
                     }
+                    // A TLS port answers plain HTTP with 400: report why HTTPS failed.
+                    Ok(response)
+                        if *scheme == "http"
+                            && response.status() == StatusCode::BAD_REQUEST
+                            && last.is_some() =>
+                    {
+                        return Err(last.unwrap_or(RegistryError::NotFound));
+                    }
                     Ok(response) => return Ok((base, response)),
                     Err(source) => {
                         let retryable = is_retryable_error(&source);
