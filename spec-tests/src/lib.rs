@@ -11,14 +11,18 @@
 
 pub mod bins;
 mod buildpack;
+pub mod oci;
+mod registry;
 mod run;
 pub mod tables;
 mod user;
 mod workspace;
 
 pub use buildpack::{Buildpack, plan_script};
+pub use oci::{BaseImage, Image};
+pub use registry::Registry;
 pub use run::{BASE_PATH, Output, Run};
-pub use user::{TEST_GID, TEST_UID, is_root};
+pub use user::{TEST_GID, TEST_UID, is_root, phase_ids};
 pub use workspace::{Obs, Workspace, read_toml};
 
 /// The Platform API every phase runs with unless a test says otherwise.

@@ -93,6 +93,19 @@ impl Run {
         self
     }
 
+    /// Runs `program` instead of the phase binary (a `/cnb/process/<type>` symlink, say).
+    pub fn program(mut self, program: impl AsRef<Path>) -> Self {
+        self.program = program.as_ref().to_path_buf();
+        self
+    }
+
+    /// Experimental OCI layout mode (`-layout -layout-dir <dir>`, `CNB_EXPERIMENTAL_MODE=warn`).
+    pub fn layout(self, dir: &Path) -> Self {
+        self.args(["-layout", "-layout-dir"])
+            .arg(dir)
+            .env("CNB_EXPERIMENTAL_MODE", "warn")
+    }
+
     /// Runs as the harness's own user even when that is root (to test the root refusal).
     pub fn as_current_user(mut self) -> Self {
         self.keep_user = true;
@@ -101,6 +114,11 @@ impl Run {
 
     /// Runs the phase to completion and captures its output.
     pub fn output(self) -> Output {
+        assert!(
+            self.program.exists(),
+            "{} does not exist: is its phase package a workspace member yet (bins::PHASES)?",
+            self.program.display()
+        );
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .env_clear()

@@ -22,3 +22,20 @@ pub fn is_root() -> bool {
         .and_then(|ids| ids.split_whitespace().nth(1))
         .is_some_and(|euid| euid == "0")
 }
+
+/// The uid:gid the phases run as (`CNB_USER_ID` / `CNB_GROUP_ID` for the image phases).
+pub fn phase_ids() -> (u32, u32) {
+    if is_root() {
+        return (TEST_UID, TEST_GID);
+    }
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let id = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (id("Uid:"), id("Gid:"))
+}

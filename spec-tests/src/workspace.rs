@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use crate::{Buildpack, Run};
+use crate::{Buildpack, Run, bins, phase_ids};
 
 /// The version every fixture buildpack gets unless a test picks another.
 pub const DEFAULT_VERSION: &str = "1.0";
@@ -177,6 +177,69 @@ impl Workspace {
                 &s(self.platform()),
             ])
             .env("CNB_BUILD_CONFIG_DIR", self.build_config())
+    }
+
+    /// `<root>/layout-repo`: the `-layout-dir` of layout-mode runs.
+    pub fn layout_dir(&self) -> PathBuf {
+        self.path("layout-repo")
+    }
+
+    /// Env and flags every image phase gets: the uid/gid to own layer contents, `-run`
+    /// inside the workspace (never the host's `/cnb/run.toml`).
+    fn image_phase(&self, phase: &str) -> Run {
+        let (uid, gid) = phase_ids();
+        self.run(phase)
+            .env("CNB_USER_ID", uid.to_string())
+            .env("CNB_GROUP_ID", gid.to_string())
+            .args(["-run", &s(self.path("cnb/run.toml"))])
+    }
+
+    /// `analyzer` with `-layers` in this workspace (add `-run-image`, the image, …).
+    pub fn analyzer(&self) -> Run {
+        self.image_phase("analyzer")
+            .args(["-layers", &s(self.layers())])
+    }
+
+    /// `exporter` with `-app`, `-layers` and a static launcher (`bins::static_launcher`);
+    /// group, analyzed, report and project metadata left to their `<layers>` defaults,
+    /// `-launcher-sbom` an empty dir in the workspace. Add the image(s).
+    pub fn exporter(&self) -> Run {
+        fs::create_dir_all(self.path("cnb/lifecycle")).expect("create cnb/lifecycle");
+        self.image_phase("exporter")
+            .args(["-app", &s(self.app()), "-layers", &s(self.layers())])
+            .args(["-launcher", &s(bins::static_launcher().to_path_buf())])
+            .args(["-launcher-sbom", &s(self.path("cnb/lifecycle"))])
+    }
+
+    /// `creator` with every input pointing into this workspace (order from `<layers>/order.toml`,
+    /// static launcher). Add `-run-image` and the image.
+    pub fn creator(&self) -> Run {
+        fs::create_dir_all(self.path("cnb/lifecycle")).expect("create cnb/lifecycle");
+        self.image_phase("creator")
+            .args(["-app", &s(self.app()), "-buildpacks", &s(self.buildpacks())])
+            .args(["-layers", &s(self.layers()), "-platform", &s(self.platform())])
+            .args(["-launcher", &s(bins::static_launcher().to_path_buf())])
+            .args(["-launcher-sbom", &s(self.path("cnb/lifecycle"))])
+            .env("CNB_EXTENSIONS_DIR", self.path("extensions"))
+            .env("CNB_BUILD_CONFIG_DIR", self.build_config())
+            .env("CNB_SYSTEM_PATH", self.path("cnb/system.toml"))
+    }
+
+    /// The launcher binary with `CNB_LAYERS_DIR` / `CNB_APP_DIR` pointing into this workspace;
+    /// add the user's arguments. See [`Workspace::process_link`] for `/cnb/process/<type>`.
+    pub fn launcher(&self) -> Run {
+        self.run("launcher")
+            .env("CNB_LAYERS_DIR", self.layers())
+            .env("CNB_APP_DIR", self.app())
+    }
+
+    /// A `<root>/cnb/process/<ty>` symlink to the launcher binary, like the exporter's.
+    pub fn process_link(&self, ty: &str) -> PathBuf {
+        let link = self.path(&format!("cnb/process/{ty}"));
+        fs::create_dir_all(link.parent().expect("parent")).expect("create cnb/process");
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(bins::path("launcher"), &link).expect("symlink");
+        link
     }
 
     /// What buildpack `id` recorded during `phase` (`detect` or `build`).

@@ -35,11 +35,67 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "layer", "buildpack", "export", "image", "cache", "launch", "process", "the", "a", "of", "and", "to", "in",
-    "is", "for", "return", "struct", "impl", "fn", "let", "mut", "match", "Some", "None", "Ok", "Err", "self",
-    "config", "metadata", "digest", "sha256", "manifest", "registry", "config.toml", "=", "{", "}", "(", ")",
-    "0", "1", "42", "1024", "true", "false", "value", "name", "version", "id", "path", "/usr/lib", "node_modules",
-    "package.json", "require", "import", "export default", "function", "const", "var", "class", "public",
+    "layer",
+    "buildpack",
+    "export",
+    "image",
+    "cache",
+    "launch",
+    "process",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "for",
+    "return",
+    "struct",
+    "impl",
+    "fn",
+    "let",
+    "mut",
+    "match",
+    "Some",
+    "None",
+    "Ok",
+    "Err",
+    "self",
+    "config",
+    "metadata",
+    "digest",
+    "sha256",
+    "manifest",
+    "registry",
+    "config.toml",
+    "=",
+    "{",
+    "}",
+    "(",
+    ")",
+    "0",
+    "1",
+    "42",
+    "1024",
+    "true",
+    "false",
+    "value",
+    "name",
+    "version",
+    "id",
+    "path",
+    "/usr/lib",
+    "node_modules",
+    "package.json",
+    "require",
+    "import",
+    "export default",
+    "function",
+    "const",
+    "var",
+    "class",
+    "public",
 ];
 
 fn text_chunk(rng: &mut Rng, len: usize) -> Vec<u8> {
@@ -68,7 +124,9 @@ fn random_chunk(rng: &mut Rng, len: usize) -> Vec<u8> {
 
 fn generate(root: &Path, total_mib: u64, layers: usize) -> Vec<PathBuf> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let dirs: Vec<PathBuf> = (0..layers).map(|i| root.join(format!("layers/bench_bp/layer-{i}"))).collect();
+    let dirs: Vec<PathBuf> = (0..layers)
+        .map(|i| root.join(format!("layers/bench_bp/layer-{i}")))
+        .collect();
     for d in &dirs {
         fs::create_dir_all(d.join("text")).expect("create layer dir");
         fs::create_dir_all(d.join("bin")).expect("create layer dir");
@@ -76,9 +134,15 @@ fn generate(root: &Path, total_mib: u64, layers: usize) -> Vec<PathBuf> {
     for i in 0..total_mib {
         let d = &dirs[(i as usize) % layers];
         let (path, data) = if i % 2 == 0 {
-            (d.join(format!("text/file-{i}.txt")), text_chunk(&mut rng, MIB as usize))
+            (
+                d.join(format!("text/file-{i}.txt")),
+                text_chunk(&mut rng, MIB as usize),
+            )
         } else {
-            (d.join(format!("bin/blob-{i}.bin")), random_chunk(&mut rng, MIB as usize))
+            (
+                d.join(format!("bin/blob-{i}.bin")),
+                random_chunk(&mut rng, MIB as usize),
+            )
         };
         fs::write(path, data).expect("write bench file");
     }
@@ -101,7 +165,10 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
 /// `tar -c | gzip -1 | sha256sum` over one dir; returns the compressed size.
 fn baseline_cmd(dir: &Path) -> Command {
     let parent = dir.parent().unwrap_or(Path::new("/"));
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut c = Command::new("bash");
     c.arg("-c")
         .arg("set -o pipefail; tar -cf - -C \"$1\" \"$2\" | gzip -1 | tee >(sha256sum >/dev/null) | wc -c")
@@ -127,7 +194,10 @@ fn run_baseline(dirs: &[PathBuf], parallel: usize) -> (f64, u64) {
         for c in children {
             let out = c.wait_with_output().expect("baseline");
             assert!(out.status.success(), "baseline pipeline failed");
-            total += String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap_or(0);
+            total += String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0);
         }
     }
     (start.elapsed().as_secs_f64(), total)
@@ -144,11 +214,18 @@ fn main() {
         match args[i].as_str() {
             "--layers" => {
                 i += 1;
-                layers = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(layers).max(1);
+                layers = args
+                    .get(i)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(layers)
+                    .max(1);
             }
             "--levels" => {
                 i += 1;
-                levels = args.get(i).map(|v| v.split(',').filter_map(|l| l.parse().ok()).collect()).unwrap_or_default();
+                levels = args
+                    .get(i)
+                    .map(|v| v.split(',').filter_map(|l| l.parse().ok()).collect())
+                    .unwrap_or_default();
             }
             "--dir" => {
                 i += 1;
@@ -164,9 +241,15 @@ fn main() {
         None => tempfile::tempdir(),
     }
     .expect("temp dir");
-    println!("generating {size_mib} MiB (half text, half random) in {layers} layer dirs under {}", tmp.path().display());
+    println!(
+        "generating {size_mib} MiB (half text, half random) in {layers} layer dirs under {}",
+        tmp.path().display()
+    );
     let dirs = generate(tmp.path(), size_mib, layers);
-    let sources: Vec<LayerSource> = dirs.iter().map(|d| LayerSource::dir(d, Owner::new(1000, 1000)).expect("source")).collect();
+    let sources: Vec<LayerSource> = dirs
+        .iter()
+        .map(|d| LayerSource::dir(d, Owner::new(1000, 1000)).expect("source"))
+        .collect();
     let hwm_after_generate = vm_hwm_kib();
 
     // Warm the page cache the same way for everyone.
@@ -176,7 +259,8 @@ fn main() {
         let start = Instant::now();
         let (mut raw, mut comp) = (0u64, 0u64);
         for s in &sources {
-            let (info, _) = write_layer(s, std::io::sink(), Compression::level(level)).expect("layer");
+            let (info, _) =
+                write_layer(s, std::io::sink(), Compression::level(level)).expect("layer");
             raw += info.uncompressed_size;
             comp += info.compressed_size;
         }
@@ -201,7 +285,10 @@ fn main() {
     let start = Instant::now();
     let results = write_layers_parallel(&sources, level, None, |_| Ok(std::io::sink()));
     let par = start.elapsed().as_secs_f64();
-    let par_comp: u64 = results.into_iter().map(|r| r.expect("layer").0.compressed_size).sum();
+    let par_comp: u64 = results
+        .into_iter()
+        .map(|r| r.expect("layer").0.compressed_size)
+        .sum();
     assert_eq!(par_comp, comp, "parallel output differs from sequential");
     let hwm = vm_hwm_kib();
 
@@ -210,11 +297,48 @@ fn main() {
 
     let out = std::io::stdout();
     let mut o = out.lock();
-    let _ = writeln!(o, "tar bytes: {raw} ({:.1} MiB) in {layers} layers; cores: {cores}; gzip level {}", raw as f64 / MIB as f64, level.get());
-    let _ = writeln!(o, "ours sequential      : {:7.2} s  {:7.1} MB/s  x{:.2} vs baseline", seq, mbps(raw, seq), base1 / seq);
-    let _ = writeln!(o, "ours parallel ({cores} thr) : {:7.2} s  {:7.1} MB/s  x{:.2} vs baseline, x{:.2} vs {cores} baseline pipelines", par, mbps(raw, par), base1 / par, base_n / par);
-    let _ = writeln!(o, "baseline tar|gzip -1|sha256sum, 1 at a time : {:7.2} s  {:7.1} MB/s", base1, mbps(raw, base1));
-    let _ = writeln!(o, "baseline, {cores} pipelines at a time         : {:7.2} s  {:7.1} MB/s", base_n, mbps(raw, base_n));
-    let _ = writeln!(o, "compressed: ours {comp} bytes ({:.2}% of tar), gzip -1 {gz1} bytes ({:.2}%), ours/gzip-1 = {:.4}", 100.0 * comp as f64 / raw as f64, 100.0 * gz1 as f64 / raw as f64, comp as f64 / gz1 as f64);
-    let _ = writeln!(o, "peak RSS (VmHWM): {hwm} KiB (after generating data: {hwm_after_generate} KiB)");
+    let _ = writeln!(
+        o,
+        "tar bytes: {raw} ({:.1} MiB) in {layers} layers; cores: {cores}; gzip level {}",
+        raw as f64 / MIB as f64,
+        level.get()
+    );
+    let _ = writeln!(
+        o,
+        "ours sequential      : {:7.2} s  {:7.1} MB/s  x{:.2} vs baseline",
+        seq,
+        mbps(raw, seq),
+        base1 / seq
+    );
+    let _ = writeln!(
+        o,
+        "ours parallel ({cores} thr) : {:7.2} s  {:7.1} MB/s  x{:.2} vs baseline, x{:.2} vs {cores} baseline pipelines",
+        par,
+        mbps(raw, par),
+        base1 / par,
+        base_n / par
+    );
+    let _ = writeln!(
+        o,
+        "baseline tar|gzip -1|sha256sum, 1 at a time : {:7.2} s  {:7.1} MB/s",
+        base1,
+        mbps(raw, base1)
+    );
+    let _ = writeln!(
+        o,
+        "baseline, {cores} pipelines at a time         : {:7.2} s  {:7.1} MB/s",
+        base_n,
+        mbps(raw, base_n)
+    );
+    let _ = writeln!(
+        o,
+        "compressed: ours {comp} bytes ({:.2}% of tar), gzip -1 {gz1} bytes ({:.2}%), ours/gzip-1 = {:.4}",
+        100.0 * comp as f64 / raw as f64,
+        100.0 * gz1 as f64 / raw as f64,
+        comp as f64 / gz1 as f64
+    );
+    let _ = writeln!(
+        o,
+        "peak RSS (VmHWM): {hwm} KiB (after generating data: {hwm_after_generate} KiB)"
+    );
 }

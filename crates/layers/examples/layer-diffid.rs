@@ -23,7 +23,11 @@ fn parse_slices(json: &str) -> Vec<Slice> {
         .map(|s| Slice {
             paths: s["paths"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
         })
         .collect()
@@ -38,7 +42,11 @@ fn main() -> ExitCode {
     let owner = Owner::new(args[1].parse().unwrap_or(0), args[2].parse().unwrap_or(0));
     let sources = match args[3].as_str() {
         "dir" => LayerSource::dir(&args[4], owner).map(|s| vec![s]),
-        "slices" => slice_layers(&args[4], &parse_slices(args.get(5).map_or("[]", String::as_str)), owner),
+        "slices" => slice_layers(
+            &args[4],
+            &parse_slices(args.get(5).map_or("[]", String::as_str)),
+            owner,
+        ),
         "launcher" => Ok(vec![LayerSource::launcher(&args[4])]),
         "process-types" => LayerSource::process_types(&args[4..]).map(|s| vec![s]),
         "tar" => Ok(vec![LayerSource::retar(&args[4])]),

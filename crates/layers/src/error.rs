@@ -47,7 +47,9 @@ pub enum Error {
         source: io::Error,
     },
     /// A regular file changed size between `lstat` and reading it.
-    #[error("file {path} changed while being archived: header says {expected} bytes, read {actual}")]
+    #[error(
+        "file {path} changed while being archived: header says {expected} bytes, read {actual}"
+    )]
     FileChanged {
         /// The file.
         path: PathBuf,

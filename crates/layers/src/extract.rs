@@ -219,7 +219,8 @@ impl<'a> Extractor<'a> {
             entry: show(root_bytes),
             reason: format!("allowed root: {reason}"),
         })?;
-        let mut base = opts.dest.clone();
+        // Symlink targets are checked against absolute host paths.
+        let mut base = crate::layer::absolute(&opts.dest)?;
         for c in &allowed {
             base.push(OsStr::from_bytes(c));
         }
@@ -238,7 +239,7 @@ impl<'a> Extractor<'a> {
     fn run<R: Read>(&mut self, input: HashReader<R>) -> Result<Extracted> {
         let mut tr = gotar::Reader::new(input);
         let mut entries = 0u64;
-        while let Some(h) = tr.next().map_err(read_err)? {
+        while let Some(h) = tr.next_header().map_err(read_err)? {
             if self.entry(&h, &mut tr)? {
                 entries += 1;
             }
@@ -247,14 +248,20 @@ impl<'a> Extractor<'a> {
         let mut rest = tr.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|source| Error::Read { source })?;
         for (path, mode) in &self.dir_modes {
-            fs::set_permissions(path, Permissions::from_mode(*mode)).map_err(|source| Error::Extract {
-                entry: path.display().to_string(),
-                path: path.clone(),
-                source,
+            fs::set_permissions(path, Permissions::from_mode(*mode)).map_err(|source| {
+                Error::Extract {
+                    entry: path.display().to_string(),
+                    path: path.clone(),
+                    source,
+                }
             })?;
         }
         let (diff_id, size) = rest.finish();
-        Ok(Extracted { diff_id, size, entries })
+        Ok(Extracted {
+            diff_id,
+            size,
+            entries,
+        })
     }
 
     /// Removes everything this extraction created (best effort).
@@ -295,9 +302,17 @@ impl<'a> Extractor<'a> {
             return Ok(false);
         }
         let comps = components(&h.name).map_err(|r| Self::unsafe_entry(h, r))?;
-        let inside = comps.len() >= self.allowed.len() && comps.iter().zip(&self.allowed).all(|(a, b)| *a == b.as_slice());
+        let inside = comps.len() >= self.allowed.len()
+            && comps
+                .iter()
+                .zip(&self.allowed)
+                .all(|(a, b)| *a == b.as_slice());
         if !inside {
-            let is_ancestor = comps.len() < self.allowed.len() && comps.iter().zip(&self.allowed).all(|(a, b)| *a == b.as_slice());
+            let is_ancestor = comps.len() < self.allowed.len()
+                && comps
+                    .iter()
+                    .zip(&self.allowed)
+                    .all(|(a, b)| *a == b.as_slice());
             if is_ancestor && h.typeflag == typeflag::DIR {
                 return self.ancestor_dir(h, &comps);
             }
@@ -310,7 +325,8 @@ impl<'a> Extractor<'a> {
             }
             let (_, created) = self.ensure_base(h)?;
             if created {
-                self.dir_modes.push((self.base.clone(), (h.mode & 0o7777) as u32));
+                self.dir_modes
+                    .push((self.base.clone(), (h.mode & 0o7777) as u32));
             }
             return Ok(created);
         }
@@ -337,7 +353,10 @@ impl<'a> Extractor<'a> {
         }
         match fs::metadata(&path) {
             Ok(m) if m.is_dir() => Ok(false),
-            Ok(_) => Err(Self::unsafe_entry(h, "an ancestor of the allowed root is not a directory")),
+            Ok(_) => Err(Self::unsafe_entry(
+                h,
+                "an ancestor of the allowed root is not a directory",
+            )),
             Err(_) => {
                 self.create_dir_all_tracked(h, &path)?;
                 self.dir_modes.push((path, (h.mode & 0o7777) as u32));
@@ -348,7 +367,11 @@ impl<'a> Extractor<'a> {
 
     /// `create_dir_all`, remembering the outermost directory it created.
     fn create_dir_all_tracked(&mut self, h: &Header, path: &Path) -> Result<()> {
-        let first_missing = path.ancestors().filter(|p| fs::symlink_metadata(p).is_err()).last().map(Path::to_path_buf);
+        let first_missing = path
+            .ancestors()
+            .filter(|p| fs::symlink_metadata(p).is_err())
+            .last()
+            .map(Path::to_path_buf);
         fs::create_dir_all(path).map_err(|e| Self::io_err(h, path, e))?;
         if let Some(p) = first_missing {
             self.created.push(p);
@@ -392,7 +415,10 @@ impl<'a> Extractor<'a> {
                 Ok(m) if m.file_type().is_symlink() => {
                     let resolved = fs::canonicalize(&cur).map_err(|e| Self::io_err(h, &cur, e))?;
                     if !resolved.starts_with(&canonical_base) {
-                        return Err(Self::unsafe_entry(h, format!("{} resolves outside the allowed root", cur.display())));
+                        return Err(Self::unsafe_entry(
+                            h,
+                            format!("{} resolves outside the allowed root", cur.display()),
+                        ));
                     }
                     if !resolved.is_dir() {
                         return Err(Self::io_err(h, &cur, io::ErrorKind::NotADirectory.into()));
@@ -424,27 +450,38 @@ impl<'a> Extractor<'a> {
                 let (canonical_base, _) = self.ensure_base(h)?;
                 let resolved = fs::canonicalize(path).map_err(|e| Self::io_err(h, path, e))?;
                 if !resolved.starts_with(&canonical_base) || !resolved.is_dir() {
-                    return Err(Self::unsafe_entry(h, "existing symlink at a directory entry leads outside the allowed root"));
+                    return Err(Self::unsafe_entry(
+                        h,
+                        "existing symlink at a directory entry leads outside the allowed root",
+                    ));
                 }
             }
             Ok(_) => return Err(Self::io_err(h, path, io::ErrorKind::AlreadyExists.into())),
             Err(_) => {
                 fs::create_dir(path).map_err(|e| Self::io_err(h, path, e))?;
                 self.created.push(path.to_path_buf());
-                self.dir_modes.push((path.to_path_buf(), (h.mode & 0o7777) as u32));
+                self.dir_modes
+                    .push((path.to_path_buf(), (h.mode & 0o7777) as u32));
             }
         }
         self.verified.insert(path.to_path_buf());
         Ok(())
     }
 
-    fn file<R: Read>(&mut self, h: &Header, path: &Path, data: &mut gotar::Reader<R>) -> Result<()> {
+    fn file<R: Read>(
+        &mut self,
+        h: &Header,
+        path: &Path,
+        data: &mut gotar::Reader<R>,
+    ) -> Result<()> {
         let existed = match fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_symlink() => {
                 Self::clear_non_dir(h, path)?;
                 false
             }
-            Ok(m) if m.is_dir() => return Err(Self::io_err(h, path, io::ErrorKind::IsADirectory.into())),
+            Ok(m) if m.is_dir() => {
+                return Err(Self::io_err(h, path, io::ErrorKind::IsADirectory.into()));
+            }
             Ok(_) => true,
             Err(_) => false,
         };
@@ -460,14 +497,18 @@ impl<'a> Extractor<'a> {
         if !existed {
             self.created.push(path.to_path_buf());
             // Like the reference (umask 0 while extracting): the header's mode exactly.
-            f.set_permissions(Permissions::from_mode(mode)).map_err(|e| Self::io_err(h, path, e))?;
+            f.set_permissions(Permissions::from_mode(mode))
+                .map_err(|e| Self::io_err(h, path, e))?;
         }
         loop {
-            let n = data.read(&mut self.buf).map_err(|source| Error::Read { source })?;
+            let n = data
+                .read(&mut self.buf)
+                .map_err(|source| Error::Read { source })?;
             if n == 0 {
                 break;
             }
-            f.write_all(&self.buf[..n]).map_err(|e| Self::io_err(h, path, e))?;
+            f.write_all(&self.buf[..n])
+                .map_err(|e| Self::io_err(h, path, e))?;
         }
         Ok(())
     }
@@ -481,11 +522,18 @@ impl<'a> Extractor<'a> {
                 normalize(&parent.join(target))
             };
             let base = normalize(&self.base);
-            let inside = resolved.starts_with(&base) || self.canonical_base.as_ref().is_some_and(|c| resolved.starts_with(c));
+            let inside = resolved.starts_with(&base)
+                || self
+                    .canonical_base
+                    .as_ref()
+                    .is_some_and(|c| resolved.starts_with(c));
             if !inside {
                 return Err(Self::unsafe_entry(
                     h,
-                    format!("symlink target {} resolves outside the allowed root", target.display()),
+                    format!(
+                        "symlink target {} resolves outside the allowed root",
+                        target.display()
+                    ),
                 ));
             }
         }
@@ -498,10 +546,18 @@ impl<'a> Extractor<'a> {
     }
 
     fn hardlink(&mut self, h: &Header, path: &Path) -> Result<()> {
-        let comps = components(&h.linkname).map_err(|r| Self::unsafe_entry(h, format!("link target: {r}")))?;
-        let inside = comps.len() > self.allowed.len() && comps.iter().zip(&self.allowed).all(|(a, b)| *a == b.as_slice());
+        let comps = components(&h.linkname)
+            .map_err(|r| Self::unsafe_entry(h, format!("link target: {r}")))?;
+        let inside = comps.len() > self.allowed.len()
+            && comps
+                .iter()
+                .zip(&self.allowed)
+                .all(|(a, b)| *a == b.as_slice());
         if !inside {
-            return Err(Self::unsafe_entry(h, "hard link target outside the allowed root"));
+            return Err(Self::unsafe_entry(
+                h,
+                "hard link target outside the allowed root",
+            ));
         }
         let rel = &comps[self.allowed.len()..];
         let source_parent = self.prepare_parent(h, &rel[..rel.len() - 1])?;

@@ -195,7 +195,11 @@ impl LayerSource {
                 t.set_owner(*owner);
                 t.add_tree(dir)?;
             }
-            LayerSource::Files { parents, files, owner } => {
+            LayerSource::Files {
+                parents,
+                files,
+                owner,
+            } => {
                 if !files.is_empty() {
                     for p in parents {
                         let meta = stat(p)?;
@@ -256,7 +260,9 @@ fn write_entry<W: Write>(t: &mut LayerTar<W>, e: &Entry) -> Result<()> {
         } => {
             let meta = stat(source)?;
             if !meta.is_file() {
-                return Err(Error::NotRegular { path: source.clone() });
+                return Err(Error::NotRegular {
+                    path: source.clone(),
+                });
             }
             let mut h = base(path, *mode, owner, typeflag::REG);
             h.size = meta.len() as i64;
@@ -296,7 +302,7 @@ pub(crate) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
 fn retar<W: Write>(t: &mut LayerTar<W>, path: &Path) -> Result<()> {
     let mut r = gotar::Reader::new(open_maybe_gzip(path)?);
     let mut buf = vec![0u8; 256 * 1024];
-    while let Some(h) = r.next().map_err(read_err)? {
+    while let Some(h) = r.next_header().map_err(read_err)? {
         let name = h.name.clone();
         t.write_header(h)?;
         loop {

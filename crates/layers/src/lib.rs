@@ -36,8 +36,8 @@ pub use extract::{Compressed, ExtractOptions, Extracted, extract, extract_file};
 pub use layer::{Entry, LayerSource};
 pub use oci_spec::image::Digest;
 pub use pipeline::{
-    Compression, LayerInfo, TarInfo, run_parallel, write_layer, write_layer_to_dir, write_layers_parallel,
-    write_uncompressed,
+    Compression, LayerInfo, TarInfo, run_parallel, write_layer, write_layer_to_dir,
+    write_layers_parallel, write_uncompressed,
 };
 pub use slices::{Slice, slice_layers};
 pub use tar::Owner;

@@ -26,7 +26,11 @@ pub struct Slice {
 
 /// Plans the N+1 layers of `app_dir` for `slices` (reference `Factory.SliceLayers`).
 /// Layer `i` (0-based) has reference ID `slice-<i+1>`.
-pub fn slice_layers(app_dir: impl AsRef<Path>, slices: &[Slice], owner: Owner) -> Result<Vec<LayerSource>> {
+pub fn slice_layers(
+    app_dir: impl AsRef<Path>,
+    slices: &[Slice],
+    owner: Owner,
+) -> Result<Vec<LayerSource>> {
     let mut dir = SliceableDir::new(&absolute(app_dir.as_ref())?)?;
     let mut layers = Vec::with_capacity(slices.len() + 1);
     for slice in slices {
@@ -73,7 +77,10 @@ impl SliceableDir {
             dir.sliced.insert(path.clone(), false);
             dir.order.push(path.clone());
             if meta.is_dir() {
-                let kids: Vec<PathBuf> = sorted_names(&path)?.into_iter().map(|n| path.join(n)).collect();
+                let kids: Vec<PathBuf> = sorted_names(&path)?
+                    .into_iter()
+                    .map(|n| path.join(n))
+                    .collect();
                 stack.extend(kids.iter().rev().cloned());
                 dir.children.insert(path, kids);
             }
@@ -88,7 +95,11 @@ impl SliceableDir {
         let mut out = Vec::new();
         for path in self.order.iter().skip(1) {
             let full = bytes(path);
-            let rel = if root_len == 1 { &full[1..] } else { &full[root_len + 1..] };
+            let rel = if root_len == 1 {
+                &full[1..]
+            } else {
+                &full[root_len + 1..]
+            };
             match go_match(&pattern, rel) {
                 Ok(true) => out.push(path.clone()),
                 Ok(false) => {}
@@ -142,7 +153,11 @@ impl SliceableDir {
     }
 
     /// Reference `fillInMissingParents`.
-    fn fill_in_missing_parents(&mut self, matched: Vec<PathBuf>, matched_set: &HashSet<PathBuf>) -> Vec<PathBuf> {
+    fn fill_in_missing_parents(
+        &mut self,
+        matched: Vec<PathBuf>,
+        matched_set: &HashSet<PathBuf>,
+    ) -> Vec<PathBuf> {
         let mut files = Vec::new();
         let mut to_check: Vec<PathBuf> = Vec::new();
         let mut added: HashSet<PathBuf> = HashSet::new();
@@ -266,11 +281,7 @@ fn scan_chunk(pattern: &[u8]) -> (bool, &[u8], &[u8]) {
     let mut i = 0;
     while i < p.len() {
         match p[i] {
-            b'\\' => {
-                if i + 1 < p.len() {
-                    i += 1;
-                }
-            }
+            b'\\' if i + 1 < p.len() => i += 1,
             b'[' => in_range = true,
             b']' => in_range = false,
             b'*' if !in_range => break,
@@ -377,7 +388,11 @@ fn match_chunk<'a>(chunk: &[u8], s: &'a [u8]) -> Result<(&'a [u8], bool), BadPat
             }
         }
     }
-    if failed { Ok((b"", false)) } else { Ok((s, true)) }
+    if failed {
+        Ok((b"", false))
+    } else {
+        Ok((s, true))
+    }
 }
 
 /// Go `getEsc`: one possibly escaped character of a class; the rest must not be empty.

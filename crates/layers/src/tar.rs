@@ -124,7 +124,9 @@ impl<W: Write> LayerTar<W> {
                     actual: copied + n as u64,
                 });
             }
-            self.tw.write_data(&self.buf[..n]).map_err(|e| write_err(path.as_os_str().as_bytes(), e))?;
+            self.tw
+                .write_data(&self.buf[..n])
+                .map_err(|e| write_err(path.as_os_str().as_bytes(), e))?;
             copied += n as u64;
         }
         if copied != size {
@@ -170,7 +172,9 @@ impl<W: Write> LayerTar<W> {
 
     /// Writes the end-of-archive marker and returns the sink.
     pub(crate) fn finish(self) -> Result<W> {
-        self.tw.finish().map_err(|e| write_err(b"<end of archive>", e))
+        self.tw
+            .finish()
+            .map_err(|e| write_err(b"<end of archive>", e))
     }
 }
 
@@ -226,7 +230,11 @@ pub(crate) fn header_from_metadata(path: &Path, meta: &Metadata) -> Result<Optio
         })?;
         h.linkname = target.as_os_str().as_bytes().to_vec();
     } else if ft.is_char_device() || ft.is_block_device() {
-        h.typeflag = if ft.is_char_device() { typeflag::CHAR } else { typeflag::BLOCK };
+        h.typeflag = if ft.is_char_device() {
+            typeflag::CHAR
+        } else {
+            typeflag::BLOCK
+        };
         let dev = meta.rdev();
         let major = ((dev & 0x0000_0000_000f_ff00) >> 8) | ((dev & 0xffff_f000_0000_0000) >> 32);
         let minor = (dev & 0x0000_0000_0000_00ff) | ((dev & 0x0000_0fff_fff0_0000) >> 12);

@@ -1,12 +1,15 @@
 //! Safe extraction: round trips, diffID verification, refusals and cleanup.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use cnb_layers::gotar::{self, Header, typeflag};
 use cnb_layers::{
-    Compressed, Compression, Error, ExtractOptions, LayerSource, Owner, extract, write_layer, write_uncompressed,
+    Compressed, Compression, Error, ExtractOptions, LayerSource, Owner, extract, write_layer,
+    write_uncompressed,
 };
 
 /// A tar with the given entries, built directly (to craft hostile archives).
@@ -67,15 +70,32 @@ fn round_trip_restores_the_tree_and_reports_the_diff_id() {
 
     let out = dest.path().join(layer.strip_prefix("/").unwrap());
     assert_eq!(fs::read(out.join("bin/tool")).unwrap(), b"#!/bin/sh\n");
-    assert_eq!(fs::metadata(out.join("bin/tool")).unwrap().permissions().mode() & 0o7777, 0o750);
+    assert_eq!(
+        fs::metadata(out.join("bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o750
+    );
     assert_eq!(fs::read(out.join("ro/data")).unwrap(), vec![7u8; 100_000]);
-    assert_eq!(fs::metadata(out.join("ro")).unwrap().permissions().mode() & 0o7777, 0o555);
-    assert_eq!(fs::read_link(out.join("bin/data-link")).unwrap(), PathBuf::from("../ro/data"));
+    assert_eq!(
+        fs::metadata(out.join("ro")).unwrap().permissions().mode() & 0o7777,
+        0o555
+    );
+    assert_eq!(
+        fs::read_link(out.join("bin/data-link")).unwrap(),
+        PathBuf::from("../ro/data")
+    );
     assert_eq!(list(&out), list(&layer));
 
     // Extracting again over the existing tree works and hashes the same.
     let plain = write_uncompressed(&src, Vec::new()).unwrap().1;
-    let again = extract(&plain[..], &ExtractOptions::new(dest.path()).compressed(Compressed::No)).unwrap();
+    let again = extract(
+        &plain[..],
+        &ExtractOptions::new(dest.path()).compressed(Compressed::No),
+    )
+    .unwrap();
     assert_eq!(again.diff_id, cnb_layers::digest::sha256(&plain));
     fs::set_permissions(out.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
 }
@@ -91,11 +111,17 @@ fn allowed_root_accepts_its_ancestors_and_contents_only() {
     ]);
     let opts = ExtractOptions::new(dest.path()).allowed_root("/layers/bp/layer");
     extract(&ok[..], &opts).unwrap();
-    assert_eq!(fs::read(dest.path().join("layers/bp/layer/file")).unwrap(), b"data");
+    assert_eq!(
+        fs::read(dest.path().join("layers/bp/layer/file")).unwrap(),
+        b"data"
+    );
 
     let outside = tar_of(&[("/layers/bp/other/file", typeflag::REG, "", b"x")]);
     let err = extract(&outside[..], &opts).unwrap_err();
-    assert!(matches!(&err, Error::UnsafeEntry { entry, .. } if entry == "/layers/bp/other/file"), "{err}");
+    assert!(
+        matches!(&err, Error::UnsafeEntry { entry, .. } if entry == "/layers/bp/other/file"),
+        "{err}"
+    );
     assert!(!dest.path().join("layers/bp/other").exists());
 }
 
@@ -109,7 +135,10 @@ fn dot_dot_components_are_refused() {
         ("/a/../../escaped", typeflag::REG, "", b"evil"),
     ]);
     let err = extract(&bad[..], &ExtractOptions::new(&inner)).unwrap_err();
-    assert!(matches!(&err, Error::UnsafeEntry { entry, .. } if entry == "/a/../../escaped"), "{err}");
+    assert!(
+        matches!(&err, Error::UnsafeEntry { entry, .. } if entry == "/a/../../escaped"),
+        "{err}"
+    );
     assert!(!dest.path().join("escaped").exists());
     // The partial extraction was undone.
     assert!(!inner.join("ok").exists());
@@ -132,7 +161,10 @@ fn escaping_symlinks_are_refused() {
             matches!(&err, Error::UnsafeEntry { entry, .. } if entry == "/dir/link"),
             "{what}: {err}"
         );
-        assert!(fs::symlink_metadata(dest.path().join("dir/link")).is_err(), "{what}");
+        assert!(
+            fs::symlink_metadata(dest.path().join("dir/link")).is_err(),
+            "{what}"
+        );
         assert!(!dest.path().join("dir").exists(), "{what}: cleaned up");
     }
     // Inside the root, both kinds are fine; outside, only when allowed.
@@ -143,8 +175,15 @@ fn escaping_symlinks_are_refused() {
     ]);
     extract(&good[..], &ExtractOptions::new(dest.path())).unwrap();
     let venv = tar_of(&[("/python", typeflag::SYMLINK, "/usr/bin/python3", b"")]);
-    extract(&venv[..], &ExtractOptions::new(dest.path()).allow_external_symlinks(true)).unwrap();
-    assert_eq!(fs::read_link(dest.path().join("python")).unwrap(), PathBuf::from("/usr/bin/python3"));
+    extract(
+        &venv[..],
+        &ExtractOptions::new(dest.path()).allow_external_symlinks(true),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_link(dest.path().join("python")).unwrap(),
+        PathBuf::from("/usr/bin/python3")
+    );
 }
 
 #[test]
@@ -164,10 +203,19 @@ fn nothing_is_written_through_symlinks() {
     // A symlink at a file's position is replaced, not followed, even when allowed.
     symlink(&secret, dest.path().join("file")).unwrap();
     let over_link = tar_of(&[("/file", typeflag::REG, "", b"new")]);
-    extract(&over_link[..], &ExtractOptions::new(dest.path()).allow_external_symlinks(true)).unwrap();
+    extract(
+        &over_link[..],
+        &ExtractOptions::new(dest.path()).allow_external_symlinks(true),
+    )
+    .unwrap();
     assert_eq!(fs::read_to_string(&secret).unwrap(), "untouched");
     assert_eq!(fs::read_to_string(dest.path().join("file")).unwrap(), "new");
-    assert!(!fs::symlink_metadata(dest.path().join("file")).unwrap().file_type().is_symlink());
+    assert!(
+        !fs::symlink_metadata(dest.path().join("file"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }
 
 #[test]
@@ -176,12 +224,21 @@ fn hard_links_must_stay_inside() {
     let bad = tar_of(&[("/stolen", typeflag::LINK, "/etc/passwd", b"")]);
     let opts = ExtractOptions::new(dest.path()).allowed_root("/app");
     let err = extract(&bad[..], &opts).unwrap_err();
-    assert!(matches!(&err, Error::UnsafeEntry { entry, .. } if entry == "/stolen"), "{err}");
+    assert!(
+        matches!(&err, Error::UnsafeEntry { entry, .. } if entry == "/stolen"),
+        "{err}"
+    );
     let bad = tar_of(&[("/app/stolen", typeflag::LINK, "/etc/passwd", b"")]);
     let err = extract(&bad[..], &opts).unwrap_err();
-    assert!(matches!(&err, Error::UnsafeEntry { entry, reason } if entry == "/app/stolen" && reason.contains("hard link")), "{err}");
+    assert!(
+        matches!(&err, Error::UnsafeEntry { entry, reason } if entry == "/app/stolen" && reason.contains("hard link")),
+        "{err}"
+    );
     let dotdot = tar_of(&[("/app/stolen", typeflag::LINK, "/app/../etc/passwd", b"")]);
-    assert!(matches!(extract(&dotdot[..], &opts), Err(Error::UnsafeEntry { .. })));
+    assert!(matches!(
+        extract(&dotdot[..], &opts),
+        Err(Error::UnsafeEntry { .. })
+    ));
     assert!(!dest.path().join("app/stolen").exists());
 
     let good = tar_of(&[
@@ -195,9 +252,16 @@ fn hard_links_must_stay_inside() {
 #[test]
 fn diff_id_mismatch_is_reported_and_undone() {
     let dest = tempfile::tempdir().unwrap();
-    let tar = tar_of(&[("/new-dir", typeflag::DIR, "", b""), ("/new-dir/f", typeflag::REG, "", b"x")]);
+    let tar = tar_of(&[
+        ("/new-dir", typeflag::DIR, "", b""),
+        ("/new-dir/f", typeflag::REG, "", b"x"),
+    ]);
     let wrong = cnb_layers::digest::sha256(b"something else");
-    let err = extract(&tar[..], &ExtractOptions::new(dest.path()).expect_diff_id(wrong.clone())).unwrap_err();
+    let err = extract(
+        &tar[..],
+        &ExtractOptions::new(dest.path()).expect_diff_id(wrong.clone()),
+    )
+    .unwrap_err();
     match err {
         Error::DiffIdMismatch { expected, actual } => {
             assert_eq!(expected, wrong.to_string());
@@ -216,9 +280,15 @@ fn diff_id_mismatch_is_reported_and_undone() {
 #[test]
 fn devices_and_truncated_streams_are_errors() {
     let dest = tempfile::tempdir().unwrap();
-    let fifo = tar_of(&[("/a", typeflag::REG, "", b"1"), ("/pipe", typeflag::FIFO, "", b"")]);
+    let fifo = tar_of(&[
+        ("/a", typeflag::REG, "", b"1"),
+        ("/pipe", typeflag::FIFO, "", b""),
+    ]);
     let err = extract(&fifo[..], &ExtractOptions::new(dest.path())).unwrap_err();
-    assert!(matches!(&err, Error::UnsupportedEntry { entry, typeflag: '6' } if entry == "/pipe"), "{err}");
+    assert!(
+        matches!(&err, Error::UnsupportedEntry { entry, typeflag: '6' } if entry == "/pipe"),
+        "{err}"
+    );
     assert!(!dest.path().join("a").exists());
 
     let full = tar_of(&[("/big", typeflag::REG, "", &[1u8; 5000])]);

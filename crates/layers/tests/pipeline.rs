@@ -1,6 +1,8 @@
 //! The one-pass pipeline: reproducibility, digests, normalisation, parallelism,
 //! and compatibility of the output with the system's gzip and tar.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -10,8 +12,8 @@ use std::process::Command;
 use cnb_layers::digest::sha256;
 use cnb_layers::gotar::{self, Timestamp, typeflag};
 use cnb_layers::{
-    Compression, LayerSource, Owner, run_parallel, write_layer, write_layer_to_dir, write_layers_parallel,
-    write_uncompressed,
+    Compression, LayerSource, Owner, run_parallel, write_layer, write_layer_to_dir,
+    write_layers_parallel, write_uncompressed,
 };
 
 /// A layer-like tree with files of several modes, symlinks, a hard link,
@@ -24,8 +26,13 @@ fn make_tree(root: &Path) {
     fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(root.join("lib/a.txt"), "a".repeat(1000)).unwrap();
     fs::set_permissions(root.join("lib/a.txt"), fs::Permissions::from_mode(0o600)).unwrap();
-    fs::write(root.join("lib/deep/er/data.bin"), (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>())
-        .unwrap();
+    fs::write(
+        root.join("lib/deep/er/data.bin"),
+        (0..70_000u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     fs::hard_link(root.join("lib/a.txt"), root.join("lib/a-hard.txt")).unwrap();
     symlink("../lib/a.txt", root.join("bin/a-link")).unwrap();
     symlink("/usr/bin/env", root.join("bin/env")).unwrap();
@@ -43,7 +50,9 @@ fn layer_dir() -> (tempfile::TempDir, std::path::PathBuf) {
 
 fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data).read_to_end(&mut out).unwrap();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -79,7 +88,11 @@ fn digests_and_sizes_describe_the_streams() {
     // Ends in exactly two zero blocks, no record padding.
     assert_eq!(tar.len() % 512, 0);
     assert!(tar[tar.len() - 1024..].iter().all(|&b| b == 0));
-    assert!(tar[tar.len() - 1536..tar.len() - 1024].iter().any(|&b| b != 0));
+    assert!(
+        tar[tar.len() - 1536..tar.len() - 1024]
+            .iter()
+            .any(|&b| b != 0)
+    );
 }
 
 #[test]
@@ -88,7 +101,12 @@ fn every_compression_level_yields_the_same_diff_id() {
     let src = LayerSource::dir(&dir, Owner::ROOT).unwrap();
     let ids: Vec<_> = [0, 1, 2, 6, 9]
         .into_iter()
-        .map(|l| write_layer(&src, std::io::sink(), Compression::level(l)).unwrap().0.diff_id)
+        .map(|l| {
+            write_layer(&src, std::io::sink(), Compression::level(l))
+                .unwrap()
+                .0
+                .diff_id
+        })
         .collect();
     assert!(ids.windows(2).all(|w| w[0] == w[1]));
 }
@@ -99,38 +117,57 @@ fn every_compression_level_yields_the_same_diff_id() {
 #[test]
 fn ownership_and_mtime_are_normalised() {
     let (_tmp, dir) = layer_dir();
-    for (i, owner) in [(0, 0), (1000, 1000), (1234, 4321), (3_000_000, 7)].into_iter().enumerate() {
+    for (i, owner) in [(0, 0), (1000, 1000), (1234, 4321), (3_000_000, 7)]
+        .into_iter()
+        .enumerate()
+    {
         // Vary the on-disk metadata between rounds.
         let f = dir.join("lib/a.txt");
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600 + i as u32)).unwrap();
         let file = fs::File::options().write(true).open(&f).unwrap();
-        file.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 * i as u64))
-            .unwrap();
+        file.set_modified(
+            std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_000_000 * i as u64),
+        )
+        .unwrap();
 
         let owner = Owner::new(owner.0, owner.1);
-        let (_, tar) = write_uncompressed(&LayerSource::dir(&dir, owner).unwrap(), Vec::new()).unwrap();
+        let (_, tar) =
+            write_uncompressed(&LayerSource::dir(&dir, owner).unwrap(), Vec::new()).unwrap();
         let mut r = gotar::Reader::new(&tar[..]);
         let mut names = Vec::new();
-        while let Some(h) = r.next().unwrap() {
+        while let Some(h) = r.next_header().unwrap() {
             let name = String::from_utf8(h.name.clone()).unwrap();
             assert_eq!(h.mtime, Timestamp::NORMALIZED, "{name}");
             assert!(h.uname.is_empty() && h.gname.is_empty(), "{name}");
             let path = Path::new(&name);
             if path.starts_with(&dir) {
-                assert_eq!((h.uid, h.gid), (i64::from(owner.uid), i64::from(owner.gid)), "{name}");
+                assert_eq!(
+                    (h.uid, h.gid),
+                    (i64::from(owner.uid), i64::from(owner.gid)),
+                    "{name}"
+                );
                 let meta = fs::symlink_metadata(path).unwrap();
                 assert_eq!(h.mode, i64::from(meta.mode() & 0o7777), "{name}");
             } else {
                 assert!(dir.starts_with(path), "{name} is an ancestor");
                 let meta = fs::metadata(path).unwrap();
-                assert_eq!((h.uid, h.gid), (i64::from(meta.uid()), i64::from(meta.gid())), "{name}");
+                assert_eq!(
+                    (h.uid, h.gid),
+                    (i64::from(meta.uid()), i64::from(meta.gid())),
+                    "{name}"
+                );
                 assert_eq!(h.mode, i64::from(meta.mode() & 0o7777), "{name}");
             }
             names.push(name);
         }
         // Parents first, then the walk: sorted names depth first, no trailing slashes,
         // the socket skipped, the hard link a regular file.
-        assert!(names.iter().all(|n| n.starts_with('/') && !n.ends_with('/')));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with('/') && !n.ends_with('/'))
+        );
         assert!(!names.iter().any(|n| n.ends_with("/sock")));
         let d = dir.to_str().unwrap();
         let rel: Vec<&str> = names.iter().filter_map(|n| n.strip_prefix(d)).collect();
@@ -167,13 +204,26 @@ fn system_gzip_and_tar_read_the_output() {
     assert_eq!(sha256(&fs::read(&blob).unwrap()), info.digest);
 
     let gz = Command::new("gzip").arg("-dc").arg(&blob).output().unwrap();
-    assert!(gz.status.success(), "gzip -d: {}", String::from_utf8_lossy(&gz.stderr));
+    assert!(
+        gz.status.success(),
+        "gzip -d: {}",
+        String::from_utf8_lossy(&gz.stderr)
+    );
     assert_eq!(sha256(&gz.stdout), info.diff_id);
     let tar_path = tmp.path().join("layer.tar");
     fs::write(&tar_path, &gz.stdout).unwrap();
 
-    let list = Command::new("tar").args(["-tvf"]).arg(&tar_path).arg("--numeric-owner").output().unwrap();
-    assert!(list.status.success(), "tar -tvf: {}", String::from_utf8_lossy(&list.stderr));
+    let list = Command::new("tar")
+        .args(["-tvf"])
+        .arg(&tar_path)
+        .arg("--numeric-owner")
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "tar -tvf: {}",
+        String::from_utf8_lossy(&list.stderr)
+    );
     let listing = String::from_utf8(list.stdout).unwrap();
     let d = dir.to_str().unwrap().trim_start_matches('/');
     for want in [
@@ -186,7 +236,11 @@ fn system_gzip_and_tar_read_the_output() {
     }
     assert!(listing.contains("1000/1001"));
     assert!(listing.contains("1980-01-01 00:00"));
-    let names = Command::new("tar").args(["-tf"]).arg(&tar_path).output().unwrap();
+    let names = Command::new("tar")
+        .args(["-tf"])
+        .arg(&tar_path)
+        .output()
+        .unwrap();
     let names = String::from_utf8(names.stdout).unwrap();
     assert_eq!(names.lines().count(), dir.ancestors().count() - 2 + 13);
 }
@@ -199,23 +253,45 @@ fn synthetic_layers_have_the_reference_entries() {
     let (_, tar) = write_uncompressed(&LayerSource::launcher(&launcher), Vec::new()).unwrap();
     let mut r = gotar::Reader::new(&tar[..]);
     let mut got = Vec::new();
-    while let Some(h) = r.next().unwrap() {
-        got.push((String::from_utf8(h.name).unwrap(), h.typeflag, h.mode, h.uid, h.gid, h.size));
+    while let Some(h) = r.next_header().unwrap() {
+        got.push((
+            String::from_utf8(h.name).unwrap(),
+            h.typeflag,
+            h.mode,
+            h.uid,
+            h.gid,
+            h.size,
+        ));
     }
     assert_eq!(
         got,
         [
             ("/cnb".to_string(), typeflag::DIR, 0o755, 0, 0, 0),
             ("/cnb/lifecycle".to_string(), typeflag::DIR, 0o755, 0, 0, 0),
-            ("/cnb/lifecycle/launcher".to_string(), typeflag::REG, 0o755, 0, 0, 6),
+            (
+                "/cnb/lifecycle/launcher".to_string(),
+                typeflag::REG,
+                0o755,
+                0,
+                0,
+                6
+            ),
         ]
     );
 
-    let (_, tar) = write_uncompressed(&LayerSource::process_types(["web", "worker"]).unwrap(), Vec::new()).unwrap();
+    let (_, tar) = write_uncompressed(
+        &LayerSource::process_types(["web", "worker"]).unwrap(),
+        Vec::new(),
+    )
+    .unwrap();
     let mut r = gotar::Reader::new(&tar[..]);
     let mut got = Vec::new();
-    while let Some(h) = r.next().unwrap() {
-        got.push((String::from_utf8(h.name).unwrap(), String::from_utf8(h.linkname).unwrap(), h.typeflag));
+    while let Some(h) = r.next_header().unwrap() {
+        got.push((
+            String::from_utf8(h.name).unwrap(),
+            String::from_utf8(h.linkname).unwrap(),
+            h.typeflag,
+        ));
     }
     let launcher = "/cnb/lifecycle/launcher".to_string();
     assert_eq!(
@@ -223,8 +299,16 @@ fn synthetic_layers_have_the_reference_entries() {
         [
             ("/cnb".to_string(), String::new(), typeflag::DIR),
             ("/cnb/process".to_string(), String::new(), typeflag::DIR),
-            ("/cnb/process/web".to_string(), launcher.clone(), typeflag::SYMLINK),
-            ("/cnb/process/worker".to_string(), launcher, typeflag::SYMLINK),
+            (
+                "/cnb/process/web".to_string(),
+                launcher.clone(),
+                typeflag::SYMLINK
+            ),
+            (
+                "/cnb/process/worker".to_string(),
+                launcher,
+                typeflag::SYMLINK
+            ),
         ]
     );
 }
@@ -266,7 +350,11 @@ fn parallel_results_come_back_in_input_order() {
 fn missing_directory_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("nope");
-    let err = write_uncompressed(&LayerSource::dir(&missing, Owner::ROOT).unwrap(), Vec::new()).unwrap_err();
+    let err = write_uncompressed(
+        &LayerSource::dir(&missing, Owner::ROOT).unwrap(),
+        Vec::new(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
 

@@ -9,6 +9,8 @@
 //!   of the parent directories, so that tree is built at a fixed path,
 //!   `/tmp/cnb-layers-golden`, owned by root.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -19,7 +21,11 @@ use cnb_layers::gotar::{self, Format, Header, Timestamp, typeflag};
 use cnb_layers::{LayerSource, Owner, Slice, slice_layers, write_layer, write_uncompressed};
 
 fn diff_id(source: &LayerSource) -> String {
-    write_uncompressed(source, std::io::sink()).unwrap().0.diff_id.to_string()
+    write_uncompressed(source, std::io::sink())
+        .unwrap()
+        .0
+        .diff_id
+        .to_string()
 }
 
 /// A kaniko-style GNU tar like the reference's extension-layer fixtures:
@@ -39,9 +45,11 @@ fn kaniko_tar(dir: &str, file: &str) -> Vec<u8> {
         format: Format::GNU,
         ..Header::default()
     };
-    w.write_header(&base(&format!("/{dir}/"), typeflag::DIR, 0o755, 0)).unwrap();
+    w.write_header(&base(&format!("/{dir}/"), typeflag::DIR, 0o755, 0))
+        .unwrap();
     for name in [format!("/{dir}/some-file"), format!("/{file}")] {
-        w.write_header(&base(&name, typeflag::REG, 0o644, 10)).unwrap();
+        w.write_header(&base(&name, typeflag::REG, 0o644, 10))
+            .unwrap();
         w.write_data(b"some-data\n").unwrap();
     }
     w.finish().unwrap()
@@ -142,7 +150,14 @@ impl Drop for GoldenLock {
 /// The reference's `layers/testdata`, at `/tmp/cnb-layers-golden`.
 fn build_golden_tree(root: &Path) {
     let _ = fs::remove_dir_all(root);
-    for d in ["", "target-dir", "target-dir/other-dir", "target-dir/some-dir", "dir-to-exclude", "target-di[r]"] {
+    for d in [
+        "",
+        "target-dir",
+        "target-dir/other-dir",
+        "target-dir/some-dir",
+        "dir-to-exclude",
+        "target-di[r]",
+    ] {
         let p = root.join(d);
         fs::create_dir_all(&p).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
@@ -161,7 +176,11 @@ fn build_golden_tree(root: &Path) {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
     }
     symlink("../dir-to-exclude", root.join("target-dir/dir-link")).unwrap();
-    symlink("../dir-to-exclude/some-file.txt", root.join("target-dir/file-link.txt")).unwrap();
+    symlink(
+        "../dir-to-exclude/some-file.txt",
+        root.join("target-dir/file-link.txt"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -170,7 +189,9 @@ fn dir_and_slice_layers_match_the_reference_at_a_fixed_path() {
     let probe = tempfile::NamedTempFile::new_in("/tmp").unwrap();
     let me = fs::metadata(probe.path()).unwrap();
     if me.uid() != 0 || me.gid() != 0 || tmp_meta.uid() != 0 || tmp_meta.mode() & 0o7777 != 0o1777 {
-        eprintln!("skipped: needs root and a standard /tmp (root:root 1777): parent owners are part of the digest");
+        eprintln!(
+            "skipped: needs root and a standard /tmp (root:root 1777): parent owners are part of the digest"
+        );
         return;
     }
     let _lock = GoldenLock::acquire();
@@ -201,7 +222,11 @@ fn dir_and_slice_layers_match_the_reference_at_a_fixed_path() {
         paths: p.into_iter().map(String::from).collect(),
     })
     .collect();
-    let got: Vec<String> = slice_layers(&target, &slices, owner).unwrap().iter().map(diff_id).collect();
+    let got: Vec<String> = slice_layers(&target, &slices, owner)
+        .unwrap()
+        .iter()
+        .map(diff_id)
+        .collect();
     let empty = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
     assert_eq!(
         got,
@@ -225,7 +250,10 @@ fn dir_and_slice_layers_match_the_reference_at_a_fixed_path() {
     let got: Vec<String> = special.iter().map(diff_id).collect();
     assert_eq!(
         got,
-        ["sha256:155bbea92c1e1e7f42a53b1bd61df04767c579ee007b0b03cf0597d002e12259", empty]
+        [
+            "sha256:155bbea92c1e1e7f42a53b1bd61df04767c579ee007b0b03cf0597d002e12259",
+            empty
+        ]
     );
 
     let trailing = slice_layers(

@@ -4,6 +4,8 @@ pub mod build;
 pub mod buildenv;
 pub mod cli;
 pub mod detect;
+pub mod experimental;
+pub mod export;
 pub mod generate;
 pub mod privileges;
 

@@ -13,7 +13,7 @@ fn passing(ws: &Workspace) {
 #[test]
 fn cmn_022_every_phase_prints_its_version() {
     let ws = Workspace::new();
-    for phase in bins::PHASES {
+    for phase in bins::CLI_PHASES {
         for flag in ["-version", "--version"] {
             let out = ws.run(phase).arg(flag).output();
             out.success();

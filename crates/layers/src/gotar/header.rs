@@ -444,13 +444,19 @@ pub(crate) fn allowed_formats(h: &Header) -> Result<Allowed, String> {
         let too_long = s.len() > size;
         let allow_long_gnu = key == PAX_PATH || key == PAX_LINKPATH;
         if has_nul(s) || (too_long && !allow_long_gnu) {
-            why_no.push(format!("GNU cannot encode {name}={:?}", String::from_utf8_lossy(s)));
+            why_no.push(format!(
+                "GNU cannot encode {name}={:?}",
+                String::from_utf8_lossy(s)
+            ));
             format.must_not_be(Format::GNU);
         }
         if !is_ascii(s) || too_long {
             let can_split = key == PAX_PATH;
             if !can_split || split_ustar_path(s).is_none() {
-                why_no.push(format!("USTAR cannot encode {name}={:?}", String::from_utf8_lossy(s)));
+                why_no.push(format!(
+                    "USTAR cannot encode {name}={:?}",
+                    String::from_utf8_lossy(s)
+                ));
                 format.must_not_be(Format::USTAR);
             }
             pax.insert(key.to_vec(), s.to_vec());
@@ -460,33 +466,42 @@ pub(crate) fn allowed_formats(h: &Header) -> Result<Allowed, String> {
         }
     };
     verify_string(&h.name, NAME_SIZE, "Name", PAX_PATH, &mut format);
-    verify_string(&h.linkname, NAME_SIZE, "Linkname", PAX_LINKPATH, &mut format);
+    verify_string(
+        &h.linkname,
+        NAME_SIZE,
+        "Linkname",
+        PAX_LINKPATH,
+        &mut format,
+    );
     verify_string(&h.uname, 32, "Uname", PAX_UNAME, &mut format);
     verify_string(&h.gname, 32, "Gname", PAX_GNAME, &mut format);
 
     let mut fatal: Option<String> = None;
-    let mut verify_numeric = |n: i64, size: usize, name: &str, key: Option<&[u8]>, format: &mut Format| {
-        if !fits_in_base256(size, n) {
-            format.must_not_be(Format::GNU);
-        }
-        if !fits_in_octal(size, n) {
-            format.must_not_be(Format::USTAR);
-            match key {
-                None => {
-                    format.must_not_be(Format::PAX);
-                    fatal.get_or_insert_with(|| format!("PAX cannot encode {name}={n}"));
-                }
-                Some(k) => {
-                    pax.insert(k.to_vec(), n.to_string().into_bytes());
+    let mut verify_numeric =
+        |n: i64, size: usize, name: &str, key: Option<&[u8]>, format: &mut Format| {
+            if !fits_in_base256(size, n) {
+                format.must_not_be(Format::GNU);
+            }
+            if !fits_in_octal(size, n) {
+                format.must_not_be(Format::USTAR);
+                match key {
+                    None => {
+                        format.must_not_be(Format::PAX);
+                        fatal.get_or_insert_with(|| format!("PAX cannot encode {name}={n}"));
+                    }
+                    Some(k) => {
+                        pax.insert(k.to_vec(), n.to_string().into_bytes());
+                    }
                 }
             }
-        }
-        if let Some(k) = key
-            && h.pax_records.get(k).is_some_and(|v| *v == n.to_string().into_bytes())
-        {
-            pax.insert(k.to_vec(), n.to_string().into_bytes());
-        }
-    };
+            if let Some(k) = key
+                && h.pax_records
+                    .get(k)
+                    .is_some_and(|v| *v == n.to_string().into_bytes())
+            {
+                pax.insert(k.to_vec(), n.to_string().into_bytes());
+            }
+        };
     verify_numeric(h.mode, 8, "Mode", None, &mut format);
     verify_numeric(h.uid, 8, "Uid", Some(PAX_UID), &mut format);
     verify_numeric(h.gid, 8, "Gid", Some(PAX_GID), &mut format);
@@ -501,7 +516,7 @@ pub(crate) fn allowed_formats(h: &Header) -> Result<Allowed, String> {
         }
         let is_mtime = key == PAX_MTIME;
         let fits_octal = fits_in_octal(12, ts.secs);
-        if (is_mtime && !fits_octal) || !is_mtime {
+        if !is_mtime || !fits_octal {
             format.must_not_be(Format::USTAR);
         }
         let needs_nano = ts.nanos != 0;
@@ -509,7 +524,10 @@ pub(crate) fn allowed_formats(h: &Header) -> Result<Allowed, String> {
             prefer_pax = true;
             pax.insert(key.to_vec(), ts.format_pax().into_bytes());
         }
-        if h.pax_records.get(key).is_some_and(|v| *v == ts.format_pax().into_bytes()) {
+        if h.pax_records
+            .get(key)
+            .is_some_and(|v| *v == ts.format_pax().into_bytes())
+        {
             pax.insert(key.to_vec(), ts.format_pax().into_bytes());
         }
     };
@@ -519,13 +537,14 @@ pub(crate) fn allowed_formats(h: &Header) -> Result<Allowed, String> {
 
     use typeflag::*;
     match h.typeflag {
-        REG | CHAR | BLOCK | FIFO | GNU_SPARSE => {
-            if h.name.ends_with(b"/") {
-                return Err("filename may not have trailing slash".into());
-            }
+        REG | CHAR | BLOCK | FIFO | GNU_SPARSE if h.name.ends_with(b"/") => {
+            return Err("filename may not have trailing slash".into());
         }
         X_HEADER | GNU_LONG_NAME | GNU_LONG_LINK => {
-            return Err("cannot manually encode TypeXHeader, TypeGNULongName, or TypeGNULongLink headers".into());
+            return Err(
+                "cannot manually encode TypeXHeader, TypeGNULongName, or TypeGNULongLink headers"
+                    .into(),
+            );
         }
         X_GLOBAL_HEADER => {
             let only = Header {
@@ -551,7 +570,8 @@ pub(crate) fn allowed_formats(h: &Header) -> Result<Allowed, String> {
             if pax.contains_key(k) {
                 continue;
             }
-            if h.typeflag == X_GLOBAL_HEADER || (!is_basic_key(k) && !k.starts_with(PAX_GNU_SPARSE)) {
+            if h.typeflag == X_GLOBAL_HEADER || (!is_basic_key(k) && !k.starts_with(PAX_GNU_SPARSE))
+            {
                 pax.insert(k.clone(), v.clone());
             }
         }
@@ -561,7 +581,11 @@ pub(crate) fn allowed_formats(h: &Header) -> Result<Allowed, String> {
         if !valid_pax_record(k, v) {
             return Err(format!(
                 "invalid PAX record: {:?}",
-                format!("{} = {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))
+                format!(
+                    "{} = {}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                )
             ));
         }
     }
@@ -689,14 +713,31 @@ mod tests {
         assert_eq!(clean_path(b"/a//b/./c/.."), b"/a/b");
         assert_eq!(clean_path(b"../x/.."), b"..");
         assert_eq!(clean_path(b"/.."), b"/");
-        assert_eq!(pax_header_name(b"/layers/bp/file"), b"/layers/bp/PaxHeaders.0/file");
+        assert_eq!(
+            pax_header_name(b"/layers/bp/file"),
+            b"/layers/bp/PaxHeaders.0/file"
+        );
         assert_eq!(pax_header_name(b"file"), b"PaxHeaders.0/file");
     }
 
     #[test]
     fn pax_time_format() {
-        assert_eq!(Timestamp { secs: 5, nanos: 500_000_000 }.format_pax(), "5.5");
-        assert_eq!(Timestamp { secs: -1, nanos: 250_000_000 }.format_pax(), "-0.75");
+        assert_eq!(
+            Timestamp {
+                secs: 5,
+                nanos: 500_000_000
+            }
+            .format_pax(),
+            "5.5"
+        );
+        assert_eq!(
+            Timestamp {
+                secs: -1,
+                nanos: 250_000_000
+            }
+            .format_pax(),
+            "-0.75"
+        );
         assert_eq!(Timestamp::from_secs(7).format_pax(), "7");
     }
 }

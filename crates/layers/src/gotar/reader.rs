@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 
 use super::header::{
-    self, Block, Format, Header, MAX_SPECIAL_FILE_SIZE, Timestamp, checksums, field, is_ascii, typeflag,
+    self, Block, Format, Header, MAX_SPECIAL_FILE_SIZE, Timestamp, checksums, field, is_ascii,
+    typeflag,
 };
 
 /// Failure of the tar reader.
@@ -41,7 +42,11 @@ pub struct Reader<R: Read> {
 impl<R: Read> Reader<R> {
     /// Wraps a source.
     pub fn new(r: R) -> Self {
-        Reader { r, remaining: 0, pad: 0 }
+        Reader {
+            r,
+            remaining: 0,
+            pad: 0,
+        }
     }
 
     /// Gives back the source, positioned after the end-of-archive marker.
@@ -50,7 +55,7 @@ impl<R: Read> Reader<R> {
     }
 
     /// Advances to the next entry; `Ok(None)` at the end of the archive.
-    pub fn next(&mut self) -> Result<Option<Header>, ReadError> {
+    pub fn next_header(&mut self) -> Result<Option<Header>, ReadError> {
         let mut pax: Option<BTreeMap<Vec<u8>, Vec<u8>>> = None;
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
@@ -99,10 +104,17 @@ impl<R: Read> Reader<R> {
                         hdr.linkname = l;
                     }
                     if hdr.typeflag == typeflag::REG_A {
-                        hdr.typeflag = if hdr.name.ends_with(b"/") { typeflag::DIR } else { typeflag::REG };
+                        hdr.typeflag = if hdr.name.ends_with(b"/") {
+                            typeflag::DIR
+                        } else {
+                            typeflag::REG
+                        };
                     }
                     self.start_data(&hdr)?;
-                    let sparse_pax = hdr.pax_records.keys().any(|k| k.starts_with(header::PAX_GNU_SPARSE));
+                    let sparse_pax = hdr
+                        .pax_records
+                        .keys()
+                        .any(|k| k.starts_with(header::PAX_GNU_SPARSE));
                     if hdr.typeflag == typeflag::GNU_SPARSE || sparse_pax {
                         let _ = raw;
                         return Err(malformed("sparse files are not supported"));
@@ -119,7 +131,11 @@ impl<R: Read> Reader<R> {
 
     /// Go `handleRegularFile`.
     fn start_data(&mut self, hdr: &Header) -> Result<(), ReadError> {
-        let nb = if header::is_header_only(hdr.typeflag) { 0 } else { hdr.size };
+        let nb = if header::is_header_only(hdr.typeflag) {
+            0
+        } else {
+            hdr.size
+        };
         if nb < 0 {
             return Err(malformed("negative size"));
         }
@@ -259,7 +275,9 @@ impl<R: Read> Read for Reader<R> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let max = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = self.r.read(&mut buf[..max])?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -340,7 +358,9 @@ impl Parser {
             return 0;
         }
         let s = parse_string(t);
-        let parsed = std::str::from_utf8(s).ok().and_then(|s| u64::from_str_radix(s, 8).ok());
+        let parsed = std::str::from_utf8(s)
+            .ok()
+            .and_then(|s| u64::from_str_radix(s, 8).ok());
         match parsed {
             Some(x) => x as i64,
             None => {
@@ -392,7 +412,10 @@ fn parse_pax(data: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReadError> {
     let mut records = BTreeMap::new();
     let mut s = data;
     while !s.is_empty() {
-        let sp = s.iter().position(|&c| c == b' ').ok_or_else(|| malformed("invalid PAX record"))?;
+        let sp = s
+            .iter()
+            .position(|&c| c == b' ')
+            .ok_or_else(|| malformed("invalid PAX record"))?;
         let n = parse_decimal(&s[..sp]).ok_or_else(|| malformed("invalid PAX record"))?;
         if n < 5 || n as usize > s.len() {
             return Err(malformed("invalid PAX record"));
@@ -405,7 +428,10 @@ fn parse_pax(data: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReadError> {
         if s[n - 1] != b'\n' {
             return Err(malformed("invalid PAX record"));
         }
-        let eq = rec.iter().position(|&c| c == b'=').ok_or_else(|| malformed("invalid PAX record"))?;
+        let eq = rec
+            .iter()
+            .position(|&c| c == b'=')
+            .ok_or_else(|| malformed("invalid PAX record"))?;
         let (k, v) = (&rec[..eq], &rec[eq + 1..]);
         if !header::valid_pax_record(k, v) {
             return Err(malformed("invalid PAX record"));

@@ -7,8 +7,8 @@
 use std::io::{self, Write};
 
 use super::header::{
-    self, Block, Format, Formatter, Header, MAX_SPECIAL_FILE_SIZE, field, format_pax_record, is_header_only,
-    pax_header_name, set_format, split_ustar_path, to_ascii, typeflag,
+    self, Block, Format, Formatter, Header, MAX_SPECIAL_FILE_SIZE, field, format_pax_record,
+    is_header_only, pax_header_name, set_format, split_ustar_path, to_ascii, typeflag,
 };
 
 /// Failure of the tar writer.
@@ -42,7 +42,11 @@ const ZERO_BLOCK: Block = [0u8; header::BLOCK_SIZE];
 impl<W: Write> Writer<W> {
     /// Wraps a sink.
     pub fn new(w: W) -> Self {
-        Writer { w, remaining: 0, pad: 0 }
+        Writer {
+            w,
+            remaining: 0,
+            pad: 0,
+        }
     }
 
     /// Finishes the current entry's padding (Go `Flush`).
@@ -62,7 +66,11 @@ impl<W: Write> Writer<W> {
         self.flush_entry()?;
         let mut h = hdr.clone();
         if h.typeflag == typeflag::REG_A {
-            h.typeflag = if h.name.ends_with(b"/") { typeflag::DIR } else { typeflag::REG };
+            h.typeflag = if h.name.ends_with(b"/") {
+                typeflag::DIR
+            } else {
+                typeflag::REG
+            };
         }
         if h.format == Format::UNKNOWN {
             h.mtime = h.mtime.round_to_second();
@@ -125,11 +133,16 @@ impl<W: Write> Writer<W> {
         if !pax.is_empty() || is_global {
             let mut data = Vec::new();
             for (k, v) in pax {
-                let rec = format_pax_record(k, v).ok_or_else(|| WriteError::Encode("invalid tar header".into()))?;
+                let rec = format_pax_record(k, v)
+                    .ok_or_else(|| WriteError::Encode("invalid tar header".into()))?;
                 data.extend_from_slice(&rec);
             }
             let (name, flag) = if is_global {
-                let name = if h.name.is_empty() { b"GlobalHead.0.0".to_vec() } else { h.name.clone() };
+                let name = if h.name.is_empty() {
+                    b"GlobalHead.0.0".to_vec()
+                } else {
+                    h.name.clone()
+                };
                 (name, typeflag::X_GLOBAL_HEADER)
             } else {
                 (pax_header_name(&h.name), typeflag::X_HEADER)
@@ -174,7 +187,13 @@ impl<W: Write> Writer<W> {
     }
 
     /// Go `writeRawFile`: a minimal header plus `data` as its body.
-    fn write_raw_file(&mut self, name: &[u8], data: &[u8], flag: u8, format: Format) -> Result<(), WriteError> {
+    fn write_raw_file(
+        &mut self,
+        name: &[u8],
+        data: &[u8],
+        flag: u8,
+        format: Format,
+    ) -> Result<(), WriteError> {
         let mut name = to_ascii(name);
         name.truncate(100);
         while name.last() == Some(&b'/') {
@@ -200,7 +219,11 @@ impl<W: Write> Writer<W> {
     fn write_raw_header(&mut self, blk: &Block, size: i64, flag: u8) -> Result<(), WriteError> {
         self.flush_entry()?;
         self.w.write_all(blk)?;
-        let size = if is_header_only(flag) { 0 } else { size.max(0) as u64 };
+        let size = if is_header_only(flag) {
+            0
+        } else {
+            size.max(0) as u64
+        };
         self.remaining = size;
         self.pad = padding(size);
         Ok(())
@@ -209,7 +232,8 @@ impl<W: Write> Writer<W> {
 
 /// Bytes of zero padding after `size` data bytes.
 pub(crate) fn padding(size: u64) -> usize {
-    ((header::BLOCK_SIZE as u64 - size % header::BLOCK_SIZE as u64) % header::BLOCK_SIZE as u64) as usize
+    ((header::BLOCK_SIZE as u64 - size % header::BLOCK_SIZE as u64) % header::BLOCK_SIZE as u64)
+        as usize
 }
 
 /// Go `templateV7Plus`. `ascii` applies `toASCII` to strings (PAX main header);

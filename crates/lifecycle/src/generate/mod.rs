@@ -31,7 +31,6 @@ use cnb_buildpack_api::env::{Env, EnvDirError};
 use cnb_buildpack_api::{Descriptor, DescriptorError, ModuleKind};
 use cnb_platform_api::PlatformApi;
 use cnb_platform_api::files::{AnalyzedFile, FileError, GroupElement, Plan, RunFile, RunImage};
-use cnb_platform_api::inputs::ExperimentalMode;
 
 use self::dockerfile::{DockerfileError, DockerfileInfo, DockerfileKind};
 use self::output::ExtendConfigError;
@@ -41,29 +40,7 @@ use crate::buildenv::ModuleEnvInputs;
 /// The experimental feature Dockerfiles are on Platform API < 0.13.
 pub const FEATURE_DOCKERFILES: &str = "Dockerfiles";
 
-/// An experimental feature was requested while `CNB_EXPERIMENTAL_MODE=error`.
-#[derive(Debug, thiserror::Error)]
-#[error("experimental features are disabled by CNB_EXPERIMENTAL_MODE=error")]
-pub struct ExperimentalDisabled;
-
-/// [CMN-008] Allows `feature` according to `mode`: silently, with a warning, or not at all
-/// (the request is then logged as an error, as in the reference).
-pub fn guard_experimental(
-    mode: ExperimentalMode,
-    feature: &str,
-) -> Result<(), ExperimentalDisabled> {
-    match mode {
-        ExperimentalMode::Quiet => Ok(()),
-        ExperimentalMode::Warn => {
-            tracing::warn!("Platform requested experimental feature '{feature}'");
-            Ok(())
-        }
-        ExperimentalMode::Error => {
-            tracing::error!("Platform requested experimental feature '{feature}'");
-            Err(ExperimentalDisabled)
-        }
-    }
-}
+pub use crate::experimental::{ExperimentalDisabled, guard_experimental};
 
 /// Everything the generate step reads besides the plan and analyzed metadata.
 #[derive(Clone, Copy, Debug)]

@@ -1,0 +1,453 @@
+//! The exporter ([EXP-001]..[EXP-036]): turn `<layers>` and `<app>` into an app image on top of
+//! the run image, in a registry or an OCI layout, and write report.toml.
+//!
+//! Reading top to bottom: read the platform files; open the run image and the previous image;
+//! plan the layers ([`plan`]); tar, hash and compress every new layer once, in parallel on all
+//! cores, straight into blob files; reuse what the previous image already has by diffID (its
+//! blob is mounted or skipped, never downloaded and uploaded again); set the config and labels
+//! ([`config`]); save to every tag; write the report.
+
+mod config;
+mod plan;
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use cnb_buildpack_api::layer::LayerMetadataError;
+use cnb_image::{
+    BuiltImage, Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayerFile, LayoutStore, Platform, Registry,
+    RegistryOptions, SaveError,
+};
+use cnb_layers::{Compression, LayerInfo, Owner};
+use cnb_platform_api::files::analyzed::AnalyzedFile;
+use cnb_platform_api::files::metadata::MetadataFile;
+use cnb_platform_api::files::report::{ImageReport, ReportFile};
+use cnb_platform_api::files::{FileError, GroupFile};
+use cnb_platform_api::labels::LayersMetadata;
+use cnb_platform_api::{ExitCode, PlatformApi};
+use tracing::{info, warn};
+
+use self::plan::{LayerKind, PlannedLayer, plan_layers};
+
+/// Everything the exporter reads, resolved by the caller.
+#[derive(Clone, Debug)]
+pub struct ExportInputs {
+    /// The Platform API in use.
+    pub platform_api: PlatformApi,
+    /// `<image>` and any additional tags ([EXP-001], [EXP-002]).
+    pub images: Vec<String>,
+    /// `<app>`.
+    pub app_dir: PathBuf,
+    /// `<layers>`.
+    pub layers_dir: PathBuf,
+    /// `<analyzed>`.
+    pub analyzed_path: PathBuf,
+    /// `<group>`.
+    pub group_path: PathBuf,
+    /// `<launcher>`.
+    pub launcher_path: PathBuf,
+    /// `<launcher-sbom>` (Platform ≥ 0.11).
+    pub launcher_sbom_dir: Option<PathBuf>,
+    /// `<process-type>`.
+    pub process_type: Option<String>,
+    /// `<project-metadata>`.
+    pub project_metadata_path: PathBuf,
+    /// `<report>`.
+    pub report_path: PathBuf,
+    /// `<run>` (Platform ≥ 0.12) or `<stack>` before.
+    pub run_path: PathBuf,
+    /// Owner of the layer contents (`CNB_USER_ID:CNB_GROUP_ID`).
+    pub owner: (u32, u32),
+    /// `CNB_EXEC_ENV`.
+    pub exec_env: String,
+    /// The OCI layout root when exporting to a layout (`-layout`).
+    pub layout_dir: Option<PathBuf>,
+    /// `-insecure-registry` entries.
+    pub insecure_registries: Vec<String>,
+    /// `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<String>,
+}
+
+/// Why the export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// An `<image>` is not a valid reference (exit 3).
+    #[error("invalid image reference '{name}'")]
+    InvalidImage {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<cnb_image::Error>,
+    },
+    /// The tags are on different registries (exit 3).
+    #[error("writing to multiple registries is unsupported: {0}")]
+    MultipleRegistries(String),
+    /// A platform file could not be read.
+    #[error("read platform file")]
+    Read(#[source] FileError),
+    /// analyzed.toml names no run image.
+    #[error("run image not found in analyzed metadata")]
+    NoRunImage,
+    /// The run image could not be opened.
+    #[error("open run image '{name}'")]
+    OpenRunImage {
+        /// Its name.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<cnb_image::Error>,
+    },
+    /// The run image does not exist.
+    #[error("run image '{0}' not found")]
+    RunImageNotFound(String),
+    /// The run image is for a platform the launcher cannot run on.
+    #[error("run image '{name}' is for {found}, but this lifecycle's launcher is built for {expected}")]
+    RunImagePlatform {
+        /// Its name.
+        name: String,
+        /// Its os/arch.
+        found: String,
+        /// Ours.
+        expected: String,
+    },
+    /// A `<layer>.toml` is invalid.
+    #[error("read layer metadata")]
+    LayerMetadata {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<LayerMetadataError>,
+    },
+    /// A file the exporter reads is invalid.
+    #[error("invalid {}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A launch layer without contents that the previous image does not have.
+    #[error("cannot reuse '{id}', previous image has no metadata for layer '{id}'")]
+    NoPreviousMetadata {
+        /// The layer ID.
+        id: String,
+    },
+    /// A launch and cache layer without contents.
+    #[error("layer '{id}' is cache=true but has no contents")]
+    CacheWithoutContents {
+        /// The layer ID.
+        id: String,
+    },
+    /// A layer could not be tarred.
+    #[error("create layer '{id}'")]
+    Layer {
+        /// The layer ID or directory.
+        id: String,
+        /// Why.
+        #[source]
+        source: cnb_layers::Error,
+    },
+    /// `-process-type` names no process.
+    #[error("tried to set {0} to default but it doesn't exist")]
+    UnknownProcessType(String),
+    /// I/O on a path.
+    #[error("access {}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The image could not be assembled or opened.
+    #[error("image")]
+    Image(#[source] Box<cnb_image::Error>),
+    /// Some tags could not be written.
+    #[error("save image")]
+    Save(#[source] Box<SaveError>),
+}
+
+impl ExportError {
+    /// The exit code of the reference for this failure.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ExportError::InvalidImage { .. } | ExportError::MultipleRegistries(_) => ExitCode::InvalidArgs,
+            ExportError::Read(FileError::UnsupportedApi { .. }) => ExitCode::IncompatibleBuildpackApi,
+            _ => ExitCode::ExportError,
+        }
+    }
+
+    /// The action the reference names (`failed to <action>: …`).
+    pub fn action(&self) -> &'static str {
+        match self {
+            ExportError::InvalidImage { .. } | ExportError::MultipleRegistries(_) => "resolve inputs",
+            _ => "export",
+        }
+    }
+}
+
+/// The constant creation time of reproducible images ([EXP-029]).
+pub const NORMALIZED_CREATED: &str = "1980-01-01T00:00:01Z";
+
+/// Opens the registry or layout store the phases use.
+pub fn open_store(layout_dir: Option<&Path>, insecure_registries: &[String]) -> Result<ImageStore, cnb_image::Error> {
+    Ok(match layout_dir {
+        Some(dir) => ImageStore::Layout(LayoutStore::new(dir)),
+        None => {
+            let options = RegistryOptions { insecure_registries: insecure_registries.to_vec(), ..RegistryOptions::default() };
+            let keychain = Keychain::from_env().map_err(cnb_image::Error::from)?;
+            ImageStore::Registry(Registry::new(options, keychain)?)
+        }
+    })
+}
+
+/// [EXP-001]..[EXP-004] Every image name is a valid reference; without a layout, all on one
+/// registry.
+pub fn parse_images(images: &[String], layout: bool) -> Result<Vec<ImageRef>, ExportError> {
+    let refs = images
+        .iter()
+        .map(|name| {
+            ImageRef::parse(name).map_err(|source| ExportError::InvalidImage { name: name.clone(), source: Box::new(source) })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !layout && refs.iter().any(|r| r.registry() != refs[0].registry()) {
+        let registries: Vec<&str> = refs.iter().map(|r| r.registry()).collect();
+        return Err(ExportError::MultipleRegistries(registries.join(", ")));
+    }
+    Ok(refs)
+}
+
+/// Exports the app image and writes report.toml.
+pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, ExportError> {
+    let features = inputs.platform_api.features();
+    let tags = parse_images(&inputs.images, inputs.layout_dir.is_some())?;
+    let group = GroupFile::read(&inputs.group_path).map_err(ExportError::Read)?;
+    let analyzed = AnalyzedFile::read(&inputs.analyzed_path).map_err(ExportError::Read)?;
+    let metadata = MetadataFile::read(&inputs.layers_dir.join("config").join("metadata.toml"))
+        .map_err(ExportError::Read)?
+        .for_platform(inputs.platform_api);
+    let run_ref = analyzed.run_image.as_ref().map(|r| r.reference.clone()).filter(|r| !r.is_empty());
+    let run_ref = run_ref.ok_or(ExportError::NoRunImage)?;
+
+    let platform = Platform::host();
+    let run_image = store
+        .open(&run_ref, &platform)
+        .map_err(|source| ExportError::OpenRunImage { name: run_ref.clone(), source: Box::new(source) })?
+        .ok_or_else(|| ExportError::RunImageNotFound(run_ref.clone()))?;
+    check_platform(&run_ref, &run_image, &platform)?;
+    let previous = open_previous(store, &analyzed, &platform);
+    let previous_metadata = analyzed.metadata.clone();
+
+    if features.sbom {
+        copy_launcher_sboms(inputs)?;
+    }
+    let owner = Owner::new(inputs.owner.0, inputs.owner.1);
+    let planned = plan_layers(
+        &inputs.layers_dir,
+        &inputs.app_dir,
+        &inputs.launcher_path,
+        &group.group,
+        &metadata,
+        &previous_metadata,
+        owner,
+        features.sbom,
+    )?;
+
+    let blob_dir = blob_dir(inputs)?;
+    let produced = produce_layers(&planned, blob_dir.path())?;
+
+    let mut builder = ImageBuilder::from_base(&run_image);
+    if !features.targets {
+        // Before Platform 0.12 the reference writes no history.
+        builder.config_mut().history.clear();
+    }
+    let top_layer = run_image.top_layer_diff_id().map(ToString::to_string).unwrap_or_default();
+    let mut label = LayersMetadata::default();
+    for (layer, info) in planned.iter().zip(produced) {
+        let created_by = features.targets.then_some(layer.created_by.as_str());
+        let diff_id = add_layer(&mut builder, layer, info, previous.as_ref(), &previous_metadata, created_by)?;
+        config::record_layer(&mut label, &group.group, layer, &diff_id);
+    }
+    config::finish_label(&mut label, inputs, &group.group, &analyzed, &run_image, top_layer)?;
+    config::apply(&mut builder, inputs, &metadata, &label, &run_image)?;
+    let built = builder.build().map_err(|e| ExportError::Image(Box::new(e)))?;
+    let report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
+    report.write(&inputs.report_path).map_err(ExportError::Read)?;
+    Ok(report)
+}
+
+/// [EXP-003] A run image for another os/arch cannot run our launcher.
+fn check_platform(name: &str, image: &Image, platform: &Platform) -> Result<(), ExportError> {
+    let config = image.config();
+    let found_os = config.os.clone();
+    let found_arch = config.architecture.clone();
+    let (want_os, want_arch) = (platform.os.clone(), platform.architecture.clone());
+    let matches = |found: &str, want: &str| found.is_empty() || found == want;
+    if matches(&found_os, &want_os) && matches(&found_arch, &want_arch) {
+        return Ok(());
+    }
+    Err(ExportError::RunImagePlatform {
+        name: name.to_string(),
+        found: format!("{found_os}/{found_arch}"),
+        expected: format!("{want_os}/{want_arch}"),
+    })
+}
+
+/// The previous image, when analyzed.toml names one that can be opened; failures only warn
+/// (the export then adds every layer).
+fn open_previous(store: &ImageStore, analyzed: &AnalyzedFile, platform: &Platform) -> Option<Image> {
+    let reference = analyzed.previous_image_ref()?;
+    match store.open(reference, platform) {
+        Ok(image) => image,
+        Err(e) => {
+            warn!("could not open previous image '{reference}', layers will not be reused: {}", crate::error_chain(&e));
+            None
+        }
+    }
+}
+
+/// Where new layer blobs are written: inside the layout root when exporting to a layout, so
+/// saving is a rename or hard link; else a temporary directory.
+fn blob_dir(inputs: &ExportInputs) -> Result<tempfile::TempDir, ExportError> {
+    match &inputs.layout_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| ExportError::Io { path: dir.clone(), source })?;
+            tempfile::Builder::new().prefix(".export-").tempdir_in(dir)
+        }
+        None => tempfile::Builder::new().prefix("cnb-export-").tempdir(),
+    }
+    .map_err(|source| ExportError::Io { path: inputs.layout_dir.clone().unwrap_or_else(std::env::temp_dir), source })
+}
+
+/// Tars, hashes and compresses every planned layer with a source, once, in parallel.
+fn produce_layers(planned: &[PlannedLayer], dir: &Path) -> Result<Vec<Option<(LayerInfo, PathBuf)>>, ExportError> {
+    let jobs: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].source.is_some()).collect();
+    let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |j| {
+        let layer = &planned[jobs[j]];
+        let source = layer.source.as_ref().expect("jobs only index layers with a source");
+        cnb_layers::write_layer_to_dir(source, dir, Compression::DEFAULT)
+    });
+    let mut produced: Vec<Option<(LayerInfo, PathBuf)>> = (0..planned.len()).map(|_| None).collect();
+    for (j, result) in results.into_iter().enumerate() {
+        let index = jobs[j];
+        let value = result.map_err(|source| ExportError::Layer { id: planned[index].id.clone(), source })?;
+        produced[index] = Some(value);
+    }
+    Ok(produced)
+}
+
+/// [EXP-009], [EXP-028] Adds one layer: reused from the previous image when it has the same
+/// diffID (and the label recorded it there), else the new blob. Returns the diffID.
+fn add_layer(
+    builder: &mut ImageBuilder,
+    layer: &PlannedLayer,
+    produced: Option<(LayerInfo, PathBuf)>,
+    previous: Option<&Image>,
+    previous_metadata: &LayersMetadata,
+    created_by: Option<&str>,
+) -> Result<String, ExportError> {
+    let diff_id = match (&produced, &layer.previous_sha) {
+        (Some((info, _)), _) => info.diff_id.to_string(),
+        (None, Some(sha)) => sha.clone(),
+        (None, None) => return Err(ExportError::NoPreviousMetadata { id: layer.id.clone() }),
+    };
+    let reusable = previous.and_then(|prev| {
+        let digest: cnb_image::Digest = diff_id.parse().ok()?;
+        prev.layer_by_diff_id(&digest).map(|_| (prev, digest))
+    });
+    let recorded = previously_recorded(previous_metadata, layer, &diff_id);
+    match (reusable, produced) {
+        (Some((prev, digest)), _) if recorded || layer.source.is_none() => {
+            info!("Reusing layer '{}'", layer.id);
+            builder.reuse_layer(prev, &digest, created_by).map_err(|e| ExportError::Image(Box::new(e)))?;
+        }
+        (_, Some((info, path))) => {
+            info!("Adding layer '{}'", layer.id);
+            tracing::debug!("Layer '{}' SHA: {}", layer.id, info.diff_id);
+            builder.add_layer(
+                LayerFile {
+                    path,
+                    digest: info.digest,
+                    diff_id: info.diff_id,
+                    size: info.compressed_size,
+                    media_type: None,
+                },
+                created_by,
+            );
+        }
+        (_, None) => {
+            return Err(ExportError::NoPreviousMetadata { id: layer.id.clone() });
+        }
+    }
+    Ok(diff_id)
+}
+
+/// Whether the previous image's label already had this layer with this diffID.
+fn previously_recorded(previous: &LayersMetadata, layer: &PlannedLayer, diff_id: &str) -> bool {
+    let same = |sha: &str| sha == diff_id;
+    match &layer.kind {
+        LayerKind::Buildpack { .. } => previous
+            .buildpacks
+            .iter()
+            .flat_map(|b| b.layers.values())
+            .any(|l| same(&l.sha)),
+        LayerKind::Sbom => previous.sbom.as_ref().is_some_and(|s| same(&s.sha)),
+        LayerKind::Slice(_) => previous.app.iter().any(|a| same(&a.sha)),
+        LayerKind::Launcher => same(&previous.launcher.sha),
+        LayerKind::Config => same(&previous.config.sha),
+        LayerKind::ProcessTypes => same(&previous.process_types.sha),
+    }
+}
+
+/// [EXP-011] (Platform ≥ 0.11) The launcher's and lifecycle's own SBOM files, when present in
+/// `<launcher-sbom>`, go to `<layers>/sbom/launch/buildpacksio_lifecycle/launcher/` and
+/// `<layers>/sbom/build/buildpacksio_lifecycle/`.
+fn copy_launcher_sboms(inputs: &ExportInputs) -> Result<(), ExportError> {
+    let Some(dir) = &inputs.launcher_sbom_dir else { return Ok(()) };
+    for ext in ["cdx.json", "spdx.json", "syft.json"] {
+        let copies = [
+            (format!("launcher.sbom.{ext}"), inputs.layers_dir.join("sbom/launch/buildpacksio_lifecycle/launcher")),
+            (format!("lifecycle.sbom.{ext}"), inputs.layers_dir.join("sbom/build/buildpacksio_lifecycle")),
+        ];
+        for (file, dest_dir) in copies {
+            let src = dir.join(&file);
+            if !src.is_file() {
+                continue;
+            }
+            std::fs::create_dir_all(&dest_dir).map_err(|source| ExportError::Io { path: dest_dir.clone(), source })?;
+            let dest = dest_dir.join(format!("sbom.{ext}"));
+            std::fs::copy(&src, &dest).map_err(|source| ExportError::Io { path: dest, source })?;
+        }
+    }
+    Ok(())
+}
+
+/// [EXP-025], [EXP-026] Saves to every tag; a tag that fails fails the export and no report is
+/// written.
+fn save(store: &ImageStore, built: &BuiltImage, tags: &[ImageRef], layout: bool) -> Result<ReportFile, ExportError> {
+    let report = store.save(built, tags).map_err(|e| ExportError::Image(Box::new(e)))?;
+    info!("*** Images ({}):", short_digest(&report.digest.to_string()));
+    for name in &report.saved {
+        info!("      {name}");
+    }
+    for (name, error) in &report.failed {
+        info!("      {name} - {}", crate::error_chain(error));
+    }
+    let report = report.into_result().map_err(|e| ExportError::Save(Box::new(e)))?;
+    Ok(ReportFile {
+        image: ImageReport {
+            tags: report.saved.clone(),
+            image_id: None,
+            digest: (!layout).then(|| report.digest.to_string()),
+            manifest_size: Some(report.manifest_size),
+        },
+        ..ReportFile::default()
+    })
+}
+
+fn short_digest(digest: &str) -> &str {
+    let end = digest.char_indices().nth(19).map_or(digest.len(), |(i, _)| i);
+    &digest[..end]
+}

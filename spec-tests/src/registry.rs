@@ -1,0 +1,81 @@
+//! A local Distribution registry for the image phases' registry mode.
+//!
+//! Wraps `cnb_image::testkit::TestRegistry` (Debian's `docker-registry` on 127.0.0.1 and a free
+//! port, stopped on drop). Only the fixture is borrowed from our crates: everything the suite
+//! checks about images goes through skopeo, umoci and tar ([`crate::oci`]).
+
+use std::path::Path;
+
+use cnb_image::testkit::TestRegistry;
+
+use crate::Run;
+use crate::oci::{BaseImage, Image, skopeo};
+
+/// A running registry; stopped when dropped.
+pub struct Registry {
+    inner: TestRegistry,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::start()
+    }
+}
+
+impl Registry {
+    /// Starts an anonymous plain-HTTP registry.
+    pub fn start() -> Self {
+        let inner = TestRegistry::start().unwrap_or_else(|e| {
+            panic!("cannot start the test registry ({e}); apt-get install docker-registry")
+        });
+        Registry { inner }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        self.inner.host()
+    }
+
+    /// `127.0.0.1:<port>/<repo_and_tag>`.
+    pub fn reference(&self, repo_and_tag: &str) -> String {
+        self.inner.reference(repo_and_tag)
+    }
+
+    /// An image in this registry, for inspection.
+    pub fn image(&self, repo_and_tag: &str) -> Image {
+        Image::registry(&self.reference(repo_and_tag))
+    }
+
+    /// Lets a phase talk plain HTTP to this registry (`CNB_INSECURE_REGISTRIES`).
+    pub fn allow(&self, run: Run) -> Run {
+        run.env("CNB_INSECURE_REGISTRIES", self.host())
+    }
+
+    /// How many blob uploads the access log shows (a `PUT` finishing each one).
+    pub fn blob_uploads(&self) -> usize {
+        self.inner.count_requests("PUT", "/blobs/uploads/")
+    }
+
+    /// Pushes the OCI layout image at `layout` to `<host>/<repo_and_tag>` with skopeo and
+    /// returns it as a base image (`reference` = `<host>/<repo>@sha256:…`).
+    pub fn push(&self, layout: &Path, repo_and_tag: &str) -> BaseImage {
+        let image = self.reference(repo_and_tag);
+        skopeo(&[
+            "copy",
+            "--insecure-policy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}", layout.display()),
+            &format!("docker://{image}"),
+        ]);
+        let pushed = Image::registry(&image);
+        let digest = pushed.digest();
+        let repo = image.rsplit_once(':').map(|(r, _)| r).unwrap_or(&image);
+        BaseImage {
+            image: image.clone(),
+            reference: format!("{repo}@{digest}"),
+            digest,
+            diff_ids: pushed.diff_ids(),
+            layout: None,
+        }
+    }
+}
