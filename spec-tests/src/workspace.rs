@@ -321,6 +321,11 @@ impl Obs {
         PathBuf::from(self.file("pwd").trim_end())
     }
 
+    /// Whether the script recorded a file `name`.
+    pub fn dir_has(&self, name: &str) -> bool {
+        self.dir.join(name).exists()
+    }
+
     /// Any other recorded file (`plan.toml` of a build, `ls-layers`, or what a test wrote).
     #[track_caller]
     pub fn file(&self, name: &str) -> String {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod analyze;
 pub mod build;
 pub mod buildenv;
 pub mod cli;

@@ -1,4 +1,11 @@
-//! Privilege checks. The only unsafe-free way to ask for the effective user is libc.
+//! Privileges: whether we run as root, handing volumes to the build user, and dropping to it.
+//!
+//! Phases that need root for setup (reading registry credentials, writing caches owned by root)
+//! run as root, hand their volumes to `CNB_USER_ID:CNB_GROUP_ID`, then switch to that user
+//! before running buildpacks, as the reference does (`priv.EnsureOwner`, `priv.RunAs`).
+
+use std::io;
+use std::path::Path;
 
 /// Whether the process runs with root's effective user ID.
 pub fn is_root() -> bool {
@@ -6,4 +13,53 @@ pub fn is_root() -> bool {
     #[allow(unsafe_code)]
     let euid = unsafe { libc::geteuid() };
     euid == 0
+}
+
+/// Makes `uid:gid` the owner of `dir` and everything below it, when the top is not already
+/// theirs (the reference's `EnsureOwner`: a tree the user already owns is left alone).
+pub fn ensure_owner(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if meta.uid() == uid && meta.gid() == gid {
+        return Ok(());
+    }
+    chown_tree(dir, uid, gid)
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Switches the whole process to `uid:gid` with no supplementary groups (the reference's
+/// `RunAs`). Only root can do this; for anyone else it is a no-op when already that user.
+pub fn run_as(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: these libc calls take plain integers (and an empty group list) and report
+    // failure through their return value, which is checked.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::geteuid() == uid && libc::getegid() == gid {
+            return Ok(());
+        }
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresgid(gid, gid, gid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresuid(uid, uid, uid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

@@ -10,3 +10,6 @@ mod cmn;
 mod det;
 mod env;
 mod pif;
+mod cre;
+mod exp;
+mod lch;

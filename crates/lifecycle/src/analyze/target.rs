@@ -292,7 +292,9 @@ mod tests {
     use cnb_layers::{Compression, Entry, LayerSource, Owner, write_layer_to_dir};
 
     fn file(dir: &Path, path: &str, contents: &str) -> Entry {
-        let source = dir.join(format!("src-{}", path.replace('/', "_")));
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let source = dir.join(format!("src-{n}"));
         std::fs::write(&source, contents).unwrap();
         Entry::File {
             path: PathBuf::from(path),

@@ -5,20 +5,25 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use cnb_buildpack_api::env::Env;
+use cnb_image::Keychain;
 use cnb_platform_api::{ExitCode, Inputs, Phase};
 
 use super::{Failure, expect_no_args, refuse_root};
+use crate::analyze::{AnalyzeInputs, analyze_with_keychain};
 use crate::build::{BuildInputs, build};
-use crate::detect::{DetectInputs, detect};
+use crate::detect::{DetectError, DetectInputs, detect};
 use crate::experimental::guard_experimental;
-use crate::export::{ExportInputs, export, open_store};
+use crate::export::{ExportInputs, export, open_store, parse_images};
+use crate::privileges;
 
 /// Dispatches to the phase.
 pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     match inputs.phase {
+        Phase::Analyzer => analyzer(inputs),
         Phase::Detector => detector(inputs, env),
         Phase::Builder => builder(inputs, env),
         Phase::Exporter => exporter(inputs, env),
+        Phase::Creator => creator(inputs, env),
         other => Err(Failure::msg(ExitCode::Failed, other.action(), "this phase is not implemented yet")),
     }
 }
@@ -27,67 +32,20 @@ fn process_env(env: &[(OsString, OsString)]) -> Env {
     Env::from_vars(env.iter().cloned())
 }
 
-fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
-    expect_no_args(inputs)?;
-    refuse_root(Phase::Detector)?;
-    let features = inputs.platform_api.features();
-    let detect_inputs = DetectInputs {
-        platform_api: inputs.platform_api,
-        app_dir: inputs.app_dir.clone(),
-        buildpacks_dir: inputs.buildpacks_dir.clone(),
-        extensions_dir: inputs.extensions_dir.clone(),
-        platform_dir: inputs.platform_dir.clone(),
-        build_config_dir: features.build_config.then(|| inputs.build_config_dir.clone()),
-        order_path: inputs.order_path.clone(),
-        system_path: features.exec_env.then(|| inputs.system_path.clone()),
-        analyzed_path: inputs.analyzed_path.clone(),
-        group_path: inputs.group_path.clone(),
-        plan_path: inputs.plan_path.clone(),
-        exec_env: inputs.exec_env.clone(),
-        os_release: PathBuf::from("/etc/os-release"),
-        generated_dir: inputs.generated_dir.clone(),
-        run_path: inputs.run_path.clone(),
-        experimental_mode: inputs.experimental_mode,
-    };
-    match detect(&detect_inputs, process_env(env)) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let code = e.exit_code();
-            if matches!(code, ExitCode::FailedDetect | ExitCode::FailedDetectWithErrors) {
-                tracing::error!("No buildpack groups passed detection.");
-                if code == ExitCode::FailedDetect {
-                    tracing::error!("Please check that you are running against the correct path.");
-                }
-            }
-            match e.action() {
-                // The reference prints some errors without naming an action.
-                "" => Err(Failure {
-                    code,
-                    message: crate::error_chain(&e),
-                }),
-                action => Err(Failure::new(code, action, &e)),
-            }
-        }
-    }
+fn lookup(env: &[(OsString, OsString)], name: &str) -> Option<String> {
+    env.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.to_str()).map(str::to_string)
 }
 
-fn builder(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
-    expect_no_args(inputs)?;
-    refuse_root(Phase::Builder)?;
-    let features = inputs.platform_api.features();
-    let build_inputs = BuildInputs {
-        platform_api: inputs.platform_api,
-        app_dir: inputs.app_dir.clone(),
-        layers_dir: inputs.layers_dir.clone(),
-        buildpacks_dir: inputs.buildpacks_dir.clone(),
-        platform_dir: inputs.platform_dir.clone(),
-        build_config_dir: features.build_config.then(|| inputs.build_config_dir.clone()),
-        group_path: inputs.group_path.clone(),
-        plan_path: inputs.plan_path.clone(),
-        analyzed_path: inputs.analyzed_path.clone(),
-        exec_env: inputs.exec_env.clone(),
-    };
-    build(&build_inputs, process_env(env)).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+/// [PIF-001] Phases that take exactly one image argument.
+fn expect_one_arg(inputs: &Inputs) -> Result<&str, Failure> {
+    match inputs.args.as_slice() {
+        [image] => Ok(image),
+        args => Err(Failure::msg(
+            ExitCode::InvalidArgs,
+            "parse arguments",
+            &format!("received {} arguments, but expected 1", args.len()),
+        )),
+    }
 }
 
 /// The OCI layout root when `-layout` is on ([CMN-008]: experimental; [ANA-015]: needs
@@ -104,22 +62,86 @@ fn layout_dir(inputs: &Inputs) -> Result<Option<PathBuf>, Failure> {
     }
 }
 
-fn lookup(env: &[(OsString, OsString)], name: &str) -> Option<String> {
-    env.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.to_str()).map(str::to_string)
+fn detect_inputs(inputs: &Inputs) -> DetectInputs {
+    let features = inputs.platform_api.features();
+    DetectInputs {
+        platform_api: inputs.platform_api,
+        app_dir: inputs.app_dir.clone(),
+        buildpacks_dir: inputs.buildpacks_dir.clone(),
+        extensions_dir: inputs.extensions_dir.clone(),
+        platform_dir: inputs.platform_dir.clone(),
+        build_config_dir: features.build_config.then(|| inputs.build_config_dir.clone()),
+        order_path: inputs.order_path.clone(),
+        system_path: features.exec_env.then(|| inputs.system_path.clone()),
+        analyzed_path: inputs.analyzed_path.clone(),
+        group_path: inputs.group_path.clone(),
+        plan_path: inputs.plan_path.clone(),
+        exec_env: inputs.exec_env.clone(),
+        os_release: PathBuf::from("/etc/os-release"),
+        generated_dir: inputs.generated_dir.clone(),
+        run_path: inputs.run_path.clone(),
+        experimental_mode: inputs.experimental_mode,
+        extensions_supported: inputs.phase != Phase::Creator,
+    }
 }
 
-fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
-    if inputs.args.is_empty() {
-        return Err(Failure::msg(ExitCode::InvalidArgs, "parse arguments", "at least one image argument is required"));
+fn detect_failure(e: &DetectError) -> Failure {
+    let code = e.exit_code();
+    if matches!(code, ExitCode::FailedDetect | ExitCode::FailedDetectWithErrors) {
+        tracing::error!("No buildpack groups passed detection.");
+        if code == ExitCode::FailedDetect {
+            tracing::error!("Please check that you are running against the correct path.");
+        }
     }
-    if inputs.run_image.is_some() || inputs.deprecated_run_image.is_some() {
-        return Err(Failure::msg(ExitCode::InvalidArgs, "resolve inputs", "-run-image is unsupported"));
+    match e.action() {
+        // The reference prints some errors without naming an action.
+        "" => Failure { code, message: crate::error_chain(e) },
+        action => Failure::new(code, action, e),
     }
+}
+
+fn build_inputs(inputs: &Inputs) -> BuildInputs {
     let features = inputs.platform_api.features();
-    let layout_dir = layout_dir(inputs)?;
-    let export_inputs = ExportInputs {
+    BuildInputs {
         platform_api: inputs.platform_api,
-        images: inputs.args.clone(),
+        app_dir: inputs.app_dir.clone(),
+        layers_dir: inputs.layers_dir.clone(),
+        buildpacks_dir: inputs.buildpacks_dir.clone(),
+        platform_dir: inputs.platform_dir.clone(),
+        build_config_dir: features.build_config.then(|| inputs.build_config_dir.clone()),
+        group_path: inputs.group_path.clone(),
+        plan_path: inputs.plan_path.clone(),
+        analyzed_path: inputs.analyzed_path.clone(),
+        exec_env: inputs.exec_env.clone(),
+    }
+}
+
+fn analyze_inputs(inputs: &Inputs, image: &str, layout_dir: Option<PathBuf>) -> AnalyzeInputs {
+    AnalyzeInputs {
+        platform_api: inputs.platform_api,
+        image: image.to_string(),
+        tags: inputs.tags.clone(),
+        previous_image: inputs.previous_image.clone(),
+        run_image: inputs.run_image.clone(),
+        run_path: inputs.run_path.clone(),
+        stack_path: inputs.stack_path.clone(),
+        cache_image: inputs.cache_image.clone(),
+        layers_dir: inputs.layers_dir.clone(),
+        analyzed_path: inputs.analyzed_path.clone(),
+        skip_layers: inputs.skip_layers,
+        layout_dir,
+        insecure_registries: inputs.insecure_registries.clone(),
+        daemon: inputs.daemon,
+        uid: inputs.uid,
+        gid: inputs.gid,
+    }
+}
+
+fn export_inputs(inputs: &Inputs, env: &[(OsString, OsString)], images: Vec<String>, layout_dir: Option<PathBuf>) -> ExportInputs {
+    let features = inputs.platform_api.features();
+    ExportInputs {
+        platform_api: inputs.platform_api,
+        images,
         app_dir: inputs.app_dir.clone(),
         layers_dir: inputs.layers_dir.clone(),
         analyzed_path: inputs.analyzed_path.clone(),
@@ -135,11 +157,96 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         layout_dir,
         insecure_registries: inputs.insecure_registries.clone(),
         source_date_epoch: lookup(env, "SOURCE_DATE_EPOCH"),
-    };
+    }
+}
+
+/// Root hands the volumes to `CNB_USER_ID:CNB_GROUP_ID` and becomes that user, as the
+/// reference's registry phases do; credentials were read before.
+fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
+    let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid) else { return Ok(()) };
+    if !privileges::is_root() {
+        return Ok(());
+    }
+    let dirs = [Some(&inputs.layers_dir), inputs.cache_dir.as_ref(), inputs.launch_cache_dir.as_ref()];
+    for dir in dirs.into_iter().flatten() {
+        privileges::ensure_owner(dir, uid, gid).map_err(|e| {
+            Failure::msg(ExitCode::Failed, phase.action(), &format!("chown {}: {e}", dir.display()))
+        })?;
+    }
+    privileges::run_as(uid, gid)
+        .map_err(|e| Failure::msg(ExitCode::Failed, phase.action(), &format!("run as {uid}:{gid}: {e}")))
+}
+
+fn keychain(phase: Phase) -> Result<Keychain, Failure> {
+    Keychain::from_env().map_err(|e| Failure::new(ExitCode::Failed, &format!("{} keychain", phase.action()), &e))
+}
+
+fn analyzer(inputs: &Inputs) -> Result<(), Failure> {
+    let image = expect_one_arg(inputs)?;
+    let layout = layout_dir(inputs)?;
+    let analyze_inputs = analyze_inputs(inputs, image, layout);
+    let keychain = keychain(Phase::Analyzer)?;
+    keychain.preresolve(analyze_inputs.registries().iter().map(String::as_str));
+    drop_privileges(inputs, Phase::Analyzer)?;
+    analyze_with_keychain(&analyze_inputs, keychain).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    expect_no_args(inputs)?;
+    refuse_root(Phase::Detector)?;
+    detect(&detect_inputs(inputs), process_env(env)).map(|_| ()).map_err(|e| detect_failure(&e))
+}
+
+fn builder(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    expect_no_args(inputs)?;
+    refuse_root(Phase::Builder)?;
+    build(&build_inputs(inputs), process_env(env)).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    if inputs.args.is_empty() {
+        return Err(Failure::msg(ExitCode::InvalidArgs, "parse arguments", "at least one image argument is required"));
+    }
+    if inputs.run_image.is_some() || inputs.deprecated_run_image.is_some() {
+        return Err(Failure::msg(ExitCode::InvalidArgs, "resolve inputs", "-run-image is unsupported"));
+    }
+    let layout = layout_dir(inputs)?;
+    let export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
     // Argument errors first, before any network or file access.
-    crate::export::parse_images(&export_inputs.images, export_inputs.layout_dir.is_some())
+    parse_images(&export_inputs.images, export_inputs.layout_dir.is_some())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     let store = open_store(export_inputs.layout_dir.as_deref(), &export_inputs.insecure_registries)
         .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &e))?;
+    export(&export_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+/// [CRE-001]..[CRE-005] analyze, detect, restore, build and export in one process, with the
+/// phase banners of the reference.
+fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    let image = expect_one_arg(inputs)?.to_string();
+    let layout = layout_dir(inputs)?;
+    let mut images = vec![image.clone()];
+    images.extend(inputs.tags.iter().cloned());
+    let export_inputs = export_inputs(inputs, env, images, layout.clone());
+    parse_images(&export_inputs.images, layout.is_some()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    if inputs.cache_dir.is_none() && inputs.cache_image.is_none() {
+        tracing::warn!("No cached data will be used, no cache specified.");
+    }
+    let analyze_inputs = analyze_inputs(inputs, &image, layout.clone());
+    let keychain = keychain(Phase::Creator)?;
+    keychain.preresolve(analyze_inputs.registries().iter().map(String::as_str));
+    let store = open_store(layout.as_deref(), &export_inputs.insecure_registries)
+        .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &e))?;
+    drop_privileges(inputs, Phase::Creator)?;
+
+    tracing::info!("===> ANALYZING");
+    analyze_with_keychain(&analyze_inputs, keychain).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    tracing::info!("===> DETECTING");
+    detect(&detect_inputs(inputs), process_env(env)).map_err(|e| detect_failure(&e))?;
+    tracing::info!("===> RESTORING");
+    tracing::debug!("No cache and no previous layers to restore");
+    tracing::info!("===> BUILDING");
+    build(&build_inputs(inputs), process_env(env)).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    tracing::info!("===> EXPORTING");
     export(&export_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }

@@ -74,6 +74,8 @@ pub struct DetectInputs {
     pub run_path: PathBuf,
     /// `CNB_EXPERIMENTAL_MODE`: Dockerfiles are experimental before Platform API 0.13.
     pub experimental_mode: ExperimentalMode,
+    /// Whether image extensions may take part; the creator does not support them.
+    pub extensions_supported: bool,
 }
 
 /// Why detection did not produce a group.
@@ -148,6 +150,9 @@ pub enum DetectError {
     /// `CNB_EXPERIMENTAL_MODE=error` (printed without a `failed to` prefix, exit 1).
     #[error(transparent)]
     Experimental(#[from] ExperimentalDisabled),
+    /// The creator found a group with image extensions (exit 22).
+    #[error("detected order contains extensions which is not supported by the creator")]
+    ExtensionsInCreator,
     /// The generate step failed: exit 91 when an extension's `bin/generate` did, 1 when
     /// run.toml could not be read, else 92.
     #[error(transparent)]
@@ -161,7 +166,7 @@ impl DetectError {
             DetectError::UnsupportedApi { .. } => ExitCode::IncompatibleBuildpackApi,
             DetectError::NoGroupPassed => ExitCode::FailedDetect,
             DetectError::BuildpackErrored => ExitCode::FailedDetectWithErrors,
-            DetectError::Cycle(_) | DetectError::LookupComponent { .. } => ExitCode::DetectError,
+            DetectError::Cycle(_) | DetectError::LookupComponent { .. } | DetectError::ExtensionsInCreator => ExitCode::DetectError,
             DetectError::Generate(e) if e.is_extension_failure() => {
                 ExitCode::FailedGenerateWithErrors
             }
@@ -311,6 +316,9 @@ pub fn detect(inputs: &DetectInputs, process_env: Env) -> Result<Detected, Detec
     files::write_toml(&inputs.plan_path, &detected.plan).map_err(DetectError::Write)?;
     if detected.group.group_extensions.is_empty() {
         return Ok(detected);
+    }
+    if !inputs.extensions_supported {
+        return Err(DetectError::ExtensionsInCreator);
     }
     // [DET-060]..[DET-062] The generate step, then the rewritten plan and analyzed metadata.
     let generate_inputs = GenerateInputs {

@@ -75,6 +75,7 @@ impl Fixture {
             generated_dir: layers.join("generated"),
             run_path: root.join("run.toml"),
             experimental_mode: ExperimentalMode::Warn,
+            extensions_supported: true,
         };
         Fixture {
             _tmp: tmp,
