@@ -91,12 +91,7 @@ fn workspace_packages(workspace: &Path) -> Vec<String> {
         .iter()
         .filter_map(toml::Value::as_str)
         .filter_map(|m| read(&workspace.join(m).join("Cargo.toml")))
-        .filter_map(|t| {
-            t.get("package")?
-                .get("name")?
-                .as_str()
-                .map(String::from)
-        })
+        .filter_map(|t| t.get("package")?.get("name")?.as_str().map(String::from))
         .collect()
 }
 
@@ -139,7 +134,10 @@ pub fn static_launcher() -> &'static Path {
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .status()
             .expect("run cargo build for the static launcher");
-        assert!(status.success(), "building the static launcher failed: {status}");
+        assert!(
+            status.success(),
+            "building the static launcher failed: {status}"
+        );
         target_dir.join(triple).join(dir_name).join("launcher")
     })
 }

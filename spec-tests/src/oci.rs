@@ -110,8 +110,8 @@ pub fn layout_path(reference: &str) -> PathBuf {
         _ => (reference, "latest"),
     };
     let mut parts: Vec<&str> = name.split('/').collect();
-    let first_is_registry =
-        parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost");
+    let first_is_registry = parts.len() > 1
+        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost");
     let mut path = PathBuf::new();
     if !first_is_registry {
         path.push("index.docker.io");
@@ -372,13 +372,25 @@ pub fn list_tar(blob: &Path) -> Vec<Entry> {
 
 /// Runs `argv` inside `rootfs` with bubblewrap (own namespaces, uid 0 inside), with exactly
 /// the environment `env` and working dir `cwd`: how a container runtime starts the image.
-pub fn run_in_rootfs(rootfs: &Path, env: &BTreeMap<String, String>, cwd: &str, argv: &[&str]) -> Output {
+pub fn run_in_rootfs(
+    rootfs: &Path,
+    env: &BTreeMap<String, String>,
+    cwd: &str,
+    argv: &[&str],
+) -> Output {
     let out = Command::new("bwrap")
         .arg("--bind")
         .arg(rootfs)
         .arg("/")
         .args(["--proc", "/proc", "--dev", "/dev"])
-        .args(["--unshare-all", "--die-with-parent", "--uid", "0", "--gid", "0"])
+        .args([
+            "--unshare-all",
+            "--die-with-parent",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+        ])
         .args(["--chdir", cwd, "--"])
         .args(argv)
         .env_clear()
@@ -400,6 +412,10 @@ fn json(text: &str) -> Value {
 /// A JSON array of strings as a `Vec` (empty when absent).
 pub fn strs(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -217,7 +217,12 @@ impl Workspace {
         fs::create_dir_all(self.path("cnb/lifecycle")).expect("create cnb/lifecycle");
         self.image_phase("creator")
             .args(["-app", &s(self.app()), "-buildpacks", &s(self.buildpacks())])
-            .args(["-layers", &s(self.layers()), "-platform", &s(self.platform())])
+            .args([
+                "-layers",
+                &s(self.layers()),
+                "-platform",
+                &s(self.platform()),
+            ])
             .args(["-launcher", &s(bins::static_launcher().to_path_buf())])
             .args(["-launcher-sbom", &s(self.path("cnb/lifecycle"))])
             .env("CNB_EXTENSIONS_DIR", self.path("extensions"))

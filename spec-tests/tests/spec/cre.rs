@@ -52,7 +52,11 @@ fn cre_001_creator_equals_the_phases_in_sequence() {
         .success();
     ws.detector().output().success();
     ws.builder().output().success();
-    ws.exporter().layout(&ws.layout_dir()).arg(phases).output().success();
+    ws.exporter()
+        .layout(&ws.layout_dir())
+        .arg(phases)
+        .output()
+        .success();
     reset(&ws);
     let created = "example.com/acme/app:created";
     ws.creator()
@@ -83,11 +87,13 @@ fn cre_004_previous_image_defaults_to_the_image() {
     let obs = ws.obs("acme/runtime", "build");
     assert!(!obs.dir_has("rt-restored"));
     reset(&ws);
-    create().success();
+    let out = create();
+    out.success();
     // The second build sees the layer metadata of the image it replaces.
+    let obs = ws.obs("acme/runtime", "build");
     assert!(
-        ws.obs("acme/runtime", "build").file("rt-restored").contains("v = \"1\""),
-        "layer metadata not restored from <image>"
+        obs.dir_has("rt-restored") && obs.file("rt-restored").contains("v = \"1\""),
+        "layer metadata not restored from <image>\n{out}"
     );
 }
 
@@ -106,10 +112,17 @@ fn cre_002_skip_restore_restores_only_store_toml() {
     };
     create(&[]).success();
     reset(&ws);
-    create(&["-skip-restore"]).success();
+    let out = create(&["-skip-restore"]);
+    out.success();
     let obs = ws.obs("acme/runtime", "build");
-    assert!(obs.file("store-restored").contains("runs = \"1\""), "store.toml not restored");
-    assert!(!obs.dir_has("rt-restored"), "layer metadata restored despite -skip-restore");
+    assert!(
+        obs.dir_has("store-restored") && obs.file("store-restored").contains("runs = \"1\""),
+        "store.toml not restored\n{out}"
+    );
+    assert!(
+        !obs.dir_has("rt-restored"),
+        "layer metadata restored despite -skip-restore"
+    );
 }
 
 #[test]
@@ -134,8 +147,13 @@ fn cre_003_tags_are_extra_images() {
         .iter()
         .filter_map(toml::Value::as_str)
         .collect();
-    assert!(tags.contains(&image.as_str()) && tags.contains(&tag.as_str()), "{tags:?}");
-    let md = registry.image("acme/app:v1").label_json("io.buildpacks.lifecycle.metadata");
+    assert!(
+        tags.contains(&image.as_str()) && tags.contains(&tag.as_str()),
+        "{tags:?}"
+    );
+    let md = registry
+        .image("acme/app:v1")
+        .label_json("io.buildpacks.lifecycle.metadata");
     assert_eq!(md["runImage"]["reference"], base.reference.as_str());
 }
 

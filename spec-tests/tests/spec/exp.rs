@@ -76,7 +76,9 @@ pub fn built_app(ws: &Workspace) -> BaseImage {
     ws.write("workspace/static/b.js", "js\n");
     ws.write(
         "cnb/run.toml",
-        format!("[[images]]\n  image = \"{RUN}\"\n  mirrors = [\"mirror.example.com/cnb/run:latest\"]\n"),
+        format!(
+            "[[images]]\n  image = \"{RUN}\"\n  mirrors = [\"mirror.example.com/cnb/run:latest\"]\n"
+        ),
     );
     let base = BaseImage::install_layout(&ws.layout_dir(), RUN);
     ws.write("layers/analyzed.toml", base.analyzed_toml());
@@ -161,7 +163,11 @@ fn exp_003_exp_007_exp_030_pif_030_layout_export_onto_the_run_image() {
     let index: Value =
         serde_json::from_str(&ws.read("layout-repo/example.com/acme/app/v1/index.json"))
             .expect("index.json");
-    assert_eq!(index["manifests"].as_array().map(Vec::len), Some(1), "{index}");
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(1),
+        "{index}"
+    );
     assert!(path.join("oci-layout").is_file());
     let image = Image::layout(&path);
     // EXP-003/EXP-007: based on the analyzed run image, every base layer kept at the bottom.
@@ -169,9 +175,14 @@ fn exp_003_exp_007_exp_030_pif_030_layout_export_onto_the_run_image() {
     assert!(diff_ids.len() > base.diff_ids.len());
     assert_eq!(diff_ids[..base.diff_ids.len()], base.diff_ids[..]);
     let labels = image.labels();
-    assert_eq!(labels.get("io.buildpacks.base.id").map(String::as_str), Some("examples.busybox"));
     assert_eq!(
-        labels.get("io.buildpacks.base.distro.name").map(String::as_str),
+        labels.get("io.buildpacks.base.id").map(String::as_str),
+        Some("examples.busybox")
+    );
+    assert_eq!(
+        labels
+            .get("io.buildpacks.base.distro.name")
+            .map(String::as_str),
         Some("busybox")
     );
     let config = image.config();
@@ -184,7 +195,9 @@ fn exp_003_exp_007_exp_030_pif_030_layout_export_onto_the_run_image() {
 
     // PIF-030: a Docker Hub short name is normalised.
     export_layout(&ws, &["my-app"]).success();
-    let hub = ws.layout_dir().join("index.docker.io/library/my-app/latest");
+    let hub = ws
+        .layout_dir()
+        .join("index.docker.io/library/my-app/latest");
     assert_eq!(Image::layout(&hub).digest(), image.digest());
 }
 
@@ -205,11 +218,17 @@ fn cmn_008_exp_030_layout_mode_is_experimental() {
     for (mode, tag) in [(None, "unset"), (Some("error"), "error")] {
         let image = format!("example.com/acme/app:{tag}");
         let out = layout(mode).arg(&image).output();
-        assert_ne!(out.code, 0, "layout export allowed with mode {mode:?}\n{out}");
+        assert_ne!(
+            out.code, 0,
+            "layout export allowed with mode {mode:?}\n{out}"
+        );
         out.no_panic().mentions("experimental");
         assert!(!layout_image(&ws, &image).exists(), "image written anyway");
     }
-    layout(Some("silent")).arg("example.com/acme/app:silent").output().success();
+    layout(Some("silent"))
+        .arg("example.com/acme/app:silent")
+        .output()
+        .success();
     assert!(layout_image(&ws, "example.com/acme/app:silent").exists());
 }
 
@@ -224,7 +243,10 @@ fn exp_001_image_arguments_are_validated_first() {
     export_layout(&ws, &["example.com/Bad/Name:v1"]).code(3);
     // Tags on different registries (no daemon).
     export_layout(&ws, &[APP, "other.example.org/acme/app:v1"]).code(3);
-    assert!(!layout_image(&ws, APP).exists(), "exported despite invalid arguments");
+    assert!(
+        !layout_image(&ws, APP).exists(),
+        "exported despite invalid arguments"
+    );
     // The run image comes from analyzed.toml only: -run-image is refused (Ref: exit 3).
     ws.exporter()
         .layout(&ws.layout_dir())
@@ -280,7 +302,10 @@ fn exp_008_exp_010_exp_016_exp_025_layers_in_order_with_normalised_entries() {
         format!("{l}/app-bp/alpha/a.txt"),
         format!("{l}/app-bp/zeta/z.txt"),
     ] {
-        assert!(names.contains(want.as_str()), "{want} not exported: {names:#?}");
+        assert!(
+            names.contains(want.as_str()),
+            "{want} not exported: {names:#?}"
+        );
     }
     // EXP-010: build-only and cache-only layers stay out.
     for gone in ["acme_runtime/tools", "acme_runtime/cached"] {
@@ -311,7 +336,10 @@ fn exp_011_exp_027_one_launch_sbom_layer_and_build_sboms_left_behind() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(sbom_layers.len(), 1, "expected one SBOM layer");
-    let names: BTreeSet<&str> = layers[sbom_layers[0]].iter().map(|e| e.name.as_str()).collect();
+    let names: BTreeSet<&str> = layers[sbom_layers[0]]
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
     for want in [
         format!("{l}/sbom/launch/acme_runtime/sbom.cdx.json"),
         format!("{l}/sbom/launch/acme_runtime/rt/sbom.cdx.json"),
@@ -319,8 +347,10 @@ fn exp_011_exp_027_one_launch_sbom_layer_and_build_sboms_left_behind() {
         assert!(names.contains(want.as_str()), "{want} missing: {names:#?}");
     }
     assert!(
-        !layers.iter().flatten().any(|e| e.name.contains("/sbom/build")
-            || e.name.contains("/sbom/cache")),
+        !layers
+            .iter()
+            .flatten()
+            .any(|e| e.name.contains("/sbom/build") || e.name.contains("/sbom/cache")),
         "build or cache SBOMs exported"
     );
     // EXP-021: sbom.sha names that layer.
@@ -416,17 +446,28 @@ fi"#,
     let mut image = toml::Table::new();
     image.insert(
         "reference".into(),
-        format!("{}@{}", ws.layout_dir().join(layout_path(v1_ref)).display(), v1.digest()).into(),
+        format!(
+            "{}@{}",
+            ws.layout_dir().join(layout_path(v1_ref)).display(),
+            v1.digest()
+        )
+        .into(),
     );
     analyzed.insert("image".into(), image.into());
     analyzed.insert("metadata".into(), json_to_toml(&md1).expect("metadata"));
-    ws.write("layers/analyzed.toml", toml::to_string(&analyzed).expect("toml"));
+    ws.write(
+        "layers/analyzed.toml",
+        toml::to_string(&analyzed).expect("toml"),
+    );
     let v2_ref = "example.com/acme/app:two";
     export_layout(&ws, &[v2_ref]).success();
     let v2 = layout_image(&ws, v2_ref);
     assert!(v2.diff_ids().contains(&dep_sha), "dep layer not reused");
     let md2 = v2.label_json("io.buildpacks.lifecycle.metadata");
-    assert_eq!(md2["buildpacks"][0]["layers"]["dep"]["sha"], dep_sha.as_str());
+    assert_eq!(
+        md2["buildpacks"][0]["layers"]["dep"]["sha"],
+        dep_sha.as_str()
+    );
     // EXP-035: the layer metadata comes from the current build.
     assert_eq!(md2["buildpacks"][0]["layers"]["dep"]["data"]["key"], "v2");
 }
@@ -472,13 +513,19 @@ fn exp_018_exp_019_exp_020_exp_021_exp_022_exp_023_fmt_024_config_and_labels() {
     assert!(path.starts_with("/cnb/process:"), "PATH={path}");
     assert!(path.ends_with(":/bin"), "run image PATH not kept: {path}");
     // EXP-019
-    assert_eq!(config["config"]["WorkingDir"], ws.app().to_string_lossy().as_ref());
+    assert_eq!(
+        config["config"]["WorkingDir"],
+        ws.app().to_string_lossy().as_ref()
+    );
     // EXP-020: buildpack labels, the later buildpack wins.
     let labels = image.labels();
     assert_eq!(labels["com.example.shared"], "from-app");
     assert_eq!(labels["com.example.runtime"], "yes");
     // AMB-003 (Ref): not marked non-rebasable when nothing was extended.
-    assert_ne!(labels.get("io.buildpacks.rebasable").map(String::as_str), Some("false"));
+    assert_ne!(
+        labels.get("io.buildpacks.rebasable").map(String::as_str),
+        Some("false")
+    );
 
     // EXP-021 / FMT-024: io.buildpacks.lifecycle.metadata, every sha a real layer.
     let diff_ids = image.diff_ids();
@@ -486,7 +533,10 @@ fn exp_018_exp_019_exp_020_exp_021_exp_022_exp_023_fmt_024_config_and_labels() {
     let entries = image.layer_entries(tmp.path());
     let kinds: Vec<String> = entries.iter().map(|l| kind(&ws, l)).collect();
     let sha_of = |k: &str| {
-        let i = kinds.iter().rposition(|x| x == k).unwrap_or_else(|| panic!("no {k} layer: {kinds:?}"));
+        let i = kinds
+            .iter()
+            .rposition(|x| x == k)
+            .unwrap_or_else(|| panic!("no {k} layer: {kinds:?}"));
         diff_ids[i].clone()
     };
     let md = image.label_json("io.buildpacks.lifecycle.metadata");
@@ -501,14 +551,20 @@ fn exp_018_exp_019_exp_020_exp_021_exp_022_exp_023_fmt_024_config_and_labels() {
     assert_eq!(rt["launch"], true);
     assert_eq!(rt["data"]["version"], "1.2", "FMT-020 metadata round trip");
     assert!(bps[0]["layers"].get("tools").is_none() && bps[0]["layers"].get("cached").is_none());
-    assert_eq!(bps[1]["layers"]["alpha"]["sha"], sha_of("bp:app-bp/alpha").as_str());
+    assert_eq!(
+        bps[1]["layers"]["alpha"]["sha"],
+        sha_of("bp:app-bp/alpha").as_str()
+    );
     // EXP-019 / FMT-017: store.toml kept with the image.
     assert_eq!(bps[0]["store"]["metadata"]["runs"], "1");
     let run_image = &md["runImage"];
     assert_eq!(run_image["topLayer"], base.top_layer());
     assert_eq!(run_image["reference"], base.reference.as_str());
     assert_eq!(run_image["image"], RUN);
-    assert_eq!(strs(&run_image["mirrors"]), ["mirror.example.com/cnb/run:latest"]);
+    assert_eq!(
+        strs(&run_image["mirrors"]),
+        ["mirror.example.com/cnb/run:latest"]
+    );
     assert_eq!(md["stack"]["runImage"]["image"], RUN);
 
     // EXP-022: io.buildpacks.build.metadata.
@@ -548,7 +604,9 @@ fn exp_017_exp_005_entrypoint_follows_process_type() {
     let ws = Workspace::new();
     built_app(&ws);
     let entrypoint = |tag: &str| {
-        strs(&layout_image(&ws, &format!("example.com/acme/app:{tag}")).config()["config"]["Entrypoint"])
+        strs(
+            &layout_image(&ws, &format!("example.com/acme/app:{tag}")).config()["config"]["Entrypoint"],
+        )
     };
     export_layout(&ws, &["example.com/acme/app:default"]).success();
     assert_eq!(entrypoint("default"), ["/cnb/process/web"]);
@@ -610,7 +668,10 @@ fn exp_014_exp_015_lch_002_lch_006_image_runs_in_a_rootfs() {
     // Run it as a container runtime would: config env, working dir, entrypoint.
     let config = image.config();
     let env = image.env();
-    let cwd = config["config"]["WorkingDir"].as_str().unwrap_or("/").to_string();
+    let cwd = config["config"]["WorkingDir"]
+        .as_str()
+        .unwrap_or("/")
+        .to_string();
     let ep = strs(&config["config"]["Entrypoint"]);
     let run = |argv: &[&str]| run_in_rootfs(&rootfs, &env, &cwd, argv);
     let out = run(&[&ep[0]]);
@@ -636,7 +697,11 @@ fn exp_025_exp_032_identical_inputs_identical_image() {
     export_layout(&ws, &["example.com/acme/app:b"]).success();
     let a = layout_image(&ws, "example.com/acme/app:a");
     let b = layout_image(&ws, "example.com/acme/app:b");
-    assert_eq!(a.digest(), b.digest(), "two exports of the same inputs differ");
+    assert_eq!(
+        a.digest(),
+        b.digest(),
+        "two exports of the same inputs differ"
+    );
     assert_eq!(a.config()["created"], "1980-01-01T00:00:01Z");
     ws.exporter()
         .layout(&ws.layout_dir())
@@ -693,17 +758,22 @@ fn exp_004_exp_026_fmt_007_registry_export_with_extra_tags() {
 
 /// Whether any file under `dir` (gzip-decompressed when needed) contains `needle`.
 fn tree_contains(dir: &std::path::Path, needle: &str) -> bool {
-    let Ok(rd) = fs::read_dir(dir) else { return false };
+    let Ok(rd) = fs::read_dir(dir) else {
+        return false;
+    };
     rd.flatten().any(|e| {
         let p = e.path();
         if p.is_dir() {
             return tree_contains(&p, needle);
         }
         let mut bytes = fs::read(&p).unwrap_or_default();
-        if bytes.starts_with(&[0x1f, 0x8b]) {
-            if let Ok(out) = std::process::Command::new("gzip").arg("-dc").arg(&p).output() {
-                bytes = out.stdout;
-            }
+        if bytes.starts_with(&[0x1f, 0x8b])
+            && let Ok(out) = std::process::Command::new("gzip")
+                .arg("-dc")
+                .arg(&p)
+                .output()
+        {
+            bytes = out.stdout;
         }
         bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
     })
@@ -713,15 +783,22 @@ fn tree_contains(dir: &std::path::Path, needle: &str) -> bool {
 fn exp_028_exp_033_cache_dir_gets_cache_layers() {
     let ws = Workspace::new();
     built_app(&ws);
-    ws.exporter()
+    let out = ws
+        .exporter()
         .layout(&ws.layout_dir())
         .arg("-cache-dir")
         .arg(ws.path("cache"))
         .arg("example.com/acme/app:serial")
-        .output()
-        .success();
-    assert!(tree_contains(&ws.path("cache"), "cached-cache-only-marker"), "cache=true layer not cached");
-    assert!(!tree_contains(&ws.path("cache"), "zeta-launch-marker"), "launch-only layer cached");
+        .output();
+    out.success();
+    assert!(
+        tree_contains(&ws.path("cache"), "cached-cache-only-marker"),
+        "cache=true layer not cached\n{out}"
+    );
+    assert!(
+        !tree_contains(&ws.path("cache"), "zeta-launch-marker"),
+        "launch-only layer cached"
+    );
     // EXP-033: a parallel export gives the same image.
     ws.exporter()
         .layout(&ws.layout_dir())
@@ -734,5 +811,8 @@ fn exp_028_exp_033_cache_dir_gets_cache_layers() {
         layout_image(&ws, "example.com/acme/app:parallel").digest(),
         layout_image(&ws, "example.com/acme/app:serial").digest()
     );
-    assert!(tree_contains(&ws.path("cache2"), "cached-cache-only-marker"));
+    assert!(tree_contains(
+        &ws.path("cache2"),
+        "cached-cache-only-marker"
+    ));
 }

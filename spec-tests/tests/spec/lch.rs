@@ -94,15 +94,26 @@ fn profile(tag: &str) -> String {
 fn image(ws: &Workspace) {
     ws.write("layers/config/metadata.toml", metadata(ws));
     fs::create_dir_all(ws.path("workspace/sub")).expect("sub");
-    ws.write("workspace/.profile", "export FROM_APP_PROFILE=1\nexport PROFILES=\"${PROFILES:-}:app\"\n");
+    ws.write(
+        "workspace/.profile",
+        "export FROM_APP_PROFILE=1\nexport PROFILES=\"${PROFILES:-}:app\"\n",
+    );
     for (bp, layer) in [("le-1", "a"), ("le-1", "b"), ("le-2", "a")] {
         let l = format!("layers/{bp}/{layer}");
         let tag = format!("{bp}{layer}");
         ws.write(&format!("{l}.toml"), "[types]\nlaunch = true\n");
         fs::create_dir_all(ws.path(&format!("{l}/lib"))).expect("lib");
         exe(ws, &format!("{l}/bin/tool-{tag}"), "#!/bin/sh\necho tool\n");
-        exe(ws, &format!("{l}/exec.d/10-{tag}"), &execd(&format!("{tag}10")));
-        exe(ws, &format!("{l}/exec.d/20-{tag}"), &execd(&format!("{tag}20")));
+        exe(
+            ws,
+            &format!("{l}/exec.d/10-{tag}"),
+            &execd(&format!("{tag}10")),
+        );
+        exe(
+            ws,
+            &format!("{l}/exec.d/20-{tag}"),
+            &execd(&format!("{tag}20")),
+        );
         ws.write(&format!("{l}/profile.d/p.sh"), profile(&tag));
     }
     exe(ws, "layers/le-1/a/bin/probe", PROBE);
@@ -131,7 +142,10 @@ fn via(ws: &Workspace, ty: &str) -> cnb_spec_tests::Run {
 
 fn launch_error(out: &Output) {
     out.no_panic();
-    assert!((80..=89).contains(&out.code), "expected a launch error (80-89)\n{out}");
+    assert!(
+        (80..=89).contains(&out.code),
+        "expected a launch error (80-89)\n{out}"
+    );
 }
 
 #[test]
@@ -162,15 +176,24 @@ fn lch_005_working_dir() {
     let ws = Workspace::new();
     image(&ws);
     let sub = ws.app().join("sub");
-    assert_eq!(report(&via(&ws, "cwd").output())["CWD"], sub.to_string_lossy());
-    assert_eq!(report(&via(&ws, "web").output())["CWD"], ws.app().to_string_lossy());
+    assert_eq!(
+        report(&via(&ws, "cwd").output())["CWD"],
+        sub.to_string_lossy()
+    );
+    assert_eq!(
+        report(&via(&ws, "web").output())["CWD"],
+        ws.app().to_string_lossy()
+    );
 }
 
 #[test]
 fn lch_006_user_args_replace_process_args() {
     let ws = Workspace::new();
     image(&ws);
-    assert_eq!(report(&via(&ws, "web").args(["b", "c"]).output())["ARGS"], "web b c");
+    assert_eq!(
+        report(&via(&ws, "web").args(["b", "c"]).output())["ARGS"],
+        "web b c"
+    );
     assert_eq!(report(&via(&ws, "worker").arg("z").output())["ARGS"], "z");
 }
 
@@ -188,11 +211,18 @@ fn lch_007_lch_020_cmn_019_legacy_shell_process() {
 fn lch_008_lch_021_lch_022_direct_user_command() {
     let ws = Workspace::new();
     image(&ws);
-    let r = report(&ws.launcher().args(["--", "probe", "one two", "three"]).output());
+    let r = report(
+        &ws.launcher()
+            .args(["--", "probe", "one two", "three"])
+            .output(),
+    );
     assert_eq!(r["ARGS"], "one two three");
     assert_eq!(r["CWD"], ws.app().to_string_lossy());
     // LCH-021: no profiles for direct processes.
-    assert!(!r.contains_key("PROFILES") && !r.contains_key("FROM_APP_PROFILE"), "{r:?}");
+    assert!(
+        !r.contains_key("PROFILES") && !r.contains_key("FROM_APP_PROFILE"),
+        "{r:?}"
+    );
     // Also for a direct process type.
     let r = report(&via(&ws, "web").output());
     assert!(!r.contains_key("PROFILES"), "{r:?}");
@@ -214,11 +244,13 @@ fn lch_009_lch_020_cmn_019_shell_user_command_and_profiles() {
         "{out}"
     );
     // A shell process type also sources its type's profile.d, before <app>/.profile.
-    let out = via(&ws, "shellweb")
-        .arg("$PROFILES")
-        .output();
+    let out = via(&ws, "shellweb").arg("$PROFILES").output();
     out.success();
-    assert_eq!(out.stdout.trim_end(), "legacy hello :le-1a:le-1b:le-2a:shellweb:app", "{out}");
+    assert_eq!(
+        out.stdout.trim_end(),
+        "legacy hello :le-1a:le-1b:le-2a:shellweb:app",
+        "{out}"
+    );
 }
 
 #[test]
@@ -239,7 +271,10 @@ fn lch_011_lch_012_launch_environment() {
     assert_eq!(web["ONLY_LAUNCH"], "launch");
     assert_eq!(web["WEB_ONLY"], "web-only");
     let worker = report(&via(&ws, "worker").output());
-    assert!(!worker.contains_key("WEB_ONLY"), "env.launch/web applied to worker");
+    assert!(
+        !worker.contains_key("WEB_ONLY"),
+        "env.launch/web applied to worker"
+    );
     // LCH-012: layer bin dirs before the inherited PATH, later buildpacks first.
     let path: Vec<String> = web["PATH"].split(':').map(String::from).collect();
     let pos = |p: &str| {
@@ -248,12 +283,29 @@ fn lch_011_lch_012_launch_environment() {
             .position(|x| *x == want)
             .unwrap_or_else(|| panic!("{want} not on PATH {path:?}"))
     };
-    let base = path.iter().position(|x| x == "/usr/bin").expect("/usr/bin kept");
-    let (a1, b1, a2) = (pos("layers/le-1/a/bin"), pos("layers/le-1/b/bin"), pos("layers/le-2/a/bin"));
-    assert!(a2 < a1 && a2 < b1 && a1 < base && b1 < base, "PATH order {path:?}");
+    let base = path
+        .iter()
+        .position(|x| x == "/usr/bin")
+        .expect("/usr/bin kept");
+    let (a1, b1, a2) = (
+        pos("layers/le-1/a/bin"),
+        pos("layers/le-1/b/bin"),
+        pos("layers/le-2/a/bin"),
+    );
+    assert!(
+        a2 < a1 && a2 < b1 && a1 < base && b1 < base,
+        "PATH order {path:?}"
+    );
     let ld = &web["LD_LIBRARY_PATH"];
-    for l in ["layers/le-1/a/lib", "layers/le-1/b/lib", "layers/le-2/a/lib"] {
-        assert!(ld.contains(&*ws.path(l).to_string_lossy()), "{l} not in LD_LIBRARY_PATH={ld}");
+    for l in [
+        "layers/le-1/a/lib",
+        "layers/le-1/b/lib",
+        "layers/le-2/a/lib",
+    ] {
+        assert!(
+            ld.contains(&*ws.path(l).to_string_lossy()),
+            "{l} not in LD_LIBRARY_PATH={ld}"
+        );
     }
 }
 
@@ -275,7 +327,11 @@ fn lch_013_lch_014_inherited_environment() {
     for gone in ["CNB_LAYERS_DIR", "CNB_APP_DIR", "CNB_PROCESS_TYPE"] {
         assert!(!r.contains_key(gone), "{gone} passed to the process");
     }
-    assert!(!r["PATH"].split(':').any(|p| p == "/cnb/process"), "PATH={}", r["PATH"]);
+    assert!(
+        !r["PATH"].split(':').any(|p| p == "/cnb/process"),
+        "PATH={}",
+        r["PATH"]
+    );
 }
 
 #[test]
@@ -284,38 +340,49 @@ fn lch_015_lch_016_lch_017_lch_019_exec_d() {
     image(&ws);
     let r = report(&via(&ws, "web").output());
     assert_eq!(
-        r["EXECD_ORDER"],
-        ":le-1a10:le-1a20:le-1b10:le-1b20:le-2a10:le-2a20:web30",
+        r["EXECD_ORDER"], ":le-1a10:le-1a20:le-1b10:le-1b20:le-2a10:le-2a20:web30",
         "exec.d order / chaining"
     );
     assert_eq!(r["EXECD_CWD"], ws.app().to_string_lossy());
-    assert_eq!(r["EXECD_SAW_GREETING"], "hello", "exec.d ran before the env changes");
+    assert_eq!(
+        r["EXECD_SAW_GREETING"], "hello",
+        "exec.d ran before the env changes"
+    );
     assert_eq!(
         r["EXECD_ARGV0"],
         ws.path("layers/le-2/a/exec.d/web/30-web").to_string_lossy()
     );
     // LCH-019: exec.d also runs for user commands (without the type-specific ones).
     let r = report(&ws.launcher().args(["--", "probe"]).output());
-    assert_eq!(r["EXECD_ORDER"], ":le-1a10:le-1a20:le-1b10:le-1b20:le-2a10:le-2a20");
+    assert_eq!(
+        r["EXECD_ORDER"],
+        ":le-1a10:le-1a20:le-1b10:le-1b20:le-2a10:le-2a20"
+    );
     let out = ws.launcher().arg("echo \"$EXECD_ORDER\"").output();
     out.success();
-    assert_eq!(out.stdout.trim_end(), ":le-1a10:le-1a20:le-1b10:le-1b20:le-2a10:le-2a20");
+    assert_eq!(
+        out.stdout.trim_end(),
+        ":le-1a10:le-1a20:le-1b10:le-1b20:le-2a10:le-2a20"
+    );
 }
 
 #[test]
 fn lch_018_bad_exec_d_is_a_launch_error() {
     // Covers: FMT-021
-    for body in [
-        "exit 3",
-        "echo 'not toml' >&3",
-        "echo 'N = 1' >&3",
-    ] {
+    for body in ["exit 3", "echo 'not toml' >&3", "echo 'N = 1' >&3"] {
         let ws = Workspace::new();
         image(&ws);
-        exe(&ws, "layers/le-2/a/exec.d/99-bad", &format!("#!/usr/bin/env bash\n{body}\n"));
+        exe(
+            &ws,
+            "layers/le-2/a/exec.d/99-bad",
+            &format!("#!/usr/bin/env bash\n{body}\n"),
+        );
         let out = via(&ws, "web").output();
         launch_error(&out);
-        assert!(!out.stdout.contains("ARGS="), "process ran after a bad exec.d ({body})\n{out}");
+        assert!(
+            !out.stdout.contains("ARGS="),
+            "process ran after a bad exec.d ({body})\n{out}"
+        );
     }
 }
 
@@ -333,8 +400,15 @@ fn lch_023_process_replaces_the_launcher() {
 fn lch_024_exit_codes() {
     let ws = Workspace::new();
     image(&ws);
-    ws.launcher().args(["--", "bash", "-c", "exit 7"]).output().code(7);
-    ws.launcher().env("CNB_PLATFORM_API", "0.1").args(["--", "true"]).output().code(11);
+    ws.launcher()
+        .args(["--", "bash", "-c", "exit 7"])
+        .output()
+        .code(7);
+    ws.launcher()
+        .env("CNB_PLATFORM_API", "0.1")
+        .args(["--", "true"])
+        .output()
+        .code(11);
     ws.write(
         "layers/config/metadata.toml",
         "[[buildpacks]]\nid = \"old\"\nversion = \"1\"\napi = \"0.1\"\n",
@@ -359,7 +433,8 @@ fn lch_001_defaults_in_a_rootfs() {
     fs::create_dir_all(root.join("bin")).expect("mkdir");
     fs::create_dir_all(root.join("workspace")).expect("mkdir");
     fs::copy(bins::static_launcher(), root.join("cnb/lifecycle/launcher")).expect("launcher");
-    std::os::unix::fs::symlink("/cnb/lifecycle/launcher", root.join("cnb/process/web")).expect("ln");
+    std::os::unix::fs::symlink("/cnb/lifecycle/launcher", root.join("cnb/process/web"))
+        .expect("ln");
     fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox (busybox-static)");
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("ln");
     put(
@@ -369,7 +444,11 @@ fn lch_001_defaults_in_a_rootfs() {
     );
     put("layers/bp/l.toml", "[types]\nlaunch = true\n", 0o644);
     put("layers/bp/l/env.launch/GREETING", "hi", 0o644);
-    put("layers/bp/l/bin/show", "#!/bin/sh\necho \"$GREETING from $(pwd)\"\n", 0o755);
+    put(
+        "layers/bp/l/bin/show",
+        "#!/bin/sh\necho \"$GREETING from $(pwd)\"\n",
+        0o755,
+    );
     let env = BTreeMap::from([
         ("CNB_PLATFORM_API".to_string(), "0.15".to_string()),
         ("PATH".to_string(), "/cnb/process:/bin".to_string()),

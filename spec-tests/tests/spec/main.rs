@@ -7,9 +7,9 @@
 
 mod bld;
 mod cmn;
+mod cre;
 mod det;
 mod env;
-mod pif;
-mod cre;
 mod exp;
 mod lch;
+mod pif;

@@ -23,7 +23,7 @@ pub(super) fn check_reference(name: &str, layout_root: Option<&Path>) -> Result<
     }
     ImageRef::parse(name)
         .map(drop)
-        .map_err(AnalyzeError::InvalidReference)
+        .map_err(|e| AnalyzeError::InvalidReference(Box::new(e)))
 }
 
 /// [ANA-001]..[ANA-005] The output image is given; every reference parses (the previous image
@@ -71,13 +71,17 @@ pub(super) fn validate(
 
 /// The run metadata to choose from: the first `[[images]]` entry of run.toml (Platform
 /// ≥ 0.12), or `[run-image]` of stack.toml. `Ok(None)` when run.toml is missing or empty.
+/// `log` says when a file is missing, as the reference does.
 pub(super) fn run_metadata(
     inputs: &AnalyzeInputs,
+    log: bool,
 ) -> Result<Option<RunImageForExport>, AnalyzeError> {
     if inputs.platform_api.features().targets {
         let run = RunFile::read_if_exists(&inputs.run_path).map_err(AnalyzeError::ReadRun)?;
         let Some(run) = run else {
-            tracing::info!("No run metadata found at path {:?}", inputs.run_path);
+            if log {
+                tracing::info!("No run metadata found at path {:?}", inputs.run_path);
+            }
             return Ok(None);
         };
         Ok(run.images.into_iter().next())
@@ -85,7 +89,9 @@ pub(super) fn run_metadata(
         let stack =
             StackFile::read_if_exists(&inputs.stack_path).map_err(AnalyzeError::ReadStack)?;
         let Some(stack) = stack else {
-            tracing::info!("No stack metadata found at path {:?}", inputs.stack_path);
+            if log {
+                tracing::info!("No stack metadata found at path {:?}", inputs.stack_path);
+            }
             return Ok(Some(RunImageForExport::default()));
         };
         Ok(Some(stack.run_image))
@@ -104,10 +110,12 @@ pub(super) fn resolve_run_image(
         // A layout path as the output image: no registry to prefer.
         Err(_) => String::new(),
     };
-    let Some(metadata) = run_metadata(inputs)? else {
+    let Some(metadata) = run_metadata(inputs, true)? else {
         return Err(AnalyzeError::NoRunMetadata);
     };
-    let chosen = best_mirror(&target_registry, &metadata, &mut |name| store.readable(name))?;
+    let chosen = best_mirror(&target_registry, &metadata, &mut |name| {
+        store.readable(name)
+    })?;
     tracing::debug!("Selected run image {chosen:?}");
     Ok(chosen)
 }
@@ -211,9 +219,11 @@ mod tests {
         let err = best_mirror("r", &md("", &[]), &mut |_| true).unwrap_err();
         assert_eq!(err.to_string(), "missing run image metadata (-run-image)");
         assert_eq!(err.exit_code(), cnb_platform_api::ExitCode::InvalidArgs);
-        let err = best_mirror("r", &md("a.example.com/run", &["b.example.com/run"]), &mut |_| {
-            false
-        })
+        let err = best_mirror(
+            "r",
+            &md("a.example.com/run", &["b.example.com/run"]),
+            &mut |_| false,
+        )
         .unwrap_err();
         assert_eq!(err.to_string(), "failed to find accessible run image");
         assert_eq!(err.action(), "resolve inputs");

@@ -97,7 +97,7 @@ impl AnalyzeInputs {
         names.extend(self.run_image.iter().cloned());
         names.extend(self.cache_image.iter().cloned());
         if self.run_image.is_none()
-            && let Ok(Some(candidates)) = inputs::run_metadata(self)
+            && let Ok(Some(candidates)) = inputs::run_metadata(self, false)
         {
             names.extend(candidates.candidates().map(str::to_owned));
         }
@@ -121,7 +121,7 @@ pub enum AnalyzeError {
     MissingImage,
     /// A reference does not parse ([ANA-001], [ANA-002], [ANA-004]; exit 3).
     #[error(transparent)]
-    InvalidReference(cnb_image::Error),
+    InvalidReference(Box<cnb_image::Error>),
     /// The output image and its tags are on more than one registry ([ANA-003]; exit 3).
     #[error("writing to multiple registries is unsupported")]
     MultipleRegistries,
@@ -150,7 +150,7 @@ pub enum AnalyzeError {
     DaemonUnsupported,
     /// The registry client could not be created (exit 32).
     #[error("create registry client")]
-    RegistryClient(#[source] cnb_image::Error),
+    RegistryClient(#[source] Box<cnb_image::Error>),
     /// An access check failed ([ANA-008]; exit 32).
     #[error(
         "validating registry {kind} access: failed to ensure registry {access} access to {reference}",
@@ -168,10 +168,10 @@ pub enum AnalyzeError {
     },
     /// The previous image could not be read (exit 32).
     #[error("getting previous image")]
-    PreviousImage(#[source] cnb_image::Error),
+    PreviousImage(#[source] Box<cnb_image::Error>),
     /// The run image could not be read (exit 32).
     #[error("getting run image")]
-    RunImage(#[source] cnb_image::Error),
+    RunImage(#[source] Box<cnb_image::Error>),
     /// The previous image's SBOM layer could not be restored (exit 32).
     #[error("retrieving launch SBOM layer")]
     Sbom(#[source] SbomError),
@@ -265,7 +265,10 @@ pub fn analyze_with_keychain(
     // The previous image: identifier and lifecycle metadata.
     let (metadata, previous_ref) = match &previous {
         None => {
-            tracing::info!("Image with name {:?} not found", store.display_name(previous_name));
+            tracing::info!(
+                "Image with name {:?} not found",
+                store.display_name(previous_name)
+            );
             (LayersMetadata::default(), String::new())
         }
         Some(image) => previous_metadata(image),
@@ -381,7 +384,10 @@ impl Store {
                 insecure_registries: inputs.insecure_registries.clone(),
                 ..RegistryOptions::default()
             };
-            Some(Registry::new(options, keychain).map_err(AnalyzeError::RegistryClient)?)
+            Some(
+                Registry::new(options, keychain)
+                    .map_err(|e| AnalyzeError::RegistryClient(Box::new(e)))?,
+            )
         } else {
             None
         };
@@ -401,12 +407,20 @@ impl Store {
     }
 
     /// Open `name` from the layout root or the registry; `Ok(None)` when it does not exist.
-    fn open(&self, name: &str, platform: &Platform) -> Result<Option<Image>, cnb_image::Error> {
-        match (&self.layout, &self.registry) {
+    fn open(
+        &self,
+        name: &str,
+        platform: &Platform,
+    ) -> Result<Option<Image>, Box<cnb_image::Error>> {
+        let opened = match (&self.layout, &self.registry) {
             (Some(layout), _) => layout.open(name, platform),
-            (None, Some(registry)) => registry.open(&ImageRef::parse(name)?, platform),
+            (None, Some(registry)) => match ImageRef::parse(name) {
+                Ok(reference) => registry.open(&reference, platform),
+                Err(e) => Err(e),
+            },
             (None, None) => Ok(None),
-        }
+        };
+        opened.map_err(Box::new)
     }
 
     /// Open the previous image; one that cannot be parsed counts as absent, with the
@@ -418,11 +432,14 @@ impl Store {
     ) -> Result<Option<Image>, AnalyzeError> {
         match self.open(name, platform) {
             Ok(image) => Ok(image),
-            Err(
-                e @ (cnb_image::Error::Json { .. }
-                | cnb_image::Error::InvalidImage { .. }
-                | cnb_image::Error::DigestMismatch { .. }),
-            ) => {
+            Err(e)
+                if matches!(
+                    *e,
+                    cnb_image::Error::Json { .. }
+                        | cnb_image::Error::InvalidImage { .. }
+                        | cnb_image::Error::DigestMismatch { .. }
+                ) =>
+            {
                 tracing::info!(
                     "Ignoring image {:?} because it was corrupt",
                     self.display_name(name)
@@ -484,13 +501,12 @@ impl Store {
             if name.is_empty() {
                 return Ok(());
             }
-            let access_err = |source: Box<dyn std::error::Error + Send + Sync>| {
-                AnalyzeError::Access {
+            let access_err =
+                |source: Box<dyn std::error::Error + Send + Sync>| AnalyzeError::Access {
                     write,
                     reference: name.to_owned(),
                     source,
-                }
-            };
+                };
             let reference = ImageRef::parse(name).map_err(|e| access_err(Box::new(e)))?;
             let result = if write {
                 registry.check_write_access(&reference)
@@ -521,7 +537,7 @@ impl Store {
         image: &Image,
         digest: &Digest,
         scratch: &Path,
-    ) -> Result<Option<PathBuf>, cnb_image::Error> {
+    ) -> Result<Option<PathBuf>, Box<cnb_image::Error>> {
         match image.source() {
             ImageSource::Layout(dir) => {
                 let path = Layout::at(dir.clone()).blob_path(digest);
@@ -532,7 +548,9 @@ impl Store {
                     return Ok(None);
                 };
                 let dest = scratch.join(digest.digest());
-                registry.download_blob(image, digest, &dest)?;
+                registry
+                    .download_blob(image, digest, &dest)
+                    .map_err(Box::new)?;
                 Ok(Some(dest))
             }
         }

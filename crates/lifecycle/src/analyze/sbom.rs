@@ -43,7 +43,7 @@ pub enum SbomError {
         digest: String,
         /// Why.
         #[source]
-        source: cnb_image::Error,
+        source: Box<cnb_image::Error>,
     },
     /// The layers directory could not be made absolute.
     #[error("resolve the layers directory")]

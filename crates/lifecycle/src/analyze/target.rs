@@ -201,10 +201,7 @@ fn lookup_in_tar(reader: impl Read, path: &str) -> io::Result<Lookup> {
         None => ("", path),
     };
     // Ancestor directories of `path`: "etc" for "etc/os-release", "usr", "usr/lib", …
-    let ancestors: Vec<&str> = path
-        .match_indices('/')
-        .map(|(i, _)| &path[..i])
-        .collect();
+    let ancestors: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
     let whiteout = join(parent, &format!(".wh.{base}"));
     let mut opaque = false;
     let mut tar = gotar::Reader::new(reader);
@@ -254,9 +251,10 @@ fn lookup_in_tar(reader: impl Read, path: &str) -> io::Result<Lookup> {
 fn read_error(e: gotar::ReadError) -> io::Error {
     match e {
         gotar::ReadError::Io(e) => e,
-        gotar::ReadError::Malformed(reason) => {
-            io::Error::new(io::ErrorKind::InvalidData, format!("malformed layer: {reason}"))
-        }
+        gotar::ReadError::Malformed(reason) => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed layer: {reason}"),
+        ),
     }
 }
 
@@ -386,9 +384,17 @@ mod tests {
             vec![
                 vec![
                     symlink("/etc/os-release", "../usr/lib/os-release"),
-                    file(d, "/usr/lib/os-release", "ID=ubuntu\nVERSION_ID=\"22.04\"\n"),
+                    file(
+                        d,
+                        "/usr/lib/os-release",
+                        "ID=ubuntu\nVERSION_ID=\"22.04\"\n",
+                    ),
                 ],
-                vec![file(d, "/usr/lib/os-release", "ID=ubuntu\nVERSION_ID=\"24.04\"\n")],
+                vec![file(
+                    d,
+                    "/usr/lib/os-release",
+                    "ID=ubuntu\nVERSION_ID=\"24.04\"\n",
+                )],
                 vec![file(d, "/unrelated", "x")],
             ],
         );
