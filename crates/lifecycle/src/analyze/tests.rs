@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use cnb_image::store::open_layout_dir;
 use cnb_image::testkit::{TestRegistry, which};
@@ -59,19 +58,14 @@ fn build_run_image(dir: &Path) {
     );
 }
 
-/// The busybox run image layout, built once per test process.
-fn run_image_layout() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let tmp = tempfile::Builder::new()
-            .prefix("analyze-run-image")
-            .tempdir()
-            .unwrap()
-            .keep();
-        let dir = tmp.join("run");
-        build_run_image(&dir);
-        dir
-    })
+/// The busybox run image layout, built under `dir` (once per directory; umoci takes well
+/// under a second).
+fn run_image_layout(dir: &Path) -> PathBuf {
+    let layout = dir.join("run-image");
+    if !layout.join("index.json").is_file() {
+        build_run_image(&layout);
+    }
+    layout
 }
 
 /// skopeo-copy an image layout (tag `latest`) to `dest` (`host/repo:tag`).
@@ -90,9 +84,9 @@ fn push_layout(layout: &Path, dest: &str) {
     );
 }
 
-/// The manifest digest of the busybox run image (skopeo keeps it when pushing).
-fn run_image_digest() -> String {
-    open_layout_dir(run_image_layout(), None, &amd64())
+/// The manifest digest of an image layout (skopeo keeps it when pushing).
+fn layout_digest(layout: &Path) -> String {
+    open_layout_dir(layout, None, &amd64())
         .unwrap()
         .unwrap()
         .digest()
@@ -236,10 +230,10 @@ fn write_run_toml(inputs: &AnalyzeInputs, image: &str, mirrors: &[&str]) {
 /// ANA-017 (flag), ANA-010 (reference, image, target from labels), ANA-013 (no previous image).
 #[test]
 fn ana_017_run_image_from_flag_with_target_from_labels() {
+    let tmp = tempfile::tempdir().unwrap();
     let reg = registry();
     let run_name = reg.reference("cnb/run:latest");
-    push_layout(run_image_layout(), &run_name);
-    let tmp = tempfile::tempdir().unwrap();
+    push_layout(&run_image_layout(tmp.path()), &run_name);
     let mut inputs = inputs(tmp.path(), &reg.reference("app:latest"));
     inputs.run_image = Some(run_name.clone());
 
@@ -251,7 +245,11 @@ fn ana_017_run_image_from_flag_with_target_from_labels() {
     let run_image = analyzed.run_image.unwrap();
     assert_eq!(
         run_image.reference,
-        format!("{}@{}", reg.reference("cnb/run"), run_image_digest())
+        format!(
+            "{}@{}",
+            reg.reference("cnb/run"),
+            layout_digest(&run_image_layout(tmp.path()))
+        )
     );
     assert_eq!(run_image.image, run_name);
     assert_eq!(run_image.target, Some(busybox_target()));
@@ -264,10 +262,16 @@ fn ana_017_run_image_from_flag_with_target_from_labels() {
 /// otherwise the first readable candidate. Only the first `[[images]]` entry is used.
 #[test]
 fn ana_017_run_toml_prefers_readable_mirror_on_output_registry() {
-    let (a, b) = (registry(), registry());
-    push_layout(run_image_layout(), &b.reference("cnb/run:latest"));
-    push_layout(run_image_layout(), &a.reference("mirror/run:latest"));
     let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (registry(), registry());
+    push_layout(
+        &run_image_layout(tmp.path()),
+        &b.reference("cnb/run:latest"),
+    );
+    push_layout(
+        &run_image_layout(tmp.path()),
+        &a.reference("mirror/run:latest"),
+    );
     let mut inputs = inputs(tmp.path(), &a.reference("app"));
     write_run_toml(
         &inputs,
@@ -342,9 +346,12 @@ fn ana_006_no_accessible_run_image_fails_with_exit_3() {
 /// reference there, and fails on 0.12+ (no OS to record).
 #[test]
 fn ana_006_stack_toml_before_platform_0_12() {
-    let reg = registry();
-    push_layout(run_image_layout(), &reg.reference("cnb/run:latest"));
     let tmp = tempfile::tempdir().unwrap();
+    let reg = registry();
+    push_layout(
+        &run_image_layout(tmp.path()),
+        &reg.reference("cnb/run:latest"),
+    );
     let mut inputs = inputs(tmp.path(), &reg.reference("app"));
     inputs.platform_api = PlatformApi::V0_11;
     let err = analyze_err(&inputs);
@@ -378,8 +385,9 @@ fn ana_006_stack_toml_before_platform_0_12() {
 /// layers (downloaded from the registry).
 #[test]
 fn ana_011_distro_from_os_release_in_registry_layers() {
+    let tmp = tempfile::tempdir().unwrap();
     let reg = registry();
-    let base = open_layout_dir(run_image_layout(), None, &amd64())
+    let base = open_layout_dir(&run_image_layout(tmp.path()), None, &amd64())
         .unwrap()
         .unwrap();
     let mut builder = ImageBuilder::from_base(&base);
@@ -397,7 +405,6 @@ fn ana_011_distro_from_os_release_in_registry_layers() {
     assert_eq!(pushed.label(BASE_DISTRO_NAME_LABEL), None);
     assert_eq!(pushed.label(BASE_DISTRO_VERSION_LABEL), None);
 
-    let tmp = tempfile::tempdir().unwrap();
     let mut inputs = inputs(tmp.path(), &reg.reference("app"));
     inputs.run_image = Some(run_name);
     let target = analyze_ok(&inputs).run_image.unwrap().target.unwrap();
@@ -412,9 +419,12 @@ fn ana_011_distro_from_os_release_in_registry_layers() {
 /// ANA-012: not with skip-layers, nor on Platform 0.7.
 #[test]
 fn ana_009_previous_image_metadata_and_sbom_restore() {
-    let reg = registry();
-    push_layout(run_image_layout(), &reg.reference("cnb/run:latest"));
     let tmp = tempfile::tempdir().unwrap();
+    let reg = registry();
+    push_layout(
+        &run_image_layout(tmp.path()),
+        &reg.reference("cnb/run:latest"),
+    );
     let layers = tmp.path().join("layers");
     let sbom = sbom_layer(&layers, &tmp.path().join("blobs"));
     let md = previous_metadata_label(Some(&sbom));
@@ -470,9 +480,12 @@ fn ana_009_previous_image_metadata_and_sbom_restore() {
 /// reference drops reference and metadata); a missing label gives empty metadata.
 #[test]
 fn ana_009_invalid_metadata_label_is_ignored() {
-    let reg = registry();
-    push_layout(run_image_layout(), &reg.reference("cnb/run:latest"));
     let tmp = tempfile::tempdir().unwrap();
+    let reg = registry();
+    push_layout(
+        &run_image_layout(tmp.path()),
+        &reg.reference("cnb/run:latest"),
+    );
     let app = reg.reference("app:latest");
     save_to_registry(&previous_image(None, "{not json"), &app);
     let mut inputs = inputs(tmp.path(), &app);
@@ -555,11 +568,14 @@ fn ana_003_tags_on_another_registry_fail_with_exit_3() {
 /// previous and run images, checked before anything is read; exit 32.
 #[test]
 fn ana_008_registry_access_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
     require("htpasswd");
     let locked = TestRegistry::start_with_basic_auth("user", "secret").unwrap();
     let open = registry();
-    push_layout(run_image_layout(), &open.reference("cnb/run:latest"));
-    let tmp = tempfile::tempdir().unwrap();
+    push_layout(
+        &run_image_layout(tmp.path()),
+        &open.reference("cnb/run:latest"),
+    );
     let mut inputs = inputs(tmp.path(), &locked.reference("app"));
     inputs.previous_image = Some(open.reference("previous"));
     inputs.run_image = Some(open.reference("cnb/run:latest"));

@@ -213,7 +213,7 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     let layout = layout_dir(inputs)?;
     let export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
     // Argument errors first, before any network or file access.
-    parse_images(&export_inputs.images, export_inputs.layout_dir.is_some())
+    parse_images(&export_inputs.images)
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     let store = open_store(export_inputs.layout_dir.as_deref(), &export_inputs.insecure_registries)
         .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &e))?;
@@ -228,7 +228,7 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let mut images = vec![image.clone()];
     images.extend(inputs.tags.iter().cloned());
     let export_inputs = export_inputs(inputs, env, images, layout.clone());
-    parse_images(&export_inputs.images, layout.is_some()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    parse_images(&export_inputs.images).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     if inputs.cache_dir.is_none() && inputs.cache_image.is_none() {
         tracing::warn!("No cached data will be used, no cache specified.");
     }

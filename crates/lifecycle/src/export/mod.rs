@@ -203,16 +203,17 @@ pub fn open_store(layout_dir: Option<&Path>, insecure_registries: &[String]) -> 
     })
 }
 
-/// [EXP-001]..[EXP-004] Every image name is a valid reference; without a layout, all on one
-/// registry.
-pub fn parse_images(images: &[String], layout: bool) -> Result<Vec<ImageRef>, ExportError> {
+/// [EXP-001]..[EXP-004] Every image name is a valid reference, all on one registry (the
+/// reference exempts only daemon exports, which this lifecycle does not have yet; layout
+/// exports are checked too).
+pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, ExportError> {
     let refs = images
         .iter()
         .map(|name| {
             ImageRef::parse(name).map_err(|source| ExportError::InvalidImage { name: name.clone(), source: Box::new(source) })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if !layout && refs.iter().any(|r| r.registry() != refs[0].registry()) {
+    if refs.iter().any(|r| r.registry() != refs[0].registry()) {
         let registries: Vec<&str> = refs.iter().map(|r| r.registry()).collect();
         return Err(ExportError::MultipleRegistries(registries.join(", ")));
     }
@@ -222,7 +223,7 @@ pub fn parse_images(images: &[String], layout: bool) -> Result<Vec<ImageRef>, Ex
 /// Exports the app image and writes report.toml.
 pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, ExportError> {
     let features = inputs.platform_api.features();
-    let tags = parse_images(&inputs.images, inputs.layout_dir.is_some())?;
+    let tags = parse_images(&inputs.images)?;
     let group = GroupFile::read(&inputs.group_path).map_err(ExportError::Read)?;
     let analyzed = AnalyzedFile::read(&inputs.analyzed_path).map_err(ExportError::Read)?;
     let metadata = MetadataFile::read(&inputs.layers_dir.join("config").join("metadata.toml"))
