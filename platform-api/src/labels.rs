@@ -154,6 +154,30 @@ impl LayersMetadata {
     }
 }
 
+/// `io.buildpacks.lifecycle.cache.metadata`: what a cache (volume or image) holds, as the
+/// reference's `platform.CacheMetadata`: `{"sbom": {"sha"}, "buildpacks": [...]}`, where each
+/// buildpack entry has the same shape as in [`LayersMetadata`] (only `cache=true` layers).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheMetadata {
+    /// `sbom`: the layer holding `<layers>/sbom/cache`; an empty `sha` when there is none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sbom: LayerSha,
+    /// `buildpacks`: one entry per buildpack of the group that cached layers.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub buildpacks: Vec<BuildpackLayersMetadata>,
+}
+
+impl ImageLabel for CacheMetadata {
+    const LABEL: &'static str = CACHE_METADATA_LABEL;
+}
+
+impl CacheMetadata {
+    /// The entry of buildpack `id`, if it has one.
+    pub fn buildpack(&self, id: &str) -> Option<&BuildpackLayersMetadata> {
+        self.buildpacks.iter().find(|b| b.key == id)
+    }
+}
+
 /// `{"sha": "<diffID>"}`: the uncompressed digest of one layer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerSha {
@@ -799,5 +823,19 @@ buildpack-id = "bp"
         assert!(run.contains("index.docker.io/cnbs/run:bionic@sha256:abc"));
         assert!(run.contains("gcr.io/cnbs/run:bionic"));
         assert!(!run.contains("gcr.io/cnbs/run:other"));
+    }
+
+    #[test]
+    fn cache_metadata_reference_json() {
+        let json = r#"{"sbom":{"sha":"sha256:ab"},"buildpacks":[{"key":"acme/node","version":"1.0","layers":{"deps":{"sha":"sha256:cd","data":{"v":"18"},"build":false,"launch":false,"cache":true}}}]}"#;
+        let md = CacheMetadata::from_label_json(json).unwrap();
+        assert_eq!(md.sbom.sha, "sha256:ab");
+        let layer = &md.buildpack("acme/node").unwrap().layers["deps"];
+        assert!(layer.cache && !layer.launch);
+        assert_eq!(layer.data["v"].as_str(), Some("18"));
+        let back = CacheMetadata::from_label_json(&md.to_label_json().unwrap()).unwrap();
+        assert_eq!(back, md);
+        let empty = CacheMetadata::from_label_json(r#"{"sbom":null,"buildpacks":null}"#).unwrap();
+        assert_eq!(empty, CacheMetadata::default());
     }
 }

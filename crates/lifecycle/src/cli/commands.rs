@@ -216,7 +216,7 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     parse_images(&export_inputs.images)
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     let store = open_store(export_inputs.layout_dir.as_deref(), &export_inputs.insecure_registries)
-        .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &e))?;
+        .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
     export(&export_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
@@ -236,7 +236,7 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let keychain = keychain(Phase::Creator)?;
     keychain.preresolve(analyze_inputs.registries().iter().map(String::as_str));
     let store = open_store(layout.as_deref(), &export_inputs.insecure_registries)
-        .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &e))?;
+        .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
     drop_privileges(inputs, Phase::Creator)?;
 
     tracing::info!("===> ANALYZING");

@@ -27,7 +27,7 @@ use cnb_platform_api::labels::LayersMetadata;
 use cnb_platform_api::{ExitCode, PlatformApi};
 use tracing::{info, warn};
 
-use self::plan::{LayerKind, PlannedLayer, plan_layers};
+use self::plan::{LayerKind, PlanInputs, PlannedLayer, plan_layers};
 
 /// Everything the exporter reads, resolved by the caller.
 #[derive(Clone, Debug)]
@@ -192,13 +192,13 @@ impl ExportError {
 pub const NORMALIZED_CREATED: &str = "1980-01-01T00:00:01Z";
 
 /// Opens the registry or layout store the phases use.
-pub fn open_store(layout_dir: Option<&Path>, insecure_registries: &[String]) -> Result<ImageStore, cnb_image::Error> {
+pub fn open_store(layout_dir: Option<&Path>, insecure_registries: &[String]) -> Result<ImageStore, Box<cnb_image::Error>> {
     Ok(match layout_dir {
         Some(dir) => ImageStore::Layout(LayoutStore::new(dir)),
         None => {
             let options = RegistryOptions { insecure_registries: insecure_registries.to_vec(), ..RegistryOptions::default() };
-            let keychain = Keychain::from_env().map_err(cnb_image::Error::from)?;
-            ImageStore::Registry(Registry::new(options, keychain)?)
+            let keychain = Keychain::from_env().map_err(|e| Box::new(cnb_image::Error::from(e)))?;
+            ImageStore::Registry(Registry::new(options, keychain).map_err(Box::new)?)
         }
     })
 }
@@ -245,16 +245,16 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
         copy_launcher_sboms(inputs)?;
     }
     let owner = Owner::new(inputs.owner.0, inputs.owner.1);
-    let planned = plan_layers(
-        &inputs.layers_dir,
-        &inputs.app_dir,
-        &inputs.launcher_path,
-        &group.group,
-        &metadata,
-        &previous_metadata,
+    let planned = plan_layers(&PlanInputs {
+        layers_dir: &inputs.layers_dir,
+        app_dir: &inputs.app_dir,
+        launcher: &inputs.launcher_path,
+        group: &group.group,
+        metadata: &metadata,
+        previous: &previous_metadata,
         owner,
-        features.sbom,
-    )?;
+        sbom: features.sbom,
+    })?;
 
     let blob_dir = blob_dir(inputs)?;
     let produced = produce_layers(&planned, blob_dir.path())?;
@@ -429,7 +429,7 @@ fn copy_launcher_sboms(inputs: &ExportInputs) -> Result<(), ExportError> {
 /// written.
 fn save(store: &ImageStore, built: &BuiltImage, tags: &[ImageRef], layout: bool) -> Result<ReportFile, ExportError> {
     let report = store.save(built, tags).map_err(|e| ExportError::Image(Box::new(e)))?;
-    info!("*** Images ({}):", short_digest(&report.digest.to_string()));
+    info!("*** Images ({}):", short_digest(report.digest.as_ref()));
     for name in &report.saved {
         info!("      {name}");
     }

@@ -59,18 +59,29 @@ pub struct PlannedLayer {
 /// Files in a buildpack's layers dir that are not layers.
 const BUILDPACK_FILES: &[&str] = &["launch.toml", "build.toml", "store.toml"];
 
-/// Plans every layer; `previous` is the previous image's lifecycle metadata (for
-/// metadata-only layers).
-pub fn plan_layers(
-    layers_dir: &Path,
-    app_dir: &Path,
-    launcher: &Path,
-    group: &[GroupElement],
-    metadata: &MetadataFile,
-    previous: &LayersMetadata,
-    owner: Owner,
-    sbom: bool,
-) -> Result<Vec<PlannedLayer>, ExportError> {
+/// What the layer plan is made from.
+pub struct PlanInputs<'a> {
+    /// `<layers>`.
+    pub layers_dir: &'a Path,
+    /// `<app>`.
+    pub app_dir: &'a Path,
+    /// `<launcher>`.
+    pub launcher: &'a Path,
+    /// The group's buildpacks.
+    pub group: &'a [GroupElement],
+    /// metadata.toml.
+    pub metadata: &'a MetadataFile,
+    /// The previous image's lifecycle metadata (for metadata-only layers).
+    pub previous: &'a LayersMetadata,
+    /// Owner of layer contents.
+    pub owner: Owner,
+    /// Whether the SBOM layer is exported (Platform ≥ 0.8).
+    pub sbom: bool,
+}
+
+/// Plans every layer.
+pub fn plan_layers(inputs: &PlanInputs<'_>) -> Result<Vec<PlannedLayer>, ExportError> {
+    let PlanInputs { layers_dir, app_dir, launcher, group, metadata, previous, owner, sbom } = *inputs;
     let mut planned = Vec::new();
     for (index, bp) in group.iter().enumerate() {
         plan_buildpack_layers(layers_dir, index, bp, previous, owner, &mut planned)?;

@@ -1,0 +1,186 @@
+//! Cache export ([EXP-028], reference `Exporter.Cache`): the `cache=true` layers of the group's
+//! buildpacks and `<layers>/sbom/cache` go into the next cache; everything else is dropped.
+
+use std::fs;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use cnb_buildpack_api::layer::LayerContentMetadata;
+use cnb_layers::{LayerSource, Owner};
+use cnb_platform_api::PlatformApi;
+use cnb_platform_api::files::GroupElement;
+use cnb_platform_api::labels::{BuildpackLayersMetadata, CacheMetadata, LayerMetadata};
+use tracing::{debug, info, warn};
+
+use super::{CacheError, VolumeCache};
+
+/// The ID of the layer holding `<layers>/sbom/cache`.
+pub const CACHE_SBOM_LAYER_ID: &str = "buildpacksio/lifecycle:cache.sbom";
+
+/// Files in a buildpack's layers dir that are not layers.
+const BUILDPACK_FILES: &[&str] = &["launch.toml", "build.toml", "store.toml"];
+
+/// What the cache export reads.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheExport<'a> {
+    /// The Platform API in use (the SBOM layer needs ≥ 0.8).
+    pub platform_api: PlatformApi,
+    /// `<layers>`.
+    pub layers_dir: &'a Path,
+    /// The group's buildpacks.
+    pub group: &'a [GroupElement],
+    /// Owner of the layer contents in the tars (`CNB_USER_ID:CNB_GROUP_ID`).
+    pub owner: Owner,
+}
+
+/// One layer to put in the cache.
+struct Job {
+    id: String,
+    dir: PathBuf,
+    previous_sha: String,
+}
+
+/// Whether a job added a new tar or kept the committed one.
+enum Outcome {
+    Added(String),
+    Reused(String),
+}
+
+/// Writes the next cache into `cache_dir` and commits it; returns the committed metadata.
+///
+/// A layer that cannot be cached is left out with a warning; an error here concerns the cache
+/// as a whole, and callers report it as a warning too (the export itself never fails because
+/// of the cache, as in the reference).
+pub fn export_cache(cache_dir: &Path, export: &CacheExport<'_>) -> Result<CacheMetadata, CacheError> {
+    let mut cache = VolumeCache::open(cache_dir)?;
+    let previous = cache.metadata()?;
+    let mut metadata = CacheMetadata::default();
+
+    // Collect the cache=true layers with contents, in group order then name order.
+    let mut jobs = Vec::new();
+    let mut entries: Vec<(usize, String, LayerContentMetadata)> = Vec::new();
+    for bp in export.group {
+        let bp_dir = export.layers_dir.join(bp.id.escaped());
+        let index = metadata.buildpacks.len();
+        metadata.buildpacks.push(BuildpackLayersMetadata {
+            key: bp.id.to_string(),
+            version: bp.version.clone(),
+            ..BuildpackLayersMetadata::default()
+        });
+        for (name, toml_path) in layer_tomls(&bp_dir) {
+            // Like the reference's `MadeCached`, malformed metadata means "not cached".
+            let Ok(layer_md) = LayerContentMetadata::read(&toml_path) else { continue };
+            if !layer_md.types.cache {
+                continue;
+            }
+            let id = format!("{}:{name}", bp.id);
+            let dir = bp_dir.join(&name);
+            if fs::read_dir(&dir).is_err() {
+                warn!("Failed to cache layer '{id}' because it has no contents");
+                continue;
+            }
+            let previous_sha = previous
+                .buildpack(bp.id.as_str())
+                .and_then(|b| b.layers.get(&name))
+                .map(|l| l.sha.clone())
+                .unwrap_or_default();
+            jobs.push(Job { id, dir, previous_sha });
+            entries.push((index, name, layer_md));
+        }
+    }
+
+    let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
+        Ok(add_or_reuse(&cache, &jobs[i], export.owner))
+    });
+    for ((job, (index, name, layer_md)), result) in jobs.iter().zip(entries).zip(results) {
+        let outcome = result.map_err(|e| CacheError::Layer { id: job.id.clone(), source: e })?;
+        match outcome {
+            Ok(outcome) => {
+                let sha = log_outcome(&job.id, outcome);
+                metadata.buildpacks[index].layers.insert(
+                    name,
+                    LayerMetadata {
+                        sha,
+                        data: layer_md.metadata,
+                        build: layer_md.types.build,
+                        launch: layer_md.types.launch,
+                        cache: layer_md.types.cache,
+                    },
+                );
+            }
+            Err(e) => warn!("Failed to cache layer '{}': {}", job.id, crate::error_chain(&e)),
+        }
+    }
+
+    if export.platform_api.features().sbom {
+        let sbom_dir = export.layers_dir.join("sbom").join("cache");
+        if fs::read_dir(&sbom_dir).is_ok() {
+            debug!("Found SBOM of type cache for at {}", sbom_dir.display());
+            let job = Job {
+                id: CACHE_SBOM_LAYER_ID.to_string(),
+                dir: sbom_dir,
+                previous_sha: previous.sbom.sha.clone(),
+            };
+            metadata.sbom.sha = log_outcome(&job.id, add_or_reuse(&cache, &job, export.owner)?);
+        }
+    }
+
+    cache.set_metadata(&metadata)?;
+    cache.commit()?;
+    Ok(metadata)
+}
+
+fn log_outcome(id: &str, outcome: Outcome) -> String {
+    let sha = match outcome {
+        Outcome::Added(sha) => {
+            info!("Adding cache layer '{id}'");
+            sha
+        }
+        Outcome::Reused(sha) => {
+            info!("Reusing cache layer '{id}'");
+            sha
+        }
+    };
+    debug!("Layer '{id}' SHA: {sha}");
+    sha
+}
+
+/// Keeps the committed tar when the layer still hashes to the previous cache's diffID (a hash
+/// pass without writing, then a hard link), else writes the tar into staging while hashing it.
+fn add_or_reuse(cache: &VolumeCache, job: &Job, owner: Owner) -> Result<Outcome, CacheError> {
+    let layer_err = |source| CacheError::Layer { id: job.id.clone(), source };
+    let source = LayerSource::dir(&job.dir, owner).map_err(layer_err)?;
+    if !job.previous_sha.is_empty()
+        && let Ok(committed) = cache.committed_path(&job.previous_sha)
+        && let Ok(meta) = fs::metadata(&committed)
+    {
+        let (info, _) = cnb_layers::write_uncompressed(&source, std::io::sink()).map_err(layer_err)?;
+        // The size check catches a truncated committed tar without reading it again.
+        if info.diff_id.to_string() == job.previous_sha && meta.len() == info.size {
+            match cache.reuse_layer(&job.previous_sha) {
+                Ok(()) => return Ok(Outcome::Reused(job.previous_sha.clone())),
+                Err(e) => warn!("Skipping reuse for layer {}: {}", job.id, crate::error_chain(&e)),
+            }
+        }
+    }
+    let info = cache.add_layer(&job.id, &source)?;
+    Ok(Outcome::Added(info.diff_id.to_string()))
+}
+
+/// `(layer name, <layer>.toml)` for every layer of a buildpack, sorted by name.
+pub(crate) fn layer_tomls(bp_dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = fs::read_dir(bp_dir) else { return Vec::new() };
+    let mut layers: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name().into_string().ok()?;
+            if BUILDPACK_FILES.contains(&file_name.as_str()) || !entry.path().is_file() {
+                return None;
+            }
+            let name = file_name.strip_suffix(".toml")?.to_string();
+            Some((name, entry.path()))
+        })
+        .collect();
+    layers.sort();
+    layers
+}
