@@ -30,7 +30,8 @@ pub struct PlatformFeatures {
     /// The legacy BOM moves to `sbom.legacy.json`, `bom` leaves metadata.toml; `-skip-layers`,
     /// `-launch-cache` in the analyzer; `SOURCE_DATE_EPOCH` (0.9).
     pub legacy_bom_removed: bool,
-    /// Process commands are written as arrays; detector `-analyzed`, `-extensions`, `-generated` (0.10).
+    /// Process commands are written as arrays; detector `-analyzed`, `-extensions`, `-generated`;
+    /// the creator always restores, `-skip-restore` then only skips layer metadata (0.10).
     pub command_array: bool,
     /// `-build-config` and the operator environment in `<build-config>/env` (0.11).
     pub build_config: bool,
@@ -38,7 +39,8 @@ pub struct PlatformFeatures {
     pub targets: bool,
     /// `-insecure-registry`; Dockerfiles are no longer experimental (0.13).
     pub insecure_registries: bool,
-    /// The restorer re-checks the selected run image (`-run`) (0.14).
+    /// The restorer re-checks the selected run image (`-run`) and restores the metadata of a
+    /// `launch=true, cache=true` layer from the cache when the previous image lacks it (0.14).
     pub restorer_run_check: bool,
     /// system.toml and execution environments (0.15).
     pub exec_env: bool,

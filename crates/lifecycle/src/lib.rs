@@ -3,12 +3,14 @@
 pub mod analyze;
 pub mod build;
 pub mod buildenv;
+pub mod cache;
 pub mod cli;
 pub mod detect;
 pub mod experimental;
 pub mod export;
 pub mod generate;
 pub mod privileges;
+pub mod restore;
 
 pub use cnb_platform_api::Phase;
 

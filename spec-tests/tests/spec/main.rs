@@ -13,4 +13,5 @@ mod det;
 mod env;
 mod exp;
 mod lch;
+mod oci_tools;
 mod pif;

@@ -1,0 +1,303 @@
+//! The restorer ([RES-001]..[RES-019], inventory §1.6 and §3.6): hand the previous build's
+//! `store.toml`, layer metadata and cached layer contents back to the group's buildpacks.
+//!
+//! Reading top to bottom: read group.toml (exit 12 on an unsupported Buildpack API) and
+//! analyzed.toml (its `[metadata]` is the previous image's lifecycle label); open the cache;
+//! write store.toml for every group buildpack the previous image has one for, even with
+//! skip-layers ([RES-001], [RES-002]); write `<layer>.toml` (only `[metadata]`, [RES-010]) by the
+//! reuse matrix ([`metadata`]); extract the cached layers whose metadata was restored, in
+//! parallel, verifying each diffID while extracting; restore per-layer SBOMs ([`sbom`]).
+//!
+//! A cached layer that cannot be restored (missing, corrupt, unsafe) is skipped with a warning
+//! and removed with its metadata and SBOMs, so the buildpack rebuilds it ([RES-006]: metadata
+//! and contents together or not at all). Other failures exit 42 ([RES-018]).
+//!
+//! Not implemented yet: cache images (`-cache-image` warns and runs without a cache), the
+//! build-image and run-image updates of analyzed.toml for extensions ([RES-013]..[RES-016]).
+
+mod metadata;
+mod sbom;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use cnb_platform_api::files::analyzed::AnalyzedFile;
+use cnb_platform_api::files::{FileError, GroupElement, GroupFile};
+use cnb_platform_api::labels::{CacheMetadata, LayersMetadata};
+use cnb_platform_api::{ExitCode, PlatformApi};
+use tracing::{debug, info, warn};
+
+use crate::cache::{CACHE_SBOM_LAYER_ID, CacheError, VolumeCache};
+
+/// Everything the restorer reads, resolved by the caller.
+#[derive(Clone, Debug)]
+pub struct RestoreInputs {
+    /// The Platform API in use.
+    pub platform_api: PlatformApi,
+    /// `<layers>`.
+    pub layers_dir: PathBuf,
+    /// `<group>`.
+    pub group_path: PathBuf,
+    /// `<analyzed>`.
+    pub analyzed_path: PathBuf,
+    /// `<cache-dir>`.
+    pub cache_dir: Option<PathBuf>,
+    /// `<cache-image>` (not supported yet: warns and runs without a cache).
+    pub cache_image: Option<String>,
+    /// `<skip-layers>` (the creator's `-skip-restore`): only store.toml is restored.
+    pub skip_layers: bool,
+}
+
+/// Why the restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// group.toml could not be read, or names an unsupported Buildpack API (exit 12).
+    #[error("read group file")]
+    Group(#[source] Box<FileError>),
+    /// The volume cache could not be opened.
+    #[error("create volume cache")]
+    OpenCache(#[source] CacheError),
+    /// The cache metadata could not be read.
+    #[error("retrieving cache metadata")]
+    CacheMetadata(#[source] CacheError),
+    /// A file could not be written or removed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A metadata file could not be written.
+    #[error("write layer metadata")]
+    Write(#[source] Box<FileError>),
+    /// A worker thread panicked.
+    #[error("restoring data")]
+    Worker(#[source] cnb_layers::Error),
+}
+
+impl RestoreError {
+    /// The exit code of the reference: 12 for an unsupported Buildpack API, 1 when group.toml
+    /// cannot be read or the cache cannot be opened (generic errors there), 42 otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            RestoreError::Group(e) if matches!(**e, FileError::UnsupportedApi { .. }) => {
+                ExitCode::IncompatibleBuildpackApi
+            }
+            RestoreError::Group(_) | RestoreError::OpenCache(_) => ExitCode::Failed,
+            _ => ExitCode::RestoreError,
+        }
+    }
+
+    /// The action the reference names (`failed to <action>: …`).
+    pub fn action(&self) -> &'static str {
+        match self {
+            RestoreError::Group(e) if matches!(**e, FileError::UnsupportedApi { .. }) => "verify buildpack API",
+            RestoreError::Group(_) => "read group file",
+            RestoreError::OpenCache(_) => "create volume cache",
+            _ => "restore",
+        }
+    }
+}
+
+/// What a restore did, by layer ID (`<bp-id>:<layer>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// Layers whose `<layer>.toml` was written (and kept).
+    pub metadata: BTreeSet<String>,
+    /// Layers whose contents came back from the cache.
+    pub contents: BTreeSet<String>,
+    /// Layers dropped because their cached contents were unusable or out of date.
+    pub removed: BTreeSet<String>,
+}
+
+/// Opens the cache the platform asked for: a cache image is not supported yet (warning, no
+/// cache); a cache directory must exist.
+pub fn open_cache(cache_dir: Option<&Path>, cache_image: Option<&str>) -> Result<Option<VolumeCache>, RestoreError> {
+    if let Some(image) = cache_image.filter(|i| !i.is_empty()) {
+        warn!("Cache images are not supported yet; not using cache image '{image}'");
+        return Ok(None);
+    }
+    cache_dir.map(VolumeCache::open).transpose().map_err(RestoreError::OpenCache)
+}
+
+/// The restorer phase: reads group.toml and analyzed.toml, opens the cache and restores.
+pub fn restore(inputs: &RestoreInputs) -> Result<RestoreSummary, RestoreError> {
+    let group = GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
+    let previous = read_previous_metadata(&inputs.analyzed_path);
+    let cache = open_cache(inputs.cache_dir.as_deref(), inputs.cache_image.as_deref())?;
+    restore_layers(
+        &LayerRestore {
+            platform_api: inputs.platform_api,
+            layers_dir: &inputs.layers_dir,
+            group: &group.group,
+            previous: &previous,
+            skip_layers: inputs.skip_layers,
+        },
+        cache.as_ref(),
+    )
+}
+
+/// The previous image's lifecycle metadata from analyzed.toml; empty, with a warning, when
+/// the file is missing or unusable (as the reference).
+pub fn read_previous_metadata(analyzed_path: &Path) -> LayersMetadata {
+    match AnalyzedFile::read(analyzed_path) {
+        Ok(analyzed) => analyzed.metadata,
+        Err(e) => {
+            warn!("Not using analyzed data, usable file not found: {}", crate::error_chain(&e));
+            LayersMetadata::default()
+        }
+    }
+}
+
+/// What [`restore_layers`] works on.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerRestore<'a> {
+    /// The Platform API in use.
+    pub platform_api: PlatformApi,
+    /// `<layers>`.
+    pub layers_dir: &'a Path,
+    /// The group's buildpacks: nothing is restored for any other ([RES-003], [RES-019]).
+    pub group: &'a [GroupElement],
+    /// The previous image's lifecycle metadata.
+    pub previous: &'a LayersMetadata,
+    /// Only store.toml ([RES-002]).
+    pub skip_layers: bool,
+}
+
+/// One cached layer to extract.
+struct Job {
+    id: String,
+    /// The layer directory (the only place its tar may write).
+    dir: PathBuf,
+    sha: String,
+    /// `Some((bp escaped, layer))` for buildpack layers, `None` for the SBOM layer.
+    layer: Option<(String, String)>,
+}
+
+/// store.toml, layer metadata, cached contents and SBOMs, for the group's buildpacks.
+pub fn restore_layers(r: &LayerRestore<'_>, cache: Option<&VolumeCache>) -> Result<RestoreSummary, RestoreError> {
+    let cache_meta = match cache {
+        Some(cache) => cache.metadata().map_err(RestoreError::CacheMetadata)?,
+        None => {
+            debug!("Usable cache not provided, using empty cache metadata");
+            CacheMetadata::default()
+        }
+    };
+    let mut summary = RestoreSummary::default();
+    metadata::restore_store_tomls(r)?;
+    let shas = if r.skip_layers {
+        info!("Skipping buildpack layer analysis");
+        metadata::Restored::default()
+    } else {
+        metadata::restore_layer_metadata(r, &cache_meta)?
+    };
+
+    let mut jobs = Vec::new();
+    for bp in r.group {
+        let escaped = bp.id.escaped();
+        let bp_dir = r.layers_dir.join(&escaped);
+        let Some(cached) = cache_meta.buildpack(bp.id.as_str()) else { continue };
+        for name in metadata::layer_names(&bp_dir) {
+            let Some(cached_layer) = cached.layers.get(&name).filter(|l| l.cache) else { continue };
+            let id = format!("{}:{name}", bp.id);
+            let restored_sha = shas.sha(&escaped, &name);
+            if restored_sha != cached_layer.sha {
+                info!("Removing \"{id}\", wrong sha");
+                debug!("Layer sha: \"{restored_sha}\", cache sha: \"{}\"", cached_layer.sha);
+                remove_layer(&bp_dir.join(&name))?;
+                summary.removed.insert(id);
+                continue;
+            }
+            info!("Restoring data for \"{id}\" from cache");
+            jobs.push(Job {
+                id,
+                dir: bp_dir.join(&name),
+                sha: cached_layer.sha.clone(),
+                layer: Some((escaped.clone(), name)),
+            });
+        }
+    }
+    let sbom = r.platform_api.features().sbom && !r.skip_layers;
+    if sbom && !cache_meta.sbom.sha.is_empty() {
+        info!("Restoring data for SBOM from cache");
+        jobs.push(Job {
+            id: CACHE_SBOM_LAYER_ID.to_string(),
+            dir: r.layers_dir.join("sbom").join("cache"),
+            sha: cache_meta.sbom.sha.clone(),
+            layer: None,
+        });
+    }
+
+    if let Some(cache) = cache {
+        let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
+            let job = &jobs[i];
+            debug!("Retrieving data for \"{}\"", job.sha);
+            let allowed = cnb_layers::layer::absolute(&job.dir).unwrap_or_else(|_| job.dir.clone());
+            Ok(cache.extract_layer(&job.sha, &allowed))
+        });
+        for (job, result) in jobs.iter().zip(results) {
+            match result.map_err(RestoreError::Worker)? {
+                Ok(_) => {
+                    if job.layer.is_some() {
+                        summary.contents.insert(job.id.clone());
+                    }
+                }
+                Err(e) => {
+                    // A bad cache never fails the build: the layer is rebuilt instead.
+                    warn!("Skipping restore for layer {}: {}", job.id, crate::error_chain(&e));
+                    if job.layer.is_some() {
+                        remove_layer(&job.dir)?;
+                        summary.removed.insert(job.id.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    let mut restored = shas;
+    restored.entries.retain(|_, (id, _)| !summary.removed.contains(id));
+    summary.metadata = restored.entries.values().map(|(id, _)| id.clone()).collect();
+    if sbom {
+        sbom::restore_to_buildpack_layers(r.layers_dir, &restored.entries.keys().cloned().collect())?;
+    }
+    Ok(summary)
+}
+
+/// Removes a layer: its directory, `<layer>.toml`, `<layer>.sha` and `<layer>.sbom.*`.
+fn remove_layer(dir: &Path) -> Result<(), RestoreError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RestoreError::Io { action: "remove layer", path, source }
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(dir).map_err(io_err(dir))?,
+        Ok(_) => fs::remove_file(dir).map_err(io_err(dir))?,
+        Err(_) => {}
+    }
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    let sbom_prefix = format!("{name}.sbom.");
+    let siblings = fs::read_dir(parent).map_err(io_err(parent))?;
+    for entry in siblings.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else { continue };
+        if file_name == format!("{name}.toml") || file_name == format!("{name}.sha") || file_name.starts_with(&sbom_prefix) {
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&entry.path())(e)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
