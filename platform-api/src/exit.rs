@@ -60,3 +60,20 @@ impl From<ExitCode> for std::process::ExitCode {
         std::process::ExitCode::from(code.code() as u8)
     }
 }
+
+/// An error and its sources joined by `": "`, the way the reference prints wrapped errors
+/// (`ERROR: failed to export: <error>: <cause>: …`). A cause whose text the message already
+/// ends with is not repeated.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !cause_text.is_empty() && !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -224,14 +224,4 @@ pub enum AuthError {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Render an error with its `source()` chain joined by `": "`, as the CLI edge does.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(source) = cur {
-        out.push_str(": ");
-        out.push_str(&source.to_string());
-        cur = source.source();
-    }
-    out
-}
+pub use cnb_platform_api::exit::error_chain;

@@ -51,20 +51,7 @@ impl Failure {
     }
 }
 
-/// An error and its sources joined by `": "`, the way the reference prints wrapped errors.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !cause_text.is_empty() && !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use cnb_platform_api::exit::error_chain;
 
 /// Why the launcher failed before executing the process (all exit 82). The messages are the
 /// reference's (`failed to launch: <message>`).

@@ -131,6 +131,12 @@ impl VolumeCache {
         };
         remove_dir_if_exists(&cache.staging_dir).map_err(io_err("initializing staging directory", &cache.staging_dir))?;
         fs::create_dir_all(&cache.staging_dir).map_err(io_err("initializing staging directory", &cache.staging_dir))?;
+        // A commit interrupted between its two renames left only the backup: it is the last
+        // complete cache, so it comes back (the reference would drop it).
+        if !cache.committed_dir.exists() && cache.backup_dir.is_dir() {
+            fs::rename(&cache.backup_dir, &cache.committed_dir)
+                .map_err(io_err("restoring backup directory", &cache.backup_dir))?;
+        }
         remove_dir_if_exists(&cache.backup_dir).map_err(io_err("removing backup directory", &cache.backup_dir))?;
         fs::create_dir_all(&cache.committed_dir).map_err(io_err("creating committed directory", &cache.committed_dir))?;
         Ok(cache)
@@ -273,4 +279,4 @@ fn remove_dir_if_exists(path: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

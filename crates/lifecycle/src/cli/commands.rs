@@ -15,12 +15,14 @@ use crate::detect::{DetectError, DetectInputs, detect};
 use crate::experimental::guard_experimental;
 use crate::export::{ExportInputs, export, open_store, parse_images};
 use crate::privileges;
+use crate::restore::{RestoreInputs, open_cache, restore, restore_with_cache};
 
 /// Dispatches to the phase.
 pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     match inputs.phase {
         Phase::Analyzer => analyzer(inputs),
         Phase::Detector => detector(inputs, env),
+        Phase::Restorer => restorer(inputs),
         Phase::Builder => builder(inputs, env),
         Phase::Exporter => exporter(inputs, env),
         Phase::Creator => creator(inputs, env),
@@ -157,7 +159,29 @@ fn export_inputs(inputs: &Inputs, env: &[(OsString, OsString)], images: Vec<Stri
         layout_dir,
         insecure_registries: inputs.insecure_registries.clone(),
         source_date_epoch: lookup(env, "SOURCE_DATE_EPOCH"),
+        // Cache images are not supported yet (`open_cache` warns); a cache image wins over a
+        // cache dir, as in the reference.
+        cache_dir: inputs.cache_dir.clone().filter(|_| inputs.cache_image.is_none()),
     }
+}
+
+fn restore_inputs(inputs: &Inputs) -> RestoreInputs {
+    RestoreInputs {
+        platform_api: inputs.platform_api,
+        layers_dir: inputs.layers_dir.clone(),
+        group_path: inputs.group_path.clone(),
+        analyzed_path: inputs.analyzed_path.clone(),
+        cache_dir: inputs.cache_dir.clone(),
+        cache_image: inputs.cache_image.clone(),
+        skip_layers: inputs.skip_layers,
+    }
+}
+
+/// Opens the cache the platform asked for, failing early (before any work) when the cache
+/// directory cannot be used, as the reference's `initCache`.
+fn init_cache(inputs: &Inputs) -> Result<Option<crate::cache::VolumeCache>, Failure> {
+    open_cache(inputs.cache_dir.as_deref(), inputs.cache_image.as_deref())
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
 /// Root hands the volumes to `CNB_USER_ID:CNB_GROUP_ID` and becomes that user, as the
@@ -191,6 +215,16 @@ fn analyzer(inputs: &Inputs) -> Result<(), Failure> {
     analyze_with_keychain(&analyze_inputs, keychain).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
+/// [RES-001]..[RES-019] No positional arguments; volumes are handed to the CNB user and
+/// privileges dropped, as the analyzer; restore errors exit 42.
+fn restorer(inputs: &Inputs) -> Result<(), Failure> {
+    if !inputs.args.is_empty() {
+        return Err(Failure::msg(ExitCode::InvalidArgs, "parse arguments", "received unexpected Args"));
+    }
+    drop_privileges(inputs, Phase::Restorer)?;
+    restore(&restore_inputs(inputs)).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
 fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     expect_no_args(inputs)?;
     refuse_root(Phase::Detector)?;
@@ -217,6 +251,9 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     let store = open_store(export_inputs.layout_dir.as_deref(), &export_inputs.insecure_registries)
         .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
+    // The cache is exported (and opened again) after the image; a cache dir that cannot be
+    // used fails now, as in the reference.
+    drop(init_cache(inputs)?);
     export(&export_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
@@ -238,13 +275,20 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let store = open_store(layout.as_deref(), &export_inputs.insecure_registries)
         .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
     drop_privileges(inputs, Phase::Creator)?;
+    let cache = init_cache(inputs)?;
 
     tracing::info!("===> ANALYZING");
     analyze_with_keychain(&analyze_inputs, keychain).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> DETECTING");
     detect(&detect_inputs(inputs), process_env(env)).map_err(|e| detect_failure(&e))?;
-    tracing::info!("===> RESTORING");
-    tracing::debug!("No cache and no previous layers to restore");
+    // From Platform 0.10 the creator always restores; `-skip-restore` then only skips layers
+    // (store.toml is still restored).
+    if !inputs.skip_layers || inputs.platform_api.features().command_array {
+        tracing::info!("===> RESTORING");
+        restore_with_cache(&restore_inputs(inputs), cache.as_ref())
+            .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    }
+    drop(cache);
     tracing::info!("===> BUILDING");
     build(&build_inputs(inputs), process_env(env)).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> EXPORTING");

@@ -66,6 +66,9 @@ pub struct ExportInputs {
     pub insecure_registries: Vec<String>,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<String>,
+    /// `<cache-dir>`: when set, the cache is exported after the image ([EXP-028]); cache
+    /// errors are warnings only.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Why the export failed.
@@ -276,6 +279,17 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
     let built = builder.build().map_err(|e| ExportError::Image(Box::new(e)))?;
     let report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
     report.write(&inputs.report_path).map_err(ExportError::Read)?;
+    if let Some(cache_dir) = &inputs.cache_dir {
+        let cache = crate::cache::CacheExport {
+            platform_api: inputs.platform_api,
+            layers_dir: &inputs.layers_dir,
+            group: &group.group,
+            owner,
+        };
+        if let Err(e) = crate::cache::export_cache(cache_dir, &cache) {
+            warn!("Failed to export cache: {}", crate::error_chain(&e));
+        }
+    }
     Ok(report)
 }
 

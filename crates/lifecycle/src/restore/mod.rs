@@ -132,15 +132,32 @@ pub fn restore(inputs: &RestoreInputs) -> Result<RestoreSummary, RestoreError> {
     let group = GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
     let previous = read_previous_metadata(&inputs.analyzed_path);
     let cache = open_cache(inputs.cache_dir.as_deref(), inputs.cache_image.as_deref())?;
+    restore_from(inputs, &group, &previous, cache.as_ref())
+}
+
+/// [`restore`] with a cache the caller already opened (the creator opens it once for restore
+/// and export); `inputs.cache_dir` and `inputs.cache_image` are not used.
+pub fn restore_with_cache(inputs: &RestoreInputs, cache: Option<&VolumeCache>) -> Result<RestoreSummary, RestoreError> {
+    let group = GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
+    let previous = read_previous_metadata(&inputs.analyzed_path);
+    restore_from(inputs, &group, &previous, cache)
+}
+
+fn restore_from(
+    inputs: &RestoreInputs,
+    group: &GroupFile,
+    previous: &LayersMetadata,
+    cache: Option<&VolumeCache>,
+) -> Result<RestoreSummary, RestoreError> {
     restore_layers(
         &LayerRestore {
             platform_api: inputs.platform_api,
             layers_dir: &inputs.layers_dir,
             group: &group.group,
-            previous: &previous,
+            previous,
             skip_layers: inputs.skip_layers,
         },
-        cache.as_ref(),
+        cache,
     )
 }
 
