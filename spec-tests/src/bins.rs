@@ -19,12 +19,12 @@ use std::sync::OnceLock;
 /// A phase whose package is not (yet) a workspace member is skipped by the build, so the
 /// suites of the other phases keep working; running it fails with a clear message.
 pub const PHASES: &[&str] = &[
-    "detector", "builder", "analyzer", "exporter", "creator", "launcher",
+    "detector", "builder", "analyzer", "restorer", "exporter", "creator", "launcher",
 ];
 
 /// The phases of [`PHASES`] that refuse to run as root and are plain phase CLIs (the launcher
 /// is not: it takes the app's command line).
-pub const CLI_PHASES: &[&str] = &["detector", "builder", "analyzer", "exporter", "creator"];
+pub const CLI_PHASES: &[&str] = &["detector", "builder", "analyzer", "restorer", "exporter", "creator"];
 
 /// Absolute path of the phase binary `name`.
 pub fn path(name: &str) -> PathBuf {

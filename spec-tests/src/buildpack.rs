@@ -1,4 +1,6 @@
-//! Writing fixture buildpacks: `buildpack.toml` plus bash `bin/detect` / `bin/build`.
+//! Writing fixture buildpacks (`buildpack.toml` plus bash `bin/detect` / `bin/build`) and image
+//! extensions (`extension.toml` plus bash `bin/detect` / `bin/generate`, or the static
+//! `detect/` and `generate/` dirs): one writer for both, [`Buildpack`].
 //!
 //! Scripts are generated, so instead of the checklist's "knob files" each test writes the bash
 //! body it needs. Every script starts by sourcing its own copy of `lib.sh`, which records the
@@ -9,7 +11,9 @@
 //! - `envfile LAYER DIR FILE VALUE` writes VALUE byte for byte to `$L/LAYER/DIR/FILE`.
 //!
 //! `$L` is the buildpack's layers dir and `$P` the detect plan path (falling back to the
-//! positional arguments for old buildpack APIs); `$OBS` is the observation dir.
+//! positional arguments for old buildpack APIs); `$OBS` is the observation dir. In an
+//! extension's `bin/generate`, `$OUT` is the output dir and its buildpack plan is recorded as
+//! `plan.toml`, like a build's.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -31,6 +35,9 @@ cnb_observe() {
     L="${CNB_LAYERS_DIR:-$1}"
     cp "${CNB_BP_PLAN_PATH:-$3}" "$OBS/plan.toml"
     ls -A "$L" > "$OBS/ls-layers"
+  elif [[ $phase == generate ]]; then
+    OUT="${CNB_OUTPUT_DIR:-$1}"
+    cp "${CNB_BP_PLAN_PATH:-$3}" "$OBS/plan.toml"
   else
     P="${CNB_BUILD_PLAN_PATH:-$2}"
   fi
@@ -49,23 +56,34 @@ pub fn plan_script(toml: &str) -> String {
     format!("cat > \"$P\" <<'CNB_PLAN_EOF'\n{toml}\nCNB_PLAN_EOF\n")
 }
 
-/// Builder for one fixture buildpack; nothing is written until [`Buildpack::write`].
+/// A buildpack or an image extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Buildpack,
+    Extension,
+}
+
+/// Builder for one fixture buildpack or extension; nothing is written until [`Buildpack::write`].
 #[must_use = "call .write()"]
 pub struct Buildpack<'a> {
     ws: &'a Workspace,
+    kind: Kind,
     id: String,
     version: String,
     api: String,
     keys: Vec<String>,
     extra: String,
     detect: Option<String>,
+    /// `bin/build` of a buildpack, `bin/generate` of an extension.
     build: Option<String>,
+    files: Vec<(String, String)>,
 }
 
 impl<'a> Buildpack<'a> {
     pub(crate) fn new(ws: &'a Workspace, id: &str) -> Self {
         Buildpack {
             ws,
+            kind: Kind::Buildpack,
             id: id.into(),
             version: DEFAULT_VERSION.into(),
             api: "0.12".into(),
@@ -73,6 +91,18 @@ impl<'a> Buildpack<'a> {
             extra: String::new(),
             detect: Some(String::new()),
             build: Some(String::new()),
+            files: Vec::new(),
+        }
+    }
+
+    /// An image extension `id` (API 0.10): `<extensions>/<escaped-id>/<version>/extension.toml`
+    /// with bash `bin/detect` (default: pass with no plan) and `bin/generate` (default: write
+    /// nothing). Its observations are recorded under the phases `detect` and `generate`.
+    pub(crate) fn extension(ws: &'a Workspace, id: &str) -> Self {
+        Buildpack {
+            kind: Kind::Extension,
+            api: "0.10".into(),
+            ..Buildpack::new(ws, id)
         }
     }
 
@@ -121,17 +151,37 @@ impl<'a> Buildpack<'a> {
         self.build = None;
         self
     }
+    /// The body of an extension's `bin/generate` after the observation prelude (`$OUT` is the
+    /// output dir).
+    pub fn generate(self, body: &str) -> Self {
+        self.build(body)
+    }
+    /// Omits an extension's `bin/generate`.
+    pub fn without_generate(self) -> Self {
+        self.without_build()
+    }
+    /// Writes a static file at `rel` under the module root (`detect/plan.toml`,
+    /// `generate/run.Dockerfile`, …).
+    pub fn file(mut self, rel: &str, contents: &str) -> Self {
+        self.files.push((rel.into(), contents.into()));
+        self
+    }
     /// A composite buildpack: no executables, this raw `[[order]]` TOML.
     pub fn composite(self, order: &str) -> Self {
         self.without_detect().without_build().toml(order)
     }
 
-    /// Writes `<buildpacks>/<escaped-id>/<version>/` and returns it.
+    /// Writes `<buildpacks>/<escaped-id>/<version>/` (`<extensions>/…` for an extension) and
+    /// returns it.
     pub fn write(self) -> PathBuf {
         let escaped = self.id.replace('/', "_");
-        let dir = self.ws.buildpacks().join(&escaped).join(&self.version);
+        let (root, descriptor_file, table, second) = match self.kind {
+            Kind::Buildpack => (self.ws.buildpacks(), "buildpack.toml", "buildpack", "build"),
+            Kind::Extension => (self.ws.extensions(), "extension.toml", "extension", "generate"),
+        };
+        let dir = root.join(&escaped).join(&self.version);
         let mut descriptor = format!(
-            "api = \"{}\"\n\n[buildpack]\n  id = \"{}\"\n  version = \"{}\"\n  name = \"Fixture {}\"\n",
+            "api = \"{}\"\n\n[{table}]\n  id = \"{}\"\n  version = \"{}\"\n  name = \"Fixture {}\"\n",
             self.api, self.id, self.version, self.id
         );
         for key in &self.keys {
@@ -139,8 +189,11 @@ impl<'a> Buildpack<'a> {
         }
         descriptor.push('\n');
         descriptor.push_str(&self.extra);
-        write(&dir.join("buildpack.toml"), &descriptor, false);
-        let scripts = [("detect", &self.detect), ("build", &self.build)];
+        write(&dir.join(descriptor_file), &descriptor, false);
+        for (rel, contents) in &self.files {
+            write(&dir.join(rel), contents, false);
+        }
+        let scripts = [("detect", &self.detect), (second, &self.build)];
         if scripts.iter().any(|(_, body)| body.is_some()) {
             write(
                 &dir.join("lib.sh"),

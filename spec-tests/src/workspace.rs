@@ -78,6 +78,10 @@ impl Workspace {
     pub fn buildpacks(&self) -> PathBuf {
         self.path("buildpacks")
     }
+    /// `<extensions>`.
+    pub fn extensions(&self) -> PathBuf {
+        self.path("extensions")
+    }
     /// `<build-config>`.
     pub fn build_config(&self) -> PathBuf {
         self.path("build-config")
@@ -118,10 +122,26 @@ impl Workspace {
         Buildpack::new(self, id)
     }
 
+    /// Starts a fixture image extension `id` (version [`DEFAULT_VERSION`]); call `.write()` on it.
+    pub fn extension(&self, id: &str) -> Buildpack<'_> {
+        Buildpack::extension(self, id)
+    }
+
     /// Writes `<layers>/order.toml` (the default order path) from groups of buildpack IDs at
     /// [`DEFAULT_VERSION`]; an ID ending in `?` is optional.
     pub fn order(&self, groups: &[&[&str]]) -> PathBuf {
+        self.order_with_extensions(&[], groups)
+    }
+
+    /// Like [`Workspace::order`], with `[[order-extensions]]` groups of extension IDs first.
+    pub fn order_with_extensions(&self, extensions: &[&[&str]], groups: &[&[&str]]) -> PathBuf {
         let mut s = String::new();
+        for group in extensions {
+            s.push_str("[[order-extensions]]\n");
+            for id in *group {
+                s.push_str(&format!("  [[order-extensions.group]]\n{}", entry(id)));
+            }
+        }
         for group in groups {
             s.push_str("[[order]]\n");
             for id in *group {
@@ -197,6 +217,16 @@ impl Workspace {
     /// `analyzer` with `-layers` in this workspace (add `-run-image`, the image, …).
     pub fn analyzer(&self) -> Run {
         self.image_phase("analyzer")
+            .args(["-layers", &s(self.layers())])
+    }
+
+    /// `restorer` with `-layers` in this workspace, as the CNB user; group and analyzed left
+    /// to their `<layers>` defaults (add `-cache-dir`, `-skip-layers`, …).
+    pub fn restorer(&self) -> Run {
+        let (uid, gid) = phase_ids();
+        self.run("restorer")
+            .env("CNB_USER_ID", uid.to_string())
+            .env("CNB_GROUP_ID", gid.to_string())
             .args(["-layers", &s(self.layers())])
     }
 

@@ -783,6 +783,10 @@ fn tree_contains(dir: &std::path::Path, needle: &str) -> bool {
 fn exp_028_exp_033_cache_dir_gets_cache_layers() {
     let ws = Workspace::new();
     built_app(&ws);
+    // The cache dir is a volume the platform provides: the reference fails ("failed to create
+    // volume cache") when it does not exist.
+    fs::create_dir_all(ws.path("cache")).expect("cache dir");
+    fs::create_dir_all(ws.path("cache2")).expect("cache dir");
     let out = ws
         .exporter()
         .layout(&ws.layout_dir())

@@ -5,6 +5,7 @@
 //! --bin coverage` counts those. Tests assert what the spec says and, where it is silent or
 //! ambiguous, what the Go reference lifecycle v0.21 does (with the AMB-ID in a comment).
 
+mod ana;
 mod bad_input;
 mod bld;
 mod cmn;
@@ -15,3 +16,4 @@ mod exp;
 mod lch;
 mod oci_tools;
 mod pif;
+mod res;

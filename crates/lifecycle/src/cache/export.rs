@@ -51,7 +51,10 @@ enum Outcome {
 /// A layer that cannot be cached is left out with a warning; an error here concerns the cache
 /// as a whole, and callers report it as a warning too (the export itself never fails because
 /// of the cache, as in the reference).
-pub fn export_cache(cache_dir: &Path, export: &CacheExport<'_>) -> Result<CacheMetadata, CacheError> {
+pub fn export_cache(
+    cache_dir: &Path,
+    export: &CacheExport<'_>,
+) -> Result<CacheMetadata, CacheError> {
     let mut cache = VolumeCache::open(cache_dir)?;
     let previous = cache.metadata()?;
     let mut metadata = CacheMetadata::default();
@@ -69,7 +72,9 @@ pub fn export_cache(cache_dir: &Path, export: &CacheExport<'_>) -> Result<CacheM
         });
         for (name, toml_path) in layer_tomls(&bp_dir) {
             // Like the reference's `MadeCached`, malformed metadata means "not cached".
-            let Ok(layer_md) = LayerContentMetadata::read(&toml_path) else { continue };
+            let Ok(layer_md) = LayerContentMetadata::read(&toml_path) else {
+                continue;
+            };
             if !layer_md.types.cache {
                 continue;
             }
@@ -84,7 +89,11 @@ pub fn export_cache(cache_dir: &Path, export: &CacheExport<'_>) -> Result<CacheM
                 .and_then(|b| b.layers.get(&name))
                 .map(|l| l.sha.clone())
                 .unwrap_or_default();
-            jobs.push(Job { id, dir, previous_sha });
+            jobs.push(Job {
+                id,
+                dir,
+                previous_sha,
+            });
             entries.push((index, name, layer_md));
         }
     }
@@ -93,7 +102,10 @@ pub fn export_cache(cache_dir: &Path, export: &CacheExport<'_>) -> Result<CacheM
         Ok(add_or_reuse(&cache, &jobs[i], export.owner))
     });
     for ((job, (index, name, layer_md)), result) in jobs.iter().zip(entries).zip(results) {
-        let outcome = result.map_err(|e| CacheError::Layer { id: job.id.clone(), source: e })?;
+        let outcome = result.map_err(|e| CacheError::Layer {
+            id: job.id.clone(),
+            source: e,
+        })?;
         match outcome {
             Ok(outcome) => {
                 let sha = log_outcome(&job.id, outcome);
@@ -108,7 +120,11 @@ pub fn export_cache(cache_dir: &Path, export: &CacheExport<'_>) -> Result<CacheM
                     },
                 );
             }
-            Err(e) => warn!("Failed to cache layer '{}': {}", job.id, crate::error_chain(&e)),
+            Err(e) => warn!(
+                "Failed to cache layer '{}': {}",
+                job.id,
+                crate::error_chain(&e)
+            ),
         }
     }
 
@@ -148,18 +164,26 @@ fn log_outcome(id: &str, outcome: Outcome) -> String {
 /// Keeps the committed tar when the layer still hashes to the previous cache's diffID (a hash
 /// pass without writing, then a hard link), else writes the tar into staging while hashing it.
 fn add_or_reuse(cache: &VolumeCache, job: &Job, owner: Owner) -> Result<Outcome, CacheError> {
-    let layer_err = |source| CacheError::Layer { id: job.id.clone(), source };
+    let layer_err = |source| CacheError::Layer {
+        id: job.id.clone(),
+        source,
+    };
     let source = LayerSource::dir(&job.dir, owner).map_err(layer_err)?;
     if !job.previous_sha.is_empty()
         && let Ok(committed) = cache.committed_path(&job.previous_sha)
         && let Ok(meta) = fs::metadata(&committed)
     {
-        let (info, _) = cnb_layers::write_uncompressed(&source, std::io::sink()).map_err(layer_err)?;
+        let (info, _) =
+            cnb_layers::write_uncompressed(&source, std::io::sink()).map_err(layer_err)?;
         // The size check catches a truncated committed tar without reading it again.
         if info.diff_id.to_string() == job.previous_sha && meta.len() == info.size {
             match cache.reuse_layer(&job.previous_sha) {
                 Ok(()) => return Ok(Outcome::Reused(job.previous_sha.clone())),
-                Err(e) => warn!("Skipping reuse for layer {}: {}", job.id, crate::error_chain(&e)),
+                Err(e) => warn!(
+                    "Skipping reuse for layer {}: {}",
+                    job.id,
+                    crate::error_chain(&e)
+                ),
             }
         }
     }
@@ -169,7 +193,9 @@ fn add_or_reuse(cache: &VolumeCache, job: &Job, owner: Owner) -> Result<Outcome,
 
 /// `(layer name, <layer>.toml)` for every layer of a buildpack, sorted by name.
 pub(crate) fn layer_tomls(bp_dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = fs::read_dir(bp_dir) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(bp_dir) else {
+        return Vec::new();
+    };
     let mut layers: Vec<(String, PathBuf)> = entries
         .flatten()
         .filter_map(|entry| {

@@ -81,29 +81,46 @@ impl CacheError {
     pub fn is_read_error(&self) -> bool {
         matches!(
             self,
-            CacheError::LayerNotFound(_) | CacheError::LayerPermission(_) | CacheError::Extract { .. }
+            CacheError::LayerNotFound(_)
+                | CacheError::LayerPermission(_)
+                | CacheError::Extract { .. }
         )
     }
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError {
     let path = path.to_path_buf();
-    move |source| CacheError::Io { action, path, source }
+    move |source| CacheError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// `sha256:<64 lowercase hex>`: only such diffIDs name cache files (no path tricks).
 fn checked_diff_id(diff_id: &str) -> Result<&str, CacheError> {
-    let ok = diff_id
-        .strip_prefix("sha256:")
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-    if ok { Ok(diff_id) } else { Err(CacheError::InvalidDiffId(diff_id.to_string())) }
+    let ok = diff_id.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if ok {
+        Ok(diff_id)
+    } else {
+        Err(CacheError::InvalidDiffId(diff_id.to_string()))
+    }
 }
 
 fn layer_file_error(e: io::Error, diff_id: &str) -> CacheError {
     match e.kind() {
         io::ErrorKind::NotFound => CacheError::LayerNotFound(diff_id.to_string()),
         io::ErrorKind::PermissionDenied => CacheError::LayerPermission(diff_id.to_string()),
-        _ => CacheError::Io { action: "retrieving layer", path: PathBuf::from(diff_id), source: e },
+        _ => CacheError::Io {
+            action: "retrieving layer",
+            path: PathBuf::from(diff_id),
+            source: e,
+        },
     }
 }
 
@@ -129,16 +146,20 @@ impl VolumeCache {
             backup_dir: dir.join("committed-backup"),
             committed: false,
         };
-        remove_dir_if_exists(&cache.staging_dir).map_err(io_err("initializing staging directory", &cache.staging_dir))?;
-        fs::create_dir_all(&cache.staging_dir).map_err(io_err("initializing staging directory", &cache.staging_dir))?;
+        remove_dir_if_exists(&cache.staging_dir)
+            .map_err(io_err("initializing staging directory", &cache.staging_dir))?;
+        fs::create_dir_all(&cache.staging_dir)
+            .map_err(io_err("initializing staging directory", &cache.staging_dir))?;
         // A commit interrupted between its two renames left only the backup: it is the last
         // complete cache, so it comes back (the reference would drop it).
         if !cache.committed_dir.exists() && cache.backup_dir.is_dir() {
             fs::rename(&cache.backup_dir, &cache.committed_dir)
                 .map_err(io_err("restoring backup directory", &cache.backup_dir))?;
         }
-        remove_dir_if_exists(&cache.backup_dir).map_err(io_err("removing backup directory", &cache.backup_dir))?;
-        fs::create_dir_all(&cache.committed_dir).map_err(io_err("creating committed directory", &cache.committed_dir))?;
+        remove_dir_if_exists(&cache.backup_dir)
+            .map_err(io_err("removing backup directory", &cache.backup_dir))?;
+        fs::create_dir_all(&cache.committed_dir)
+            .map_err(io_err("creating committed directory", &cache.committed_dir))?;
         Ok(cache)
     }
 
@@ -149,11 +170,15 @@ impl VolumeCache {
 
     /// `committed/<diffID>.tar`.
     pub fn committed_path(&self, diff_id: &str) -> Result<PathBuf, CacheError> {
-        Ok(self.committed_dir.join(format!("{}.tar", checked_diff_id(diff_id)?)))
+        Ok(self
+            .committed_dir
+            .join(format!("{}.tar", checked_diff_id(diff_id)?)))
     }
 
     fn staging_path(&self, diff_id: &str) -> Result<PathBuf, CacheError> {
-        Ok(self.staging_dir.join(format!("{}.tar", checked_diff_id(diff_id)?)))
+        Ok(self
+            .staging_dir
+            .join(format!("{}.tar", checked_diff_id(diff_id)?)))
     }
 
     /// The committed metadata; empty when there is none or it cannot be decoded (as the
@@ -163,7 +188,11 @@ impl VolumeCache {
         match fs::read(&path) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_default()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CacheMetadata::default()),
-            Err(source) => Err(CacheError::Io { action: "opening metadata file", path, source }),
+            Err(source) => Err(CacheError::Io {
+                action: "opening metadata file",
+                path,
+                source,
+            }),
         }
     }
 
@@ -181,7 +210,11 @@ impl VolumeCache {
         match fs::hard_link(&committed, &staging) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(source) => Err(CacheError::Io { action: "reusing layer", path: committed, source }),
+            Err(source) => Err(CacheError::Io {
+                action: "reusing layer",
+                path: committed,
+                source,
+            }),
         }
     }
 
@@ -194,9 +227,16 @@ impl VolumeCache {
             .tempfile_in(&self.staging_dir)
             .map_err(io_err("create layer file in cache", &self.staging_dir))?;
         let (info, tmp) =
-            cnb_layers::write_uncompressed(source, tmp).map_err(|source| CacheError::Layer { id: id.to_string(), source })?;
-        let path = self.staging_path(&info.diff_id.to_string())?;
-        tmp.persist(&path).map_err(|e| CacheError::Io { action: "caching layer", path, source: e.error })?;
+            cnb_layers::write_uncompressed(source, tmp).map_err(|source| CacheError::Layer {
+                id: id.to_string(),
+                source,
+            })?;
+        let path = self.staging_path(info.diff_id.as_ref())?;
+        tmp.persist(&path).map_err(|e| CacheError::Io {
+            action: "caching layer",
+            path,
+            source: e.error,
+        })?;
         Ok(info)
     }
 
@@ -219,13 +259,25 @@ impl VolumeCache {
     }
 
     /// [`commit`](Self::commit) with an injectable rename (tests interrupt it).
-    fn commit_with(&self, rename: impl Fn(&Path, &Path) -> io::Result<()>) -> Result<(), CacheError> {
-        rename(&self.committed_dir, &self.backup_dir).map_err(io_err("backing up cache", &self.committed_dir))?;
+    fn commit_with(
+        &self,
+        rename: impl Fn(&Path, &Path) -> io::Result<()>,
+    ) -> Result<(), CacheError> {
+        rename(&self.committed_dir, &self.backup_dir)
+            .map_err(io_err("backing up cache", &self.committed_dir))?;
         if let Err(source) = rename(&self.staging_dir, &self.committed_dir) {
             if let Err(rollback) = fs::rename(&self.backup_dir, &self.committed_dir) {
-                return Err(CacheError::Io { action: "rolling back cache", path: self.backup_dir.clone(), source: rollback });
+                return Err(CacheError::Io {
+                    action: "rolling back cache",
+                    path: self.backup_dir.clone(),
+                    source: rollback,
+                });
             }
-            return Err(CacheError::Io { action: "committing cache", path: self.staging_dir.clone(), source });
+            return Err(CacheError::Io {
+                action: "committing cache",
+                path: self.staging_dir.clone(),
+                source,
+            });
         }
         // The new cache is in place; a backup that cannot be removed now is removed on the
         // next open.
@@ -234,7 +286,11 @@ impl VolumeCache {
     }
 
     fn check_open(&self) -> Result<(), CacheError> {
-        if self.committed { Err(CacheError::Committed) } else { Ok(()) }
+        if self.committed {
+            Err(CacheError::Committed)
+        } else {
+            Ok(())
+        }
     }
 
     /// Re-hashes the committed tar of `diff_id` (reference `VerifyLayer`).
@@ -249,7 +305,10 @@ impl VolumeCache {
         } else {
             Err(CacheError::Extract {
                 diff_id: diff_id.to_string(),
-                source: cnb_layers::Error::DiffIdMismatch { expected: diff_id.to_string(), actual: found.to_string() },
+                source: cnb_layers::Error::DiffIdMismatch {
+                    expected: diff_id.to_string(),
+                    actual: found.to_string(),
+                },
             })
         }
     }
@@ -258,16 +317,25 @@ impl VolumeCache {
     /// accepting only entries under `allowed_root` and verifying the diffID while reading: a
     /// mismatch or an unsafe entry undoes the extraction. Symlinks to absolute system paths
     /// (a venv's `python -> /usr/bin/python3`) are accepted; nothing is written through them.
-    pub fn extract_layer(&self, diff_id: &str, allowed_root: &Path) -> Result<Extracted, CacheError> {
+    pub fn extract_layer(
+        &self,
+        diff_id: &str,
+        allowed_root: &Path,
+    ) -> Result<Extracted, CacheError> {
         let path = self.committed_path(diff_id)?;
         let file = fs::File::open(&path).map_err(|e| layer_file_error(e, diff_id))?;
-        let expected = diff_id.parse().map_err(|_| CacheError::InvalidDiffId(diff_id.to_string()))?;
+        let expected = diff_id
+            .parse()
+            .map_err(|_| CacheError::InvalidDiffId(diff_id.to_string()))?;
         let opts = ExtractOptions::new("/")
             .allowed_root(allowed_root)
             .compressed(cnb_layers::Compressed::No)
             .expect_diff_id(expected)
             .allow_external_symlinks(true);
-        cnb_layers::extract(file, &opts).map_err(|source| CacheError::Extract { diff_id: diff_id.to_string(), source })
+        cnb_layers::extract(file, &opts).map_err(|source| CacheError::Extract {
+            diff_id: diff_id.to_string(),
+            source,
+        })
     }
 }
 

@@ -36,7 +36,12 @@ impl Ws {
         let cache = root.join("cache");
         fs::create_dir_all(&layers).unwrap();
         fs::create_dir_all(&cache).unwrap();
-        Ws { _tmp: tmp, layers, cache, root }
+        Ws {
+            _tmp: tmp,
+            layers,
+            cache,
+            root,
+        }
     }
 
     /// Writes `<layers>/<bp>/<name>.toml` with `types` (`"build"`, `"cache"`, `"launch"`) and
@@ -67,7 +72,12 @@ impl Ws {
     }
 
     pub fn export_api(&self, group: &[GroupElement], api: PlatformApi) -> CacheMetadata {
-        let export = CacheExport { platform_api: api, layers_dir: &self.layers, group, owner: Owner::new(1000, 1000) };
+        let export = CacheExport {
+            platform_api: api,
+            layers_dir: &self.layers,
+            group,
+            owner: Owner::new(1000, 1000),
+        };
         export_cache(&self.cache, &export).unwrap()
     }
 }
@@ -92,14 +102,22 @@ fn exp_028_cache_export_writes_reference_layout() {
     ws.layer("acme_node", "tools", &["build"], true);
     ws.layer("acme_node", "empty", &["cache"], false);
     fs::create_dir_all(ws.layers.join("sbom/cache/acme_node/deps")).unwrap();
-    fs::write(ws.layers.join("sbom/cache/acme_node/deps/sbom.cdx.json"), "{}").unwrap();
+    fs::write(
+        ws.layers.join("sbom/cache/acme_node/deps/sbom.cdx.json"),
+        "{}",
+    )
+    .unwrap();
 
     let md = ws.export(&[element("acme/node")]);
 
     let bp = md.buildpack("acme/node").unwrap();
     assert_eq!(bp.version, "1.0.0");
     let names: Vec<&String> = bp.layers.keys().collect();
-    assert_eq!(names, ["both", "deps"], "only cache=true layers with contents");
+    assert_eq!(
+        names,
+        ["both", "deps"],
+        "only cache=true layers with contents"
+    );
     assert!(bp.layers["both"].launch && bp.layers["both"].cache);
     assert_eq!(bp.layers["deps"].data["n"].as_str(), Some("deps"));
     assert!(!md.sbom.sha.is_empty());
@@ -114,7 +132,10 @@ fn exp_028_cache_export_writes_reference_layout() {
     assert!(!ws.cache.join("committed-backup").exists());
     let json = fs::read_to_string(ws.cache.join("committed").join(CACHE_METADATA_LABEL)).unwrap();
     assert!(json.starts_with(r#"{"sbom":{"sha":"sha256:"#), "{json}");
-    assert_eq!(VolumeCache::open(&ws.cache).unwrap().metadata().unwrap(), md);
+    assert_eq!(
+        VolumeCache::open(&ws.cache).unwrap().metadata().unwrap(),
+        md
+    );
 }
 
 #[test]
@@ -122,13 +143,19 @@ fn exp_028_unchanged_layer_is_reused_by_hard_link() {
     let ws = Ws::new();
     ws.layer("acme_node", "deps", &["cache"], true);
     let first = ws.export(&[element("acme/node")]);
-    let sha = first.buildpack("acme/node").unwrap().layers["deps"].sha.clone();
+    let sha = first.buildpack("acme/node").unwrap().layers["deps"]
+        .sha
+        .clone();
     let path = ws.cache.join("committed").join(format!("{sha}.tar"));
     let inode = fs::metadata(&path).unwrap().ino();
 
     let second = ws.export(&[element("acme/node")]);
     assert_eq!(second, first);
-    assert_eq!(fs::metadata(&path).unwrap().ino(), inode, "the committed tar was rewritten");
+    assert_eq!(
+        fs::metadata(&path).unwrap().ino(),
+        inode,
+        "the committed tar was rewritten"
+    );
 
     // A change gives a new tar; the old one leaves the cache.
     fs::write(ws.layers.join("acme_node/deps/marker"), "changed").unwrap();
@@ -172,20 +199,28 @@ fn cache_commit_failure_between_renames_keeps_previous_cache() {
     // A new cache is staged, then the commit fails at its second rename.
     fs::write(ws.layers.join("acme_node/deps/marker"), "changed").unwrap();
     let cache = VolumeCache::open(&ws.cache).unwrap();
-    let source = cnb_layers::LayerSource::dir(ws.layers.join("acme_node/deps"), Owner::ROOT).unwrap();
+    let source =
+        cnb_layers::LayerSource::dir(ws.layers.join("acme_node/deps"), Owner::ROOT).unwrap();
     cache.add_layer("acme/node:deps", &source).unwrap();
     cache.set_metadata(&CacheMetadata::default()).unwrap();
     let calls = std::cell::Cell::new(0);
     let err = cache
         .commit_with(|from, to| {
             calls.set(calls.get() + 1);
-            if calls.get() == 2 { Err(std::io::Error::other("interrupted")) } else { fs::rename(from, to) }
+            if calls.get() == 2 {
+                Err(std::io::Error::other("interrupted"))
+            } else {
+                fs::rename(from, to)
+            }
         })
         .unwrap_err();
     assert!(err.to_string().contains("committing cache"), "{err}");
     assert_eq!(committed_tars(&ws.cache), tars_before);
     assert!(!ws.cache.join("committed-backup").exists());
-    assert_eq!(VolumeCache::open(&ws.cache).unwrap().metadata().unwrap(), before);
+    assert_eq!(
+        VolumeCache::open(&ws.cache).unwrap().metadata().unwrap(),
+        before
+    );
 }
 
 #[test]
@@ -194,13 +229,21 @@ fn cache_crash_after_backup_rename_recovers_previous_cache() {
     ws.layer("acme_node", "deps", &["cache"], true);
     let before = ws.export(&[element("acme/node")]);
     // The process died after committed → committed-backup, with a half-written staging.
-    fs::rename(ws.cache.join("committed"), ws.cache.join("committed-backup")).unwrap();
+    fs::rename(
+        ws.cache.join("committed"),
+        ws.cache.join("committed-backup"),
+    )
+    .unwrap();
     fs::create_dir_all(ws.cache.join("staging")).unwrap();
     fs::write(ws.cache.join("staging/sha256:partial.tar"), "half").unwrap();
     let cache = VolumeCache::open(&ws.cache).unwrap();
     assert_eq!(cache.metadata().unwrap(), before);
     assert!(!ws.cache.join("committed-backup").exists());
-    assert_eq!(fs::read_dir(ws.cache.join("staging")).unwrap().count(), 0, "staging is reset");
+    assert_eq!(
+        fs::read_dir(ws.cache.join("staging")).unwrap().count(),
+        0,
+        "staging is reset"
+    );
 }
 
 #[test]
@@ -208,7 +251,10 @@ fn cache_committed_cache_cannot_be_modified() {
     let ws = Ws::new();
     let mut cache = VolumeCache::open(&ws.cache).unwrap();
     cache.commit().unwrap();
-    assert!(matches!(cache.set_metadata(&CacheMetadata::default()), Err(CacheError::Committed)));
+    assert!(matches!(
+        cache.set_metadata(&CacheMetadata::default()),
+        Err(CacheError::Committed)
+    ));
     assert!(matches!(cache.commit(), Err(CacheError::Committed)));
 }
 
@@ -216,8 +262,15 @@ fn cache_committed_cache_cannot_be_modified() {
 fn cache_undecodable_metadata_reads_as_empty() {
     let ws = Ws::new();
     fs::create_dir_all(ws.cache.join("committed")).unwrap();
-    fs::write(ws.cache.join("committed").join(CACHE_METADATA_LABEL), "{not json").unwrap();
-    assert_eq!(VolumeCache::open(&ws.cache).unwrap().metadata().unwrap(), CacheMetadata::default());
+    fs::write(
+        ws.cache.join("committed").join(CACHE_METADATA_LABEL),
+        "{not json",
+    )
+    .unwrap();
+    assert_eq!(
+        VolumeCache::open(&ws.cache).unwrap().metadata().unwrap(),
+        CacheMetadata::default()
+    );
 }
 
 #[test]
@@ -225,13 +278,19 @@ fn cache_diff_ids_name_no_other_files() {
     let ws = Ws::new();
     let cache = VolumeCache::open(&ws.cache).unwrap();
     for bad in ["../../etc/passwd", "sha256:../x", "sha256:ABC", ""] {
-        assert!(matches!(cache.committed_path(bad), Err(CacheError::InvalidDiffId(_))), "{bad}");
+        assert!(
+            matches!(cache.committed_path(bad), Err(CacheError::InvalidDiffId(_))),
+            "{bad}"
+        );
         assert!(!cache.has_layer(bad));
     }
     let missing = format!("sha256:{}", "0".repeat(64));
     let err = cache.reuse_layer(&missing).unwrap_err();
     assert!(err.is_read_error(), "{err}");
-    assert_eq!(err.to_string(), format!("failed to find cache layer with SHA '{missing}'"));
+    assert_eq!(
+        err.to_string(),
+        format!("failed to find cache layer with SHA '{missing}'")
+    );
 }
 
 #[test]
@@ -239,7 +298,9 @@ fn cache_verify_layer_detects_corruption() {
     let ws = Ws::new();
     ws.layer("acme_node", "deps", &["cache"], true);
     let md = ws.export(&[element("acme/node")]);
-    let sha = md.buildpack("acme/node").unwrap().layers["deps"].sha.clone();
+    let sha = md.buildpack("acme/node").unwrap().layers["deps"]
+        .sha
+        .clone();
     let cache = VolumeCache::open(&ws.cache).unwrap();
     cache.verify_layer(&sha).unwrap();
     let path = cache.committed_path(&sha).unwrap();

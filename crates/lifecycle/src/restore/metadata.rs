@@ -44,41 +44,72 @@ impl Restored {
 /// skip-layers.
 pub(super) fn restore_store_tomls(r: &LayerRestore<'_>) -> Result<(), RestoreError> {
     for bp in r.group {
-        let Some(store) = r.previous.buildpack(bp.id.as_str()).and_then(|b| b.store.as_ref()) else { continue };
+        let Some(store) = r
+            .previous
+            .buildpack(bp.id.as_str())
+            .and_then(|b| b.store.as_ref())
+        else {
+            continue;
+        };
         let path = r.layers_dir.join(bp.id.escaped()).join("store.toml");
-        write_toml(&path, &StoreToml { metadata: store.metadata.clone() }).map_err(|e| RestoreError::Write(Box::new(e)))?;
+        write_toml(
+            &path,
+            &StoreToml {
+                metadata: store.metadata.clone(),
+            },
+        )
+        .map_err(|e| RestoreError::Write(Box::new(e)))?;
     }
     Ok(())
 }
 
 /// A layer name from stored metadata that is safe to use as a file name.
 fn usable_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0') && !is_reserved_layer_name(name)
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\0')
+        && !is_reserved_layer_name(name)
 }
 
 /// [RES-005]..[RES-012] Writes `<layer>.toml` (only `[metadata]`) by the reuse matrix.
-pub(super) fn restore_layer_metadata(r: &LayerRestore<'_>, cache_meta: &CacheMetadata) -> Result<Restored, RestoreError> {
+pub(super) fn restore_layer_metadata(
+    r: &LayerRestore<'_>,
+    cache_meta: &CacheMetadata,
+) -> Result<Restored, RestoreError> {
     let from_cache_when_image_lacks_it = r.platform_api.features().restorer_run_check;
     let mut restored = Restored::default();
     let empty = BTreeMap::new();
     for bp in r.group {
         let escaped = bp.id.escaped();
-        let app_layers = r.previous.buildpack(bp.id.as_str()).map_or(&empty, |b| &b.layers);
-        let cached_layers = cache_meta.buildpack(bp.id.as_str()).map_or(&empty, |b| &b.layers);
-        let mut write = |name: &str, layer: &LayerMetadata, from: &str| -> Result<(), RestoreError> {
-            let id = format!("{}:{name}", bp.id);
-            if !usable_name(name) {
-                warn!("Not restoring metadata for {id:?}: invalid layer name");
-                return Ok(());
-            }
-            info!("Restoring metadata for {id:?} from {from}");
-            let path = r.layers_dir.join(&escaped).join(format!("{name}.toml"));
-            debug!("Writing layer metadata for {id:?}");
-            let content = LayerContentMetadata { metadata: layer.data.clone(), ..LayerContentMetadata::default() };
-            write_toml(&path, &content).map_err(|e| RestoreError::Write(Box::new(e)))?;
-            restored.entries.insert((escaped.clone(), name.to_string()), (id, layer.sha.clone()));
-            Ok(())
-        };
+        let app_layers = r
+            .previous
+            .buildpack(bp.id.as_str())
+            .map_or(&empty, |b| &b.layers);
+        let cached_layers = cache_meta
+            .buildpack(bp.id.as_str())
+            .map_or(&empty, |b| &b.layers);
+        let mut write =
+            |name: &str, layer: &LayerMetadata, from: &str| -> Result<(), RestoreError> {
+                let id = format!("{}:{name}", bp.id);
+                if !usable_name(name) {
+                    warn!("Not restoring metadata for {id:?}: invalid layer name");
+                    return Ok(());
+                }
+                info!("Restoring metadata for {id:?} from {from}");
+                let path = r.layers_dir.join(&escaped).join(format!("{name}.toml"));
+                debug!("Writing layer metadata for {id:?}");
+                let content = LayerContentMetadata {
+                    metadata: layer.data.clone(),
+                    ..LayerContentMetadata::default()
+                };
+                write_toml(&path, &content).map_err(|e| RestoreError::Write(Box::new(e)))?;
+                restored
+                    .entries
+                    .insert((escaped.clone(), name.to_string()), (id, layer.sha.clone()));
+                Ok(())
+            };
         for (name, layer) in app_layers {
             let id = format!("{}:{name}", bp.id);
             if !layer.launch {
@@ -90,7 +121,9 @@ pub(super) fn restore_layer_metadata(r: &LayerRestore<'_>, cache_meta: &CacheMet
                 continue;
             }
             if layer.cache && !cached_layers.get(name).is_some_and(|c| c.cache) {
-                debug!("Not restoring metadata for {id:?}, marked as cache=true, but not found in cache");
+                debug!(
+                    "Not restoring metadata for {id:?}, marked as cache=true, but not found in cache"
+                );
                 continue;
             }
             write(name, layer, "app image")?;
@@ -114,7 +147,9 @@ pub(super) fn restore_layer_metadata(r: &LayerRestore<'_>, cache_meta: &CacheMet
 /// The layers present in a buildpack's layers dir: directories and `<name>.toml` files other
 /// than store.toml, launch.toml and build.toml (reference `ReadLayersDir`).
 pub(super) fn layer_names(bp_dir: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(bp_dir) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(bp_dir) else {
+        return Vec::new();
+    };
     let mut names: Vec<String> = entries
         .flatten()
         .filter_map(|entry| {

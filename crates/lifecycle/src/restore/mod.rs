@@ -98,7 +98,9 @@ impl RestoreError {
     /// The action the reference names (`failed to <action>: …`).
     pub fn action(&self) -> &'static str {
         match self {
-            RestoreError::Group(e) if matches!(**e, FileError::UnsupportedApi { .. }) => "verify buildpack API",
+            RestoreError::Group(e) if matches!(**e, FileError::UnsupportedApi { .. }) => {
+                "verify buildpack API"
+            }
             RestoreError::Group(_) => "read group file",
             RestoreError::OpenCache(_) => "create volume cache",
             _ => "restore",
@@ -119,17 +121,24 @@ pub struct RestoreSummary {
 
 /// Opens the cache the platform asked for: a cache image is not supported yet (warning, no
 /// cache); a cache directory must exist.
-pub fn open_cache(cache_dir: Option<&Path>, cache_image: Option<&str>) -> Result<Option<VolumeCache>, RestoreError> {
+pub fn open_cache(
+    cache_dir: Option<&Path>,
+    cache_image: Option<&str>,
+) -> Result<Option<VolumeCache>, RestoreError> {
     if let Some(image) = cache_image.filter(|i| !i.is_empty()) {
         warn!("Cache images are not supported yet; not using cache image '{image}'");
         return Ok(None);
     }
-    cache_dir.map(VolumeCache::open).transpose().map_err(RestoreError::OpenCache)
+    cache_dir
+        .map(VolumeCache::open)
+        .transpose()
+        .map_err(RestoreError::OpenCache)
 }
 
 /// The restorer phase: reads group.toml and analyzed.toml, opens the cache and restores.
 pub fn restore(inputs: &RestoreInputs) -> Result<RestoreSummary, RestoreError> {
-    let group = GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
+    let group =
+        GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
     let previous = read_previous_metadata(&inputs.analyzed_path);
     let cache = open_cache(inputs.cache_dir.as_deref(), inputs.cache_image.as_deref())?;
     restore_from(inputs, &group, &previous, cache.as_ref())
@@ -137,8 +146,12 @@ pub fn restore(inputs: &RestoreInputs) -> Result<RestoreSummary, RestoreError> {
 
 /// [`restore`] with a cache the caller already opened (the creator opens it once for restore
 /// and export); `inputs.cache_dir` and `inputs.cache_image` are not used.
-pub fn restore_with_cache(inputs: &RestoreInputs, cache: Option<&VolumeCache>) -> Result<RestoreSummary, RestoreError> {
-    let group = GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
+pub fn restore_with_cache(
+    inputs: &RestoreInputs,
+    cache: Option<&VolumeCache>,
+) -> Result<RestoreSummary, RestoreError> {
+    let group =
+        GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
     let previous = read_previous_metadata(&inputs.analyzed_path);
     restore_from(inputs, &group, &previous, cache)
 }
@@ -167,7 +180,10 @@ pub fn read_previous_metadata(analyzed_path: &Path) -> LayersMetadata {
     match AnalyzedFile::read(analyzed_path) {
         Ok(analyzed) => analyzed.metadata,
         Err(e) => {
-            warn!("Not using analyzed data, usable file not found: {}", crate::error_chain(&e));
+            warn!(
+                "Not using analyzed data, usable file not found: {}",
+                crate::error_chain(&e)
+            );
             LayersMetadata::default()
         }
     }
@@ -199,7 +215,10 @@ struct Job {
 }
 
 /// store.toml, layer metadata, cached contents and SBOMs, for the group's buildpacks.
-pub fn restore_layers(r: &LayerRestore<'_>, cache: Option<&VolumeCache>) -> Result<RestoreSummary, RestoreError> {
+pub fn restore_layers(
+    r: &LayerRestore<'_>,
+    cache: Option<&VolumeCache>,
+) -> Result<RestoreSummary, RestoreError> {
     let cache_meta = match cache {
         Some(cache) => cache.metadata().map_err(RestoreError::CacheMetadata)?,
         None => {
@@ -220,14 +239,21 @@ pub fn restore_layers(r: &LayerRestore<'_>, cache: Option<&VolumeCache>) -> Resu
     for bp in r.group {
         let escaped = bp.id.escaped();
         let bp_dir = r.layers_dir.join(&escaped);
-        let Some(cached) = cache_meta.buildpack(bp.id.as_str()) else { continue };
+        let Some(cached) = cache_meta.buildpack(bp.id.as_str()) else {
+            continue;
+        };
         for name in metadata::layer_names(&bp_dir) {
-            let Some(cached_layer) = cached.layers.get(&name).filter(|l| l.cache) else { continue };
+            let Some(cached_layer) = cached.layers.get(&name).filter(|l| l.cache) else {
+                continue;
+            };
             let id = format!("{}:{name}", bp.id);
             let restored_sha = shas.sha(&escaped, &name);
             if restored_sha != cached_layer.sha {
                 info!("Removing \"{id}\", wrong sha");
-                debug!("Layer sha: \"{restored_sha}\", cache sha: \"{}\"", cached_layer.sha);
+                debug!(
+                    "Layer sha: \"{restored_sha}\", cache sha: \"{}\"",
+                    cached_layer.sha
+                );
                 remove_layer(&bp_dir.join(&name))?;
                 summary.removed.insert(id);
                 continue;
@@ -268,7 +294,11 @@ pub fn restore_layers(r: &LayerRestore<'_>, cache: Option<&VolumeCache>) -> Resu
                 }
                 Err(e) => {
                     // A bad cache never fails the build: the layer is rebuilt instead.
-                    warn!("Skipping restore for layer {}: {}", job.id, crate::error_chain(&e));
+                    warn!(
+                        "Skipping restore for layer {}: {}",
+                        job.id,
+                        crate::error_chain(&e)
+                    );
                     if job.layer.is_some() {
                         remove_layer(&job.dir)?;
                         summary.removed.insert(job.id.clone());
@@ -279,10 +309,19 @@ pub fn restore_layers(r: &LayerRestore<'_>, cache: Option<&VolumeCache>) -> Resu
     }
 
     let mut restored = shas;
-    restored.entries.retain(|_, (id, _)| !summary.removed.contains(id));
-    summary.metadata = restored.entries.values().map(|(id, _)| id.clone()).collect();
+    restored
+        .entries
+        .retain(|_, (id, _)| !summary.removed.contains(id));
+    summary.metadata = restored
+        .entries
+        .values()
+        .map(|(id, _)| id.clone())
+        .collect();
     if sbom {
-        sbom::restore_to_buildpack_layers(r.layers_dir, &restored.entries.keys().cloned().collect())?;
+        sbom::restore_to_buildpack_layers(
+            r.layers_dir,
+            &restored.entries.keys().cloned().collect(),
+        )?;
     }
     Ok(summary)
 }
@@ -291,24 +330,36 @@ pub fn restore_layers(r: &LayerRestore<'_>, cache: Option<&VolumeCache>) -> Resu
 fn remove_layer(dir: &Path) -> Result<(), RestoreError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| RestoreError::Io { action: "remove layer", path, source }
+        move |source| RestoreError::Io {
+            action: "remove layer",
+            path,
+            source,
+        }
     };
     match fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(dir).map_err(io_err(dir))?,
         Ok(_) => fs::remove_file(dir).map_err(io_err(dir))?,
         Err(_) => {}
     }
-    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+    else {
         return Ok(());
     };
     let sbom_prefix = format!("{name}.sbom.");
     let siblings = fs::read_dir(parent).map_err(io_err(parent))?;
     for entry in siblings.flatten() {
         let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else { continue };
-        if file_name == format!("{name}.toml") || file_name == format!("{name}.sha") || file_name.starts_with(&sbom_prefix) {
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        if file_name == format!("{name}.toml")
+            || file_name == format!("{name}.sha")
+            || file_name.starts_with(&sbom_prefix)
+        {
             match fs::remove_file(entry.path()) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&entry.path())(e)),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err(&entry.path())(e));
+                }
                 _ => {}
             }
         }

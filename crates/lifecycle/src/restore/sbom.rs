@@ -22,26 +22,43 @@ pub(super) fn restore_to_buildpack_layers(
     restored: &BTreeSet<(String, String)>,
 ) -> Result<(), RestoreError> {
     let sbom_dir = layers_dir.join("sbom");
-    let result = ["cache", "launch"].iter().try_for_each(|kind| copy_kind(layers_dir, &sbom_dir.join(kind), restored));
+    let result = ["cache", "launch"]
+        .iter()
+        .try_for_each(|kind| copy_kind(layers_dir, &sbom_dir.join(kind), restored));
     // Removed whatever happened, as the reference does.
     let _ = fs::remove_dir_all(&sbom_dir);
     result
 }
 
-fn copy_kind(layers_dir: &Path, kind_dir: &Path, restored: &BTreeSet<(String, String)>) -> Result<(), RestoreError> {
+fn copy_kind(
+    layers_dir: &Path,
+    kind_dir: &Path,
+    restored: &BTreeSet<(String, String)>,
+) -> Result<(), RestoreError> {
     for (bp, layer) in restored {
         let src_dir = kind_dir.join(bp).join(layer);
-        let Ok(entries) = fs::read_dir(&src_dir) else { continue };
+        let Ok(entries) = fs::read_dir(&src_dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
-            let Some(file_name) = entry.file_name().into_string().ok() else { continue };
-            if !(file_name.starts_with("sbom.") && file_name.ends_with(".json") && file_name.len() > "sbom.json".len()) {
+            let Some(file_name) = entry.file_name().into_string().ok() else {
+                continue;
+            };
+            if !(file_name.starts_with("sbom.")
+                && file_name.ends_with(".json")
+                && file_name.len() > "sbom.json".len())
+            {
                 continue;
             }
             if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
             let dest = layers_dir.join(bp).join(format!("{layer}.{file_name}"));
-            copy(&entry.path(), &dest).map_err(|source| RestoreError::Io { action: "restore SBOM", path: dest, source })?;
+            copy(&entry.path(), &dest).map_err(|source| RestoreError::Io {
+                action: "restore SBOM",
+                path: dest,
+                source,
+            })?;
         }
     }
     Ok(())

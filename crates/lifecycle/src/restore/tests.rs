@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use cnb_platform_api::PlatformApi;
 use cnb_platform_api::files::GroupElement;
 use cnb_platform_api::labels::{
-    BuildpackLayersMetadata, CACHE_METADATA_LABEL, CacheMetadata, LayerMetadata, LayersMetadata, StoreMetadata,
+    BuildpackLayersMetadata, CACHE_METADATA_LABEL, CacheMetadata, LayerMetadata, LayersMetadata,
+    StoreMetadata,
 };
 
 use super::*;
@@ -17,19 +19,38 @@ use crate::cache::tests::{Ws, element};
 const BP: &str = "acme/node";
 const BP_DIR: &str = "acme_node";
 
-fn run(ws: &Ws, group: &[GroupElement], previous: &LayersMetadata, api: PlatformApi, skip: bool) -> RestoreSummary {
+fn run(
+    ws: &Ws,
+    group: &[GroupElement],
+    previous: &LayersMetadata,
+    api: PlatformApi,
+    skip: bool,
+) -> RestoreSummary {
     let cache = VolumeCache::open(&ws.cache).unwrap();
-    let r = LayerRestore { platform_api: api, layers_dir: &ws.layers, group, previous, skip_layers: skip };
+    let r = LayerRestore {
+        platform_api: api,
+        layers_dir: &ws.layers,
+        group,
+        previous,
+        skip_layers: skip,
+    };
     restore_layers(&r, Some(&cache)).unwrap()
 }
 
 /// `bcl-TTF` → the types it names (build, cache, launch).
 fn types_of(name: &str) -> Vec<&'static str> {
     let flags = name.strip_prefix("bcl-").unwrap().as_bytes();
-    ["build", "cache", "launch"].iter().zip(flags).filter(|(_, f)| **f == b'T').map(|(t, _)| *t).collect()
+    ["build", "cache", "launch"]
+        .iter()
+        .zip(flags)
+        .filter(|(_, f)| **f == b'T')
+        .map(|(t, _)| *t)
+        .collect()
 }
 
-const MATRIX: [&str; 8] = ["bcl-TTT", "bcl-TTF", "bcl-TFT", "bcl-TFF", "bcl-FTT", "bcl-FTF", "bcl-FFT", "bcl-FFF"];
+const MATRIX: [&str; 8] = [
+    "bcl-TTT", "bcl-TTF", "bcl-TFT", "bcl-TFF", "bcl-FTT", "bcl-FTF", "bcl-FFT", "bcl-FFF",
+];
 
 /// What the previous image's label records for the layers in `<layers>/<bp>`: every launch
 /// layer, with the cache's diffID for cached ones (the exporter tars them identically) and a
@@ -67,7 +88,9 @@ fn image_metadata(ws: &Ws, cache: &CacheMetadata, names: &[&str]) -> LayersMetad
                 key: BP.into(),
                 version: "1.0.0".into(),
                 layers,
-                store: Some(StoreMetadata { metadata: store.clone() }),
+                store: Some(StoreMetadata {
+                    metadata: store.clone(),
+                }),
             },
             BuildpackLayersMetadata {
                 key: "acme/other".into(),
@@ -86,7 +109,11 @@ fn image_metadata(ws: &Ws, cache: &CacheMetadata, names: &[&str]) -> LayersMetad
 fn first_build(ws: &Ws) -> (CacheMetadata, LayersMetadata) {
     for name in MATRIX {
         ws.layer(BP_DIR, name, &types_of(name), true);
-        let kind = if types_of(name).contains(&"cache") { "cache" } else { "launch" };
+        let kind = if types_of(name).contains(&"cache") {
+            "cache"
+        } else {
+            "launch"
+        };
         let sbom = ws.layers.join("sbom").join(kind).join(BP_DIR).join(name);
         fs::create_dir_all(&sbom).unwrap();
         fs::write(sbom.join("sbom.cdx.json"), name).unwrap();
@@ -102,7 +129,14 @@ fn first_build(ws: &Ws) -> (CacheMetadata, LayersMetadata) {
         fs::write(sbom.join("sbom.cdx.json"), *name).unwrap();
     }
     // A buildpack-level launch SBOM, never restored (RES-011).
-    fs::write(ws.layers.join("sbom/launch").join(BP_DIR).join("sbom.cdx.json"), "bp").unwrap();
+    fs::write(
+        ws.layers
+            .join("sbom/launch")
+            .join(BP_DIR)
+            .join("sbom.cdx.json"),
+        "bp",
+    )
+    .unwrap();
     (cache, image)
 }
 
@@ -140,6 +174,16 @@ fn res_005_to_res_012_reuse_matrix() {
             assert_eq!(text, format!("[metadata]\nn = \"{name}\"\n"), "{name}");
         }
     }
+    // Round trip: files, modes and symlinks come back as they were exported.
+    let mode = fs::metadata(ws.layers.join("acme_node/bcl-FTF/sub/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    assert_eq!(
+        fs::read_link(ws.layers.join("acme_node/bcl-FTF/run")).unwrap(),
+        Path::new("sub/run.sh")
+    );
     let restored = fs::read_to_string(ws.layers.join("acme_node/bcl-FTF/marker")).unwrap();
     assert_eq!(restored, "bcl-FTF");
     assert_eq!(
@@ -190,13 +234,24 @@ fn res_006_launch_cache_layer_from_cache_needs_platform_0_14() {
 
     fs::remove_dir_all(ws.layers.join(BP_DIR)).unwrap();
     let summary = run(&ws, &[element(BP)], &previous, PlatformApi::V0_13, false);
-    assert_eq!(layer_state(&ws.layers, "both"), (false, false, false), "Platform 0.13");
-    assert_eq!(layer_state(&ws.layers, "deps").0, true);
-    assert_eq!(summary.contents.iter().collect::<Vec<_>>(), ["acme/node:deps"]);
+    assert_eq!(
+        layer_state(&ws.layers, "both"),
+        (false, false, false),
+        "Platform 0.13"
+    );
+    assert!(layer_state(&ws.layers, "deps").0);
+    assert_eq!(
+        summary.contents.iter().collect::<Vec<_>>(),
+        ["acme/node:deps"]
+    );
 
     fs::remove_dir_all(ws.layers.join(BP_DIR)).unwrap();
     let summary = run(&ws, &[element(BP)], &previous, PlatformApi::V0_14, false);
-    assert_eq!(layer_state(&ws.layers, "both"), (true, true, false), "Platform 0.14");
+    assert_eq!(
+        layer_state(&ws.layers, "both"),
+        (true, true, false),
+        "Platform 0.14"
+    );
     assert_eq!(summary.contents.len(), 2);
 }
 
@@ -206,10 +261,19 @@ fn res_006_cache_layer_missing_from_cache_restores_nothing() {
     let mut layers = BTreeMap::new();
     layers.insert(
         "both".to_string(),
-        LayerMetadata { sha: format!("sha256:{}", "b".repeat(64)), launch: true, cache: true, ..LayerMetadata::default() },
+        LayerMetadata {
+            sha: format!("sha256:{}", "b".repeat(64)),
+            launch: true,
+            cache: true,
+            ..LayerMetadata::default()
+        },
     );
     let previous = LayersMetadata {
-        buildpacks: vec![BuildpackLayersMetadata { key: BP.into(), layers, ..BuildpackLayersMetadata::default() }],
+        buildpacks: vec![BuildpackLayersMetadata {
+            key: BP.into(),
+            layers,
+            ..BuildpackLayersMetadata::default()
+        }],
         ..LayersMetadata::default()
     };
     let summary = run(&ws, &[element(BP)], &previous, PlatformApi::V0_15, false);
@@ -248,8 +312,15 @@ fn res_006_corrupt_or_missing_cached_tar_is_skipped_and_removed() {
 
     let summary = run(&ws, &[element(BP)], &image, PlatformApi::V0_15, false);
     for name in ["bcl-FTF", "bcl-TTF"] {
-        assert_eq!(layer_state(&ws.layers, name), (false, false, false), "{name}");
-        assert!(summary.removed.contains(&format!("{BP}:{name}")), "{summary:?}");
+        assert_eq!(
+            layer_state(&ws.layers, name),
+            (false, false, false),
+            "{name}"
+        );
+        assert!(
+            summary.removed.contains(&format!("{BP}:{name}")),
+            "{summary:?}"
+        );
     }
     assert_eq!(layer_state(&ws.layers, "bcl-FTT"), (true, true, true));
     assert_eq!(summary.contents.len(), 2);
@@ -261,7 +332,11 @@ fn raw_tar(entries: &[(&str, u8, &str, &[u8])]) -> Vec<u8> {
     for (name, typeflag, link, data) in entries {
         let mut h = [0u8; 512];
         h[..name.len()].copy_from_slice(name.as_bytes());
-        let mode: &[u8] = if *typeflag == b'5' { b"0000755\0" } else { b"0000644\0" };
+        let mode: &[u8] = if *typeflag == b'5' {
+            b"0000755\0"
+        } else {
+            b"0000644\0"
+        };
         h[100..108].copy_from_slice(mode);
         h[108..116].copy_from_slice(b"0000000\0");
         h[116..124].copy_from_slice(b"0000000\0");
@@ -295,7 +370,13 @@ fn res_003_unsafe_cached_tars_are_refused_and_write_nothing_outside() {
     let through = format!("{l}/acme_node/evil2/esc/pwned");
     let other = format!("{l}/acme_node/victim/marker");
     let tars = [
-        ("evil1", raw_tar(&[(&format!("{l}/acme_node/evil1/"), b'5', "", b""), (&dotdot, b'0', "", b"x")])),
+        (
+            "evil1",
+            raw_tar(&[
+                (&format!("{l}/acme_node/evil1/"), b'5', "", b""),
+                (&dotdot, b'0', "", b"x"),
+            ]),
+        ),
         (
             "evil2",
             raw_tar(&[
@@ -304,7 +385,13 @@ fn res_003_unsafe_cached_tars_are_refused_and_write_nothing_outside() {
                 (&through, b'0', "", b"x"),
             ]),
         ),
-        ("evil3", raw_tar(&[(&format!("{l}/acme_node/evil3/"), b'5', "", b""), (&other, b'0', "", b"pwned")])),
+        (
+            "evil3",
+            raw_tar(&[
+                (&format!("{l}/acme_node/evil3/"), b'5', "", b""),
+                (&other, b'0', "", b"pwned"),
+            ]),
+        ),
     ];
     let mut md = CacheMetadata::default();
     let mut layers = BTreeMap::new();
@@ -312,18 +399,50 @@ fn res_003_unsafe_cached_tars_are_refused_and_write_nothing_outside() {
     for (name, bytes) in &tars {
         let sha = cnb_layers::digest::sha256(bytes).to_string();
         fs::write(ws.cache.join("committed").join(format!("{sha}.tar")), bytes).unwrap();
-        layers.insert(name.to_string(), LayerMetadata { sha, cache: true, ..LayerMetadata::default() });
+        layers.insert(
+            name.to_string(),
+            LayerMetadata {
+                sha,
+                cache: true,
+                ..LayerMetadata::default()
+            },
+        );
     }
-    md.buildpacks.push(BuildpackLayersMetadata { key: BP.into(), layers, ..BuildpackLayersMetadata::default() });
-    fs::write(ws.cache.join("committed").join(CACHE_METADATA_LABEL), serde_json::to_vec(&md).unwrap()).unwrap();
+    md.buildpacks.push(BuildpackLayersMetadata {
+        key: BP.into(),
+        layers,
+        ..BuildpackLayersMetadata::default()
+    });
+    fs::write(
+        ws.cache.join("committed").join(CACHE_METADATA_LABEL),
+        serde_json::to_vec(&md).unwrap(),
+    )
+    .unwrap();
 
-    let summary = run(&ws, &[element(BP)], &LayersMetadata::default(), PlatformApi::V0_15, false);
+    let summary = run(
+        &ws,
+        &[element(BP)],
+        &LayersMetadata::default(),
+        PlatformApi::V0_15,
+        false,
+    );
     assert_eq!(summary.removed.len(), 3, "{summary:?}");
     assert!(summary.contents.is_empty());
-    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "wrote outside <layers>");
-    assert_eq!(fs::read_to_string(ws.layers.join("acme_node/victim/marker")).unwrap(), "original");
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote outside <layers>"
+    );
+    assert_eq!(
+        fs::read_to_string(ws.layers.join("acme_node/victim/marker")).unwrap(),
+        "original"
+    );
     for name in ["evil1", "evil2", "evil3"] {
-        assert_eq!(layer_state(&ws.layers, name), (false, false, false), "{name}");
+        assert_eq!(
+            layer_state(&ws.layers, name),
+            (false, false, false),
+            "{name}"
+        );
         assert!(!ws.layers.join(BP_DIR).join(name).exists(), "{name}");
     }
 }
@@ -341,7 +460,11 @@ fn res_004_no_cache_restores_image_metadata_only() {
     };
     let summary = restore_layers(&r, None).unwrap();
     let names: Vec<&str> = summary.metadata.iter().map(String::as_str).collect();
-    assert_eq!(names, ["acme/node:bcl-FFT"], "cache=true layers need the cache");
+    assert_eq!(
+        names,
+        ["acme/node:bcl-FFT"],
+        "cache=true layers need the cache"
+    );
     assert_eq!(layer_state(&ws.layers, "bcl-FFT"), (true, false, true));
 }
 
@@ -358,16 +481,27 @@ fn res_018_exit_codes() {
         skip_layers: false,
     };
     let group = ws.layers.join("group.toml");
-    fs::write(&group, "[[group]]\nid = \"acme/node\"\nversion = \"1\"\napi = \"0.1\"\n").unwrap();
+    fs::write(
+        &group,
+        "[[group]]\nid = \"acme/node\"\nversion = \"1\"\napi = \"0.1\"\n",
+    )
+    .unwrap();
     let err = restore(&inputs(&group)).unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::IncompatibleBuildpackApi);
-    fs::write(&group, "[[group]]\nid = \"acme/node\"\nversion = \"1\"\napi = \"0.10\"\n").unwrap();
+    fs::write(
+        &group,
+        "[[group]]\nid = \"acme/node\"\nversion = \"1\"\napi = \"0.10\"\n",
+    )
+    .unwrap();
     // No analyzed.toml: a warning, then an empty restore.
     assert_eq!(restore(&inputs(&group)).unwrap(), RestoreSummary::default());
     let mut missing_cache = inputs(&group);
     missing_cache.cache_dir = Some(ws.root.join("nope"));
     let err = restore(&missing_cache).unwrap_err();
-    assert_eq!((err.exit_code(), err.action()), (ExitCode::Failed, "create volume cache"));
+    assert_eq!(
+        (err.exit_code(), err.action()),
+        (ExitCode::Failed, "create volume cache")
+    );
     // A cache image is not supported yet: no cache, no failure.
     let mut image = inputs(&group);
     image.cache_image = Some("registry.example/cache".into());
@@ -391,5 +525,8 @@ fn res_018_exit_codes() {
         previous: &previous,
         skip_layers: true,
     };
-    assert_eq!(restore_layers(&r, None).unwrap_err().exit_code(), ExitCode::RestoreError);
+    assert_eq!(
+        restore_layers(&r, None).unwrap_err().exit_code(),
+        ExitCode::RestoreError
+    );
 }
