@@ -312,11 +312,12 @@ fn ana_016_missing_run_image_is_an_analysis_error_32() {
 }
 
 #[test]
-fn ana_009_ana_012_ana_014_ana_018_previous_app_image() {
-    // Covers: FMT-001, ANA-007
-    let ws = Workspace::new();
+fn ana_018_mirror_info_for_the_run_image() {
     // Two run.toml entries: the first does not mention RUN, the second lists it as a mirror.
-    let base = built_app(&ws);
+    // The exporter records the first entry that contains RUN (Ref: `runImage.image` and
+    // `mirrors` are that entry's, and so is `stack.runImage`).
+    let ws = Workspace::new();
+    built_app(&ws);
     ws.write(
         "cnb/run.toml",
         format!(
@@ -325,14 +326,43 @@ fn ana_009_ana_012_ana_014_ana_018_previous_app_image() {
         ),
     );
     export_layout(&ws, &[APP]).success();
-    let app = layout_image(&ws, APP);
-    let label = app.label_json("io.buildpacks.lifecycle.metadata");
-    // ANA-018: the exporter's mirror info is the first [[images]] entry that contains RUN.
-    assert_eq!(label["runImage"]["image"], "primary.example.com/cnb/run:latest");
+    let label = layout_image(&ws, APP).label_json("io.buildpacks.lifecycle.metadata");
+    assert_eq!(
+        label["stack"]["runImage"]["image"], "primary.example.com/cnb/run:latest",
+        "{label}"
+    );
+    assert_eq!(
+        strs(&label["stack"]["runImage"]["mirrors"]),
+        [RUN, "m2.example.com/run:1"]
+    );
     assert_eq!(
         strs(&label["runImage"]["mirrors"]),
         [RUN, "m2.example.com/run:1"]
     );
+    assert_eq!(
+        label["runImage"]["image"], "primary.example.com/cnb/run:latest",
+        "Ref (exporter.go): runImage.image = RunImageForExport.Image, the entry's image"
+    );
+    // No entry contains RUN: the first entry.
+    ws.write(
+        "cnb/run.toml",
+        "[[images]]\n  image = \"first.example.com/run:1\"\n  mirrors = [\"f2.example.com/run:1\"]\n\
+         [[images]]\n  image = \"second.example.com/run:1\"\n",
+    );
+    export_layout(&ws, &[APP]).success();
+    let label = layout_image(&ws, APP).label_json("io.buildpacks.lifecycle.metadata");
+    assert_eq!(label["stack"]["runImage"]["image"], "first.example.com/run:1");
+    assert_eq!(strs(&label["runImage"]["mirrors"]), ["f2.example.com/run:1"]);
+}
+
+#[test]
+fn ana_009_ana_012_ana_014_previous_app_image() {
+    // Covers: FMT-001, ANA-007
+    let ws = Workspace::new();
+    let base = built_app(&ws);
+    export_layout(&ws, &[APP]).success();
+    let app = layout_image(&ws, APP);
+    let label = app.label_json("io.buildpacks.lifecycle.metadata");
 
     // ANA-009: the previous image (defaulting to <image>, ANA-014) is found.
     clear_layers(&ws);
@@ -348,6 +378,8 @@ fn ana_009_ana_012_ana_014_ana_018_previous_app_image() {
         )
     );
     // [metadata] is the label as TOML (AMB-012: run-image.top-layer, not runImage.topLayer).
+    let text = ws.read("layers/analyzed.toml");
+    println!("{text}");
     let md = table(&a, "metadata");
     let bps = md["buildpacks"].as_array().expect("metadata.buildpacks");
     assert_eq!(bps[0]["key"].as_str(), Some("acme/runtime"));
@@ -357,9 +389,12 @@ fn ana_009_ana_012_ana_014_ana_018_previous_app_image() {
     );
     assert_eq!(bps[0]["layers"]["rt"]["data"]["version"].as_str(), Some("1.2"));
     assert_eq!(
-        md["run-image"]["top-layer"].as_str(),
+        md.get("run-image")
+            .and_then(|r| r.get("top-layer"))
+            .and_then(toml::Value::as_str),
         Some(base.top_layer()),
-        "{md:#?}"
+        "{}",
+        ws.read("layers/analyzed.toml")
     );
     assert_eq!(
         md["launcher"]["sha"].as_str(),

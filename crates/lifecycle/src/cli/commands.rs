@@ -191,7 +191,9 @@ fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
     if !privileges::is_root() {
         return Ok(());
     }
-    let dirs = [Some(&inputs.layers_dir), inputs.cache_dir.as_ref(), inputs.launch_cache_dir.as_ref()];
+    // The exporter, like the reference's, leaves <layers> alone: it only reads it.
+    let layers = (phase != Phase::Exporter).then_some(&inputs.layers_dir);
+    let dirs = [layers, inputs.cache_dir.as_ref(), inputs.launch_cache_dir.as_ref()];
     for dir in dirs.into_iter().flatten() {
         privileges::ensure_owner(dir, uid, gid).map_err(|e| {
             Failure::msg(ExitCode::Failed, phase.action(), &format!("chown {}: {e}", dir.display()))
@@ -254,6 +256,7 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     // The cache is exported (and opened again) after the image; a cache dir that cannot be
     // used fails now, as in the reference.
     drop(init_cache(inputs)?);
+    drop_privileges(inputs, Phase::Exporter)?;
     export(&export_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
