@@ -30,7 +30,8 @@ pub fn ensure_owner(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
     chown_tree(dir, uid, gid)
 }
 
-fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+/// Gives `path` and everything below it to `uid:gid` (symlinks themselves, not their targets).
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
     let meta = std::fs::symlink_metadata(path)?;
     if meta.is_dir() {

@@ -103,28 +103,12 @@ pub(super) fn restore(
         Err(e) => return Err(SbomError::Extract(e)),
     }
     if let Some((uid, gid)) = owner {
-        chown_tree(&root.join("sbom"), uid, gid);
+        // The files are readable by the build user either way: a failure only warns.
+        let sbom = root.join("sbom");
+        if let Err(e) = crate::privileges::chown_tree(&sbom, uid, gid) {
+            tracing::warn!("Failed to change the owner of {}: {e}", sbom.display());
+        }
     }
     Ok(())
 }
 
-/// Give `path` and everything below it to `uid:gid` (symlinks themselves, not their targets).
-/// Failures are logged: the files are readable by the build user either way.
-fn chown_tree(path: &Path, uid: u32, gid: u32) {
-    if let Err(e) = std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
-        tracing::warn!("Failed to change the owner of {}: {e}", path.display());
-        return;
-    }
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return;
-    };
-    if !meta.is_dir() {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        chown_tree(&entry.path(), uid, gid);
-    }
-}
