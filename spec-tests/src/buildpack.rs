@@ -177,7 +177,12 @@ impl<'a> Buildpack<'a> {
         let escaped = self.id.replace('/', "_");
         let (root, descriptor_file, table, second) = match self.kind {
             Kind::Buildpack => (self.ws.buildpacks(), "buildpack.toml", "buildpack", "build"),
-            Kind::Extension => (self.ws.extensions(), "extension.toml", "extension", "generate"),
+            Kind::Extension => (
+                self.ws.extensions(),
+                "extension.toml",
+                "extension",
+                "generate",
+            ),
         };
         let dir = root.join(&escaped).join(&self.version);
         let mut descriptor = format!(

@@ -10,6 +10,7 @@ pub mod experimental;
 pub mod export;
 pub mod generate;
 pub mod privileges;
+pub mod rebase;
 pub mod restore;
 
 pub use cnb_platform_api::Phase;

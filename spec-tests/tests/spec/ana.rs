@@ -141,20 +141,45 @@ fn ana_009_ana_010_ana_013_ana_015_first_build_in_layout_mode() {
     assert_eq!(str_of(run, "image"), RUN);
     assert_eq!(
         target(run),
-        ("linux".into(), "amd64".into(), "busybox".into(), "1.35".into())
+        (
+            "linux".into(),
+            "amd64".into(),
+            "busybox".into(),
+            "1.35".into()
+        )
     );
     // FMT-001: extend defaults to false (absent or false), and there is no build image.
     assert_ne!(run.get("extend").and_then(toml::Value::as_bool), Some(true));
-    assert!(a.get("build-image").is_none_or(|b| {
-        b.get("extend").and_then(toml::Value::as_bool) != Some(true)
-    }));
+    assert!(
+        a.get("build-image")
+            .is_none_or(|b| { b.get("extend").and_then(toml::Value::as_bool) != Some(true) })
+    );
+    // ANA-015: -layout needs -layout-dir (an input error, exit 3).
+    let out = ws
+        .analyzer()
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args(["-layout", "-run-image", RUN, APP])
+        .output();
+    out.code(3).stderr_has("-layout-dir");
     // A `-analyzed` path is honoured.
     let elsewhere = ws.path("elsewhere/analyzed.toml");
     fs::create_dir_all(elsewhere.parent().expect("parent")).expect("mkdir");
-    analyze_layout(&ws, &["-run-image", RUN, "-analyzed", &elsewhere.to_string_lossy(), APP])
-        .success();
+    analyze_layout(
+        &ws,
+        &[
+            "-run-image",
+            RUN,
+            "-analyzed",
+            &elsewhere.to_string_lossy(),
+            APP,
+        ],
+    )
+    .success();
     assert_eq!(
-        str_of(table(&cnb_spec_tests::read_toml(&elsewhere), "run-image"), "image"),
+        str_of(
+            table(&cnb_spec_tests::read_toml(&elsewhere), "run-image"),
+            "image"
+        ),
         RUN
     );
 }
@@ -167,7 +192,10 @@ fn ana_006_ana_016_no_run_image_anywhere_fails_with_3() {
     let out = analyze_layout(&ws, &[APP]);
     out.code(3);
     out.stderr_has("-run-image is required when there is no run metadata available");
-    assert!(!ws.exists("layers/analyzed.toml"), "nothing written on failure");
+    assert!(
+        !ws.exists("layers/analyzed.toml"),
+        "nothing written on failure"
+    );
     // An empty run.toml holds no run image either.
     ws.write("cnb/run.toml", "");
     analyze_layout(&ws, &[APP])
@@ -189,7 +217,10 @@ fn ana_006_ana_017_run_image_from_run_toml_and_env() {
         format!("[[images]]\n  image = \"{other}\"\n  mirrors = [\"{same}\"]\n"),
     );
     analyze_layout(&ws, &[APP]).success();
-    let run = analyzed(&ws)["run-image"].as_table().cloned().expect("run-image");
+    let run = analyzed(&ws)["run-image"]
+        .as_table()
+        .cloned()
+        .expect("run-image");
     assert_eq!(str_of(&run, "image"), same);
     assert_eq!(str_of(&run, "reference"), same_base.reference);
 
@@ -243,7 +274,12 @@ fn ana_011_distro_from_os_release_or_bionic_stack_id() {
     analyze_layout(&ws, &["-run-image", nolabels, APP]).success();
     assert_eq!(
         target(table(&analyzed(&ws), "run-image")),
-        ("linux".into(), "amd64".into(), "busybox".into(), "1.35".into())
+        (
+            "linux".into(),
+            "amd64".into(),
+            "busybox".into(),
+            "1.35".into()
+        )
     );
 
     // AMB-004: only io.buildpacks.stack.id = io.buildpacks.stacks.bionic: ubuntu 18.04, amd64.
@@ -259,7 +295,12 @@ fn ana_011_distro_from_os_release_or_bionic_stack_id() {
     analyze_layout(&ws, &["-run-image", bionic, APP]).success();
     assert_eq!(
         target(table(&analyzed(&ws), "run-image")),
-        ("linux".into(), "amd64".into(), "ubuntu".into(), "18.04".into())
+        (
+            "linux".into(),
+            "amd64".into(),
+            "ubuntu".into(),
+            "18.04".into()
+        )
     );
 }
 
@@ -273,7 +314,10 @@ fn ana_001_ana_002_ana_003_ana_004_ana_016_invalid_references_exit_3() {
         // ANA-002: a tag.
         ("tag", &["-run-image", RUN, "-tag", "BAD::tag", APP]),
         // ANA-004: the previous image.
-        ("previous", &["-run-image", RUN, "-previous-image", "bad image", APP]),
+        (
+            "previous",
+            &["-run-image", RUN, "-previous-image", "bad image", APP],
+        ),
         // and the run image.
         ("run", &["-run-image", "UPPER/Case::x", APP]),
     ];
@@ -281,7 +325,10 @@ fn ana_001_ana_002_ana_003_ana_004_ana_016_invalid_references_exit_3() {
         let out = analyze_layout(&ws, args);
         assert_eq!(out.code, 3, "invalid {what} reference\n{out}");
         out.no_panic();
-        assert!(!ws.exists("layers/analyzed.toml"), "{what}: analyzed.toml written");
+        assert!(
+            !ws.exists("layers/analyzed.toml"),
+            "{what}: analyzed.toml written"
+        );
     }
     // ANA-003: a tag on another registry, in registry mode: refused before any network I/O
     // (port 9 on 127.0.0.1 has no registry, so any contact would fail differently).
@@ -351,8 +398,14 @@ fn ana_018_mirror_info_for_the_run_image() {
     );
     export_layout(&ws, &[APP]).success();
     let label = layout_image(&ws, APP).label_json("io.buildpacks.lifecycle.metadata");
-    assert_eq!(label["stack"]["runImage"]["image"], "first.example.com/run:1");
-    assert_eq!(strs(&label["runImage"]["mirrors"]), ["f2.example.com/run:1"]);
+    assert_eq!(
+        label["stack"]["runImage"]["image"],
+        "first.example.com/run:1"
+    );
+    assert_eq!(
+        strs(&label["runImage"]["mirrors"]),
+        ["f2.example.com/run:1"]
+    );
 }
 
 #[test]
@@ -378,8 +431,6 @@ fn ana_009_ana_012_ana_014_previous_app_image() {
         )
     );
     // [metadata] is the label as TOML (AMB-012: run-image.top-layer, not runImage.topLayer).
-    let text = ws.read("layers/analyzed.toml");
-    println!("{text}");
     let md = table(&a, "metadata");
     let bps = md["buildpacks"].as_array().expect("metadata.buildpacks");
     assert_eq!(bps[0]["key"].as_str(), Some("acme/runtime"));
@@ -387,7 +438,11 @@ fn ana_009_ana_012_ana_014_previous_app_image() {
         bps[0]["layers"]["rt"]["sha"].as_str(),
         label["buildpacks"][0]["layers"]["rt"]["sha"].as_str()
     );
-    assert_eq!(bps[0]["layers"]["rt"]["data"]["version"].as_str(), Some("1.2"));
+    // The layer's `data` (JSON) is `metadata` in TOML, as Ref's LayerMetadata tags it.
+    assert_eq!(
+        bps[0]["layers"]["rt"]["metadata"]["version"].as_str(),
+        Some("1.2")
+    );
     assert_eq!(
         md.get("run-image")
             .and_then(|r| r.get("top-layer"))
@@ -402,28 +457,53 @@ fn ana_009_ana_012_ana_014_previous_app_image() {
     );
     // ANA-012 (positive side): the previous image's launch SBOM layer is restored.
     let sbom = ws.path("layers/sbom/launch/acme_runtime/sbom.cdx.json");
-    assert!(sbom.is_file(), "launch SBOM not restored: {}", sbom.display());
+    assert!(
+        sbom.is_file(),
+        "launch SBOM not restored: {}",
+        sbom.display()
+    );
     assert!(fs::read_to_string(&sbom).expect("sbom").contains("launch"));
 
     // ANA-012: -skip-layers: analyzed.toml still describes the previous image, no SBOM.
     clear_layers(&ws);
     analyze_layout(&ws, &["-run-image", RUN, "-skip-layers", APP]).success();
-    assert_eq!(str_of(table(&analyzed(&ws), "image"), "reference"), reference);
-    assert!(!ws.exists("layers/sbom"), "SBOM restored despite -skip-layers");
+    assert_eq!(
+        str_of(table(&analyzed(&ws), "image"), "reference"),
+        reference
+    );
+    assert!(
+        !ws.exists("layers/sbom"),
+        "SBOM restored despite -skip-layers"
+    );
 
     // ANA-014: an explicit -previous-image is used instead of <image>; an absent one is
     // simply not there (ANA-007).
     clear_layers(&ws);
     analyze_layout(
         &ws,
-        &["-run-image", RUN, "-previous-image", APP, "example.com/acme/new:v1"],
+        &[
+            "-run-image",
+            RUN,
+            "-previous-image",
+            APP,
+            "example.com/acme/new:v1",
+        ],
     )
     .success();
-    assert_eq!(str_of(table(&analyzed(&ws), "image"), "reference"), reference);
+    assert_eq!(
+        str_of(table(&analyzed(&ws), "image"), "reference"),
+        reference
+    );
     clear_layers(&ws);
     analyze_layout(
         &ws,
-        &["-run-image", RUN, "-previous-image", "example.com/acme/never:v0", APP],
+        &[
+            "-run-image",
+            RUN,
+            "-previous-image",
+            "example.com/acme/never:v0",
+            APP,
+        ],
     )
     .success();
     assert_eq!(str_of(table(&analyzed(&ws), "image"), "reference"), "");
@@ -453,7 +533,12 @@ fn ana_007_ana_010_ana_017_registry_mode() {
     assert_eq!(str_of(run, "image"), base.image);
     assert_eq!(
         target(run),
-        ("linux".into(), "amd64".into(), "busybox".into(), "1.35".into())
+        (
+            "linux".into(),
+            "amd64".into(),
+            "busybox".into(),
+            "1.35".into()
+        )
     );
 
     // ANA-017: `localhost:<port>` is the same registry server under another name. run.toml's
@@ -462,7 +547,10 @@ fn ana_007_ana_010_ana_017_registry_mode() {
     let alias = format!("localhost:{port}/cnb/run:latest");
     ws.write(
         "cnb/run.toml",
-        format!("[[images]]\n  image = \"{alias}\"\n  mirrors = [\"{}\"]\n", base.image),
+        format!(
+            "[[images]]\n  image = \"{alias}\"\n  mirrors = [\"{}\"]\n",
+            base.image
+        ),
     );
     let insecure = format!("{host},localhost:{port}");
     ws.analyzer()
@@ -470,7 +558,10 @@ fn ana_007_ana_010_ana_017_registry_mode() {
         .arg(&app)
         .output()
         .success();
-    assert_eq!(str_of(table(&analyzed(&ws), "run-image"), "image"), base.image);
+    assert_eq!(
+        str_of(table(&analyzed(&ws), "run-image"), "image"),
+        base.image
+    );
     // With the app image under the alias name, the alias wins.
     let alias_app = format!("localhost:{port}/acme/app:v1");
     ws.analyzer()
@@ -525,7 +616,9 @@ fn ana_008_registry_access_is_checked_before_analysis() {
     // With the credentials (CNB_REGISTRY_AUTH) every check passes.
     let auth = registry_auth(&locked_host, GOOD_TOKEN);
     let out = analyze(Some(&auth), &[]);
-    out.success().never_mentions("cnbpass").never_mentions(GOOD_TOKEN);
+    out.success()
+        .never_mentions("cnbpass")
+        .never_mentions(GOOD_TOKEN);
     let a = analyzed(&ws);
     assert_eq!(str_of(table(&a, "image"), "reference"), "");
     assert_eq!(str_of(table(&a, "run-image"), "reference"), base.reference);
@@ -547,7 +640,8 @@ fn ana_008_registry_access_is_checked_before_analysis() {
         .args(["-run-image", &locked_run, "-previous-image", &previous])
         .arg(open.reference("acme/app:v1"))
         .output();
-    out.code(32).stderr_has("failed to ensure registry read access to");
+    out.code(32)
+        .stderr_has("failed to ensure registry read access to");
     out.stderr_has(&locked_run);
     assert!(!ws.exists("layers/analyzed.toml"));
 }

@@ -274,6 +274,7 @@ fn bld_013_unsupported_buildpack_api_exits_12() {
 
 #[test]
 fn bld_015_bld_016_bld_017_unmet_entries_pass_to_next_provider() {
+    // Covers: FMT-016
     let ws = Workspace::new();
     ws.buildpack("first")
         .build("printf '[[unmet]]\\nname = \"x\"\\n' > \"$L/build.toml\"")
@@ -299,6 +300,7 @@ fn bld_015_bld_016_bld_017_unmet_entries_pass_to_next_provider() {
 
 #[test]
 fn bld_018_unmet_must_name_a_plan_entry() {
+    // Covers: FMT-016
     for unmet in ["name = \"not-in-plan\"", "name = \"\""] {
         let ws = Workspace::new();
         ws.buildpack("A")

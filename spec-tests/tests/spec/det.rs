@@ -1,6 +1,6 @@
 //! §3 Detection (DET): order assembly, running `bin/detect`, group pass/fail, order resolution
 //! (composites, optional entries), build-plan resolution, targets and execution environments.
-//! Extension items (DET-025, -033, -034, -045, -051, -060..062) belong to the GEN suite.
+//! Extension items (DET-025, -033, -034, -045, -051, -060..062) are in the GEN suite (`gen.rs`).
 
 use cnb_spec_tests::Workspace;
 use cnb_spec_tests::tables::{ids, list, str_of};

@@ -13,6 +13,8 @@ mod cre;
 mod det;
 mod env;
 mod exp;
+mod fmt;
+mod r#gen;
 mod lch;
 mod oci_tools;
 mod pif;

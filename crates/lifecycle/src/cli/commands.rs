@@ -15,6 +15,7 @@ use crate::detect::{DetectError, DetectInputs, detect};
 use crate::experimental::guard_experimental;
 use crate::export::{ExportInputs, export, open_store, parse_images};
 use crate::privileges;
+use crate::rebase::{RebaseInputs, rebase};
 use crate::restore::{RestoreInputs, open_cache, restore, restore_with_cache};
 
 /// Dispatches to the phase.
@@ -26,6 +27,7 @@ pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         Phase::Builder => builder(inputs, env),
         Phase::Exporter => exporter(inputs, env),
         Phase::Creator => creator(inputs, env),
+        Phase::Rebaser => rebaser(inputs, env),
         other => Err(Failure::msg(ExitCode::Failed, other.action(), "this phase is not implemented yet")),
     }
 }
@@ -296,4 +298,65 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     build(&build_inputs(inputs), process_env(env)).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> EXPORTING");
     export(&export_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+/// [RBS-001]..[RBS-014] At least one image, all on one registry; `-run-image` and its
+/// deprecated alias `-image` are exclusive; the report defaults to `<layers>/report.toml`
+/// with `<layers>` from `CNB_LAYERS_DIR` (AMB-017); rebase errors exit 72.
+fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    if inputs.args.is_empty() {
+        return Err(Failure::msg(ExitCode::InvalidArgs, "parse arguments", "at least one image argument is required"));
+    }
+    let env_run_image = lookup(env, "CNB_RUN_IMAGE").filter(|v| !v.is_empty());
+    let run_image = match (&inputs.deprecated_run_image, &inputs.run_image) {
+        // The reference: `-image` together with a `-run-image` that did not come from the env.
+        (Some(_), Some(run)) if Some(run) != env_run_image.as_ref() => {
+            return Err(Failure::msg(ExitCode::InvalidArgs, "resolve inputs", "supply only one of -run-image or (deprecated) -image"));
+        }
+        (Some(deprecated), _) => Some(deprecated.clone()),
+        (None, run) => run.clone(),
+    };
+    let layout = layout_dir(inputs)?;
+    if inputs.daemon && layout.is_none() {
+        return Err(Failure::msg(
+            ExitCode::Failed,
+            Phase::Rebaser.action(),
+            "the docker daemon is not supported by this lifecycle; use a registry or -layout (CNB_USE_LAYOUT)",
+        ));
+    }
+    let features = inputs.platform_api.features();
+    let rebase_inputs = RebaseInputs {
+        platform_api: inputs.platform_api,
+        images: inputs.args.clone(),
+        run_image,
+        previous_image: inputs.previous_image.clone().filter(|_| features.build_config),
+        force: inputs.force_rebase && features.targets,
+        report_path: inputs.report_path.clone(),
+        layout_dir: layout,
+        insecure_registries: inputs.insecure_registries.clone(),
+    };
+    crate::rebase::parse_images(&rebase_inputs.images).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    let store = match &rebase_inputs.layout_dir {
+        Some(dir) => cnb_image::ImageStore::Layout(cnb_image::LayoutStore::new(dir)),
+        None => {
+            let keychain = keychain(Phase::Rebaser)?;
+            keychain.preresolve(rebase_inputs.registries().iter().map(String::as_str));
+            let options = cnb_image::RegistryOptions {
+                insecure_registries: rebase_inputs.insecure_registries.clone(),
+                ..cnb_image::RegistryOptions::default()
+            };
+            cnb_image::ImageStore::Registry(
+                cnb_image::Registry::new(options, keychain)
+                    .map_err(|e| Failure::new(ExitCode::RebaseError, "initialize image store", &e))?,
+            )
+        }
+    };
+    // Like the reference, the rebaser only becomes the CNB user: it owns no volume.
+    if let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid)
+        && privileges::is_root()
+    {
+        privileges::run_as(uid, gid)
+            .map_err(|e| Failure::msg(ExitCode::Failed, Phase::Rebaser.action(), &format!("run as {uid}:{gid}: {e}")))?;
+    }
+    rebase(&rebase_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }

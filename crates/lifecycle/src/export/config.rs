@@ -86,7 +86,9 @@ pub fn finish_label(
     label.run_image = RunImageForRebase {
         top_layer,
         reference: run_image.identifier(),
-        image: if features.targets { analyzed_run.image.clone() } else { String::new() },
+        // The run.toml entry's image (which may list the analyzed name as a mirror), as the
+        // reference records it.
+        image: if features.targets { for_export.image.clone() } else { String::new() },
         mirrors: if features.targets { for_export.mirrors.clone() } else { Vec::new() },
     };
     label.stack = Some(StackMetadata { run_image: for_export });
