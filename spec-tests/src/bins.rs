@@ -24,7 +24,9 @@ pub const PHASES: &[&str] = &[
 
 /// The phases of [`PHASES`] that refuse to run as root and are plain phase CLIs (the launcher
 /// is not: it takes the app's command line).
-pub const CLI_PHASES: &[&str] = &["detector", "builder", "analyzer", "restorer", "exporter", "creator"];
+pub const CLI_PHASES: &[&str] = &[
+    "detector", "builder", "analyzer", "restorer", "exporter", "creator",
+];
 
 /// Absolute path of the phase binary `name`.
 pub fn path(name: &str) -> PathBuf {

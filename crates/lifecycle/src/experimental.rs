@@ -26,4 +26,3 @@ pub fn guard_experimental(
         }
     }
 }
-

@@ -13,7 +13,10 @@ use crate::exp::{APP, RUN, built_app, export_layout};
 
 fn assert_failed_cleanly(ws: &Workspace, out: &Output, needle: &str) {
     out.code(62).no_panic().stderr_has(needle);
-    assert!(!ws.exists("layers/report.toml"), "no report.toml after a failed export");
+    assert!(
+        !ws.exists("layers/report.toml"),
+        "no report.toml after a failed export"
+    );
 }
 
 #[test]
@@ -42,7 +45,10 @@ fn exp_003_run_image_for_another_architecture() {
     let digest = skopeo(&["inspect", &format!("oci:{}:latest", path.display())]);
     let digest: serde_json::Value = serde_json::from_str(&digest).expect("json");
     let digest = digest["Digest"].as_str().expect("digest");
-    let arm = BaseImage { reference: format!("{}@{digest}", path.display()), ..base };
+    let arm = BaseImage {
+        reference: format!("{}@{digest}", path.display()),
+        ..base
+    };
     ws.write("layers/analyzed.toml", arm.analyzed_toml());
     let out = export_layout(&ws, &[APP]);
     assert_failed_cleanly(&ws, &out, "arm64");
@@ -53,7 +59,11 @@ fn exp_003_unreachable_registry() {
     let ws = Workspace::new();
     built_app(&ws);
     // A port nothing listens on (bound, then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let reference = format!("127.0.0.1:{port}/cnb/run@sha256:{}", "0".repeat(64));
     ws.write(
         "layers/analyzed.toml",
@@ -71,7 +81,8 @@ fn exp_003_unreachable_registry() {
 fn cmn_015_registry_that_refuses_the_credentials() {
     let ws = Workspace::new();
     let base = built_app(&ws);
-    let registry = TestRegistry::start_with_basic_auth("cnbuser", "cnbpass").expect("registry with auth");
+    let registry =
+        TestRegistry::start_with_basic_auth("cnbuser", "cnbpass").expect("registry with auth");
     let host = registry.host();
     skopeo(&[
         "copy",
@@ -79,10 +90,19 @@ fn cmn_015_registry_that_refuses_the_credentials() {
         "--dest-tls-verify=false",
         "--dest-creds",
         "cnbuser:cnbpass",
-        &format!("oci:{}:latest", base.layout.as_ref().expect("layout").display()),
+        &format!(
+            "oci:{}:latest",
+            base.layout.as_ref().expect("layout").display()
+        ),
         &format!("docker://{host}/cnb/run:latest"),
     ]);
-    let inspected = skopeo(&["inspect", "--tls-verify=false", "--creds", "cnbuser:cnbpass", &format!("docker://{host}/cnb/run:latest")]);
+    let inspected = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "cnbuser:cnbpass",
+        &format!("docker://{host}/cnb/run:latest"),
+    ]);
     let inspected: serde_json::Value = serde_json::from_str(&inspected).expect("json");
     let digest = inspected["Digest"].as_str().expect("digest").to_string();
     ws.write(
@@ -98,6 +118,7 @@ fn cmn_015_registry_that_refuses_the_credentials() {
         .arg(format!("{host}/acme/app:v1"))
         .output();
     assert_failed_cleanly(&ws, &out, &host);
-    out.never_mentions("wrong-secret").never_mentions("Y25idXNlcjp3cm9uZy1zZWNyZXQ=");
+    out.never_mentions("wrong-secret")
+        .never_mentions("Y25idXNlcjp3cm9uZy1zZWNyZXQ=");
     let _ = RUN;
 }

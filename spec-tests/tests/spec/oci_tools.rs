@@ -30,8 +30,14 @@ fn exp_030_layout_image_validates_and_round_trips() {
 
     let registry = Registry::start();
     let pushed = registry.push(&path, "acme/app:v1");
-    assert_eq!(pushed.digest, image.digest(), "skopeo copy to a registry keeps the digest");
-    let back = registry.image("acme/app:v1").copy_to_layout(&ws.path("roundtrip"));
+    assert_eq!(
+        pushed.digest,
+        image.digest(),
+        "skopeo copy to a registry keeps the digest"
+    );
+    let back = registry
+        .image("acme/app:v1")
+        .copy_to_layout(&ws.path("roundtrip"));
     let back = cnb_spec_tests::Image::layout(&back);
     assert_eq!(back.digest(), image.digest(), "and back to a layout");
     assert_eq!(back.diff_ids(), image.diff_ids());

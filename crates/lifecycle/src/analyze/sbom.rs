@@ -111,4 +111,3 @@ pub(super) fn restore(
     }
     Ok(())
 }
-

@@ -32,8 +32,8 @@ use cnb_buildpack_api::buildpack_plan::BuildpackPlan;
 use cnb_buildpack_api::env::{Env, EnvDirError};
 use cnb_buildpack_api::launch::{self, LaunchRule, LaunchToml, LaunchTomlError};
 use cnb_buildpack_api::target::ImageTarget;
-use cnb_platform_api::files::analyzed::AnalyzedFile;
 use cnb_buildpack_api::{Descriptor, DescriptorError, ModuleKind, descriptor};
+use cnb_platform_api::files::analyzed::AnalyzedFile;
 use cnb_platform_api::files::{
     self, FileError, GroupElement, GroupFile, Label, MetadataFile, Plan, Slice,
 };

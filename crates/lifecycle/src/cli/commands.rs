@@ -28,7 +28,11 @@ pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         Phase::Exporter => exporter(inputs, env),
         Phase::Creator => creator(inputs, env),
         Phase::Rebaser => rebaser(inputs, env),
-        other => Err(Failure::msg(ExitCode::Failed, other.action(), "this phase is not implemented yet")),
+        other => Err(Failure::msg(
+            ExitCode::Failed,
+            other.action(),
+            "this phase is not implemented yet",
+        )),
     }
 }
 
@@ -37,7 +41,11 @@ fn process_env(env: &[(OsString, OsString)]) -> Env {
 }
 
 fn lookup(env: &[(OsString, OsString)], name: &str) -> Option<String> {
-    env.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.to_str()).map(str::to_string)
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.to_str())
+        .map(str::to_string)
 }
 
 /// [PIF-001] Phases that take exactly one image argument.
@@ -58,11 +66,21 @@ fn layout_dir(inputs: &Inputs) -> Result<Option<PathBuf>, Failure> {
     if !inputs.layout {
         return Ok(None);
     }
-    guard_experimental(inputs.experimental_mode, "export to OCI layout format")
-        .map_err(|e| Failure { code: ExitCode::Failed, message: e.to_string() })?;
+    guard_experimental(inputs.experimental_mode, "export to OCI layout format").map_err(|e| {
+        Failure {
+            code: ExitCode::Failed,
+            message: e.to_string(),
+        }
+    })?;
     match &inputs.layout_dir {
-        Some(dir) => Ok(Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()))),
-        None => Err(Failure::msg(ExitCode::InvalidArgs, "resolve inputs", "-layout-dir is required when -layout is set")),
+        Some(dir) => Ok(Some(
+            std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
+        )),
+        None => Err(Failure::msg(
+            ExitCode::InvalidArgs,
+            "resolve inputs",
+            "-layout-dir is required when -layout is set",
+        )),
     }
 }
 
@@ -74,7 +92,9 @@ fn detect_inputs(inputs: &Inputs) -> DetectInputs {
         buildpacks_dir: inputs.buildpacks_dir.clone(),
         extensions_dir: inputs.extensions_dir.clone(),
         platform_dir: inputs.platform_dir.clone(),
-        build_config_dir: features.build_config.then(|| inputs.build_config_dir.clone()),
+        build_config_dir: features
+            .build_config
+            .then(|| inputs.build_config_dir.clone()),
         order_path: inputs.order_path.clone(),
         system_path: features.exec_env.then(|| inputs.system_path.clone()),
         analyzed_path: inputs.analyzed_path.clone(),
@@ -91,7 +111,10 @@ fn detect_inputs(inputs: &Inputs) -> DetectInputs {
 
 fn detect_failure(e: &DetectError) -> Failure {
     let code = e.exit_code();
-    if matches!(code, ExitCode::FailedDetect | ExitCode::FailedDetectWithErrors) {
+    if matches!(
+        code,
+        ExitCode::FailedDetect | ExitCode::FailedDetectWithErrors
+    ) {
         tracing::error!("No buildpack groups passed detection.");
         if code == ExitCode::FailedDetect {
             tracing::error!("Please check that you are running against the correct path.");
@@ -99,7 +122,10 @@ fn detect_failure(e: &DetectError) -> Failure {
     }
     match e.action() {
         // The reference prints some errors without naming an action.
-        "" => Failure { code, message: crate::error_chain(e) },
+        "" => Failure {
+            code,
+            message: crate::error_chain(e),
+        },
         action => Failure::new(code, action, e),
     }
 }
@@ -112,7 +138,9 @@ fn build_inputs(inputs: &Inputs) -> BuildInputs {
         layers_dir: inputs.layers_dir.clone(),
         buildpacks_dir: inputs.buildpacks_dir.clone(),
         platform_dir: inputs.platform_dir.clone(),
-        build_config_dir: features.build_config.then(|| inputs.build_config_dir.clone()),
+        build_config_dir: features
+            .build_config
+            .then(|| inputs.build_config_dir.clone()),
         group_path: inputs.group_path.clone(),
         plan_path: inputs.plan_path.clone(),
         analyzed_path: inputs.analyzed_path.clone(),
@@ -141,7 +169,12 @@ fn analyze_inputs(inputs: &Inputs, image: &str, layout_dir: Option<PathBuf>) -> 
     }
 }
 
-fn export_inputs(inputs: &Inputs, env: &[(OsString, OsString)], images: Vec<String>, layout_dir: Option<PathBuf>) -> ExportInputs {
+fn export_inputs(
+    inputs: &Inputs,
+    env: &[(OsString, OsString)],
+    images: Vec<String>,
+    layout_dir: Option<PathBuf>,
+) -> ExportInputs {
     let features = inputs.platform_api.features();
     ExportInputs {
         platform_api: inputs.platform_api,
@@ -151,11 +184,17 @@ fn export_inputs(inputs: &Inputs, env: &[(OsString, OsString)], images: Vec<Stri
         analyzed_path: inputs.analyzed_path.clone(),
         group_path: inputs.group_path.clone(),
         launcher_path: inputs.launcher_path.clone(),
-        launcher_sbom_dir: features.build_config.then(|| inputs.launcher_sbom_dir.clone()),
+        launcher_sbom_dir: features
+            .build_config
+            .then(|| inputs.launcher_sbom_dir.clone()),
         process_type: inputs.process_type.clone(),
         project_metadata_path: inputs.project_metadata_path.clone(),
         report_path: inputs.report_path.clone(),
-        run_path: if features.targets { inputs.run_path.clone() } else { inputs.stack_path.clone() },
+        run_path: if features.targets {
+            inputs.run_path.clone()
+        } else {
+            inputs.stack_path.clone()
+        },
         owner: (inputs.uid.unwrap_or(0), inputs.gid.unwrap_or(0)),
         exec_env: inputs.exec_env.clone(),
         layout_dir,
@@ -163,7 +202,10 @@ fn export_inputs(inputs: &Inputs, env: &[(OsString, OsString)], images: Vec<Stri
         source_date_epoch: lookup(env, "SOURCE_DATE_EPOCH"),
         // Cache images are not supported yet (`open_cache` warns); a cache image wins over a
         // cache dir, as in the reference.
-        cache_dir: inputs.cache_dir.clone().filter(|_| inputs.cache_image.is_none()),
+        cache_dir: inputs
+            .cache_dir
+            .clone()
+            .filter(|_| inputs.cache_image.is_none()),
     }
 }
 
@@ -189,24 +231,45 @@ fn init_cache(inputs: &Inputs) -> Result<Option<crate::cache::VolumeCache>, Fail
 /// Root hands the volumes to `CNB_USER_ID:CNB_GROUP_ID` and becomes that user, as the
 /// reference's registry phases do; credentials were read before.
 fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
-    let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid) else { return Ok(()) };
+    let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid) else {
+        return Ok(());
+    };
     if !privileges::is_root() {
         return Ok(());
     }
     // The exporter, like the reference's, leaves <layers> alone: it only reads it.
     let layers = (phase != Phase::Exporter).then_some(&inputs.layers_dir);
-    let dirs = [layers, inputs.cache_dir.as_ref(), inputs.launch_cache_dir.as_ref()];
+    let dirs = [
+        layers,
+        inputs.cache_dir.as_ref(),
+        inputs.launch_cache_dir.as_ref(),
+    ];
     for dir in dirs.into_iter().flatten() {
         privileges::ensure_owner(dir, uid, gid).map_err(|e| {
-            Failure::msg(ExitCode::Failed, phase.action(), &format!("chown {}: {e}", dir.display()))
+            Failure::msg(
+                ExitCode::Failed,
+                phase.action(),
+                &format!("chown {}: {e}", dir.display()),
+            )
         })?;
     }
-    privileges::run_as(uid, gid)
-        .map_err(|e| Failure::msg(ExitCode::Failed, phase.action(), &format!("run as {uid}:{gid}: {e}")))
+    privileges::run_as(uid, gid).map_err(|e| {
+        Failure::msg(
+            ExitCode::Failed,
+            phase.action(),
+            &format!("run as {uid}:{gid}: {e}"),
+        )
+    })
 }
 
 fn keychain(phase: Phase) -> Result<Keychain, Failure> {
-    Keychain::from_env().map_err(|e| Failure::new(ExitCode::Failed, &format!("{} keychain", phase.action()), &e))
+    Keychain::from_env().map_err(|e| {
+        Failure::new(
+            ExitCode::Failed,
+            &format!("{} keychain", phase.action()),
+            &e,
+        )
+    })
 }
 
 fn analyzer(inputs: &Inputs) -> Result<(), Failure> {
@@ -216,50 +279,73 @@ fn analyzer(inputs: &Inputs) -> Result<(), Failure> {
     let keychain = keychain(Phase::Analyzer)?;
     keychain.preresolve(analyze_inputs.registries().iter().map(String::as_str));
     drop_privileges(inputs, Phase::Analyzer)?;
-    analyze_with_keychain(&analyze_inputs, keychain).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+    analyze_with_keychain(&analyze_inputs, keychain)
+        .map(|_| ())
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
 /// [RES-001]..[RES-019] No positional arguments; volumes are handed to the CNB user and
 /// privileges dropped, as the analyzer; restore errors exit 42.
 fn restorer(inputs: &Inputs) -> Result<(), Failure> {
     if !inputs.args.is_empty() {
-        return Err(Failure::msg(ExitCode::InvalidArgs, "parse arguments", "received unexpected Args"));
+        return Err(Failure::msg(
+            ExitCode::InvalidArgs,
+            "parse arguments",
+            "received unexpected Args",
+        ));
     }
     drop_privileges(inputs, Phase::Restorer)?;
-    restore(&restore_inputs(inputs)).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+    restore(&restore_inputs(inputs))
+        .map(|_| ())
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
 fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     expect_no_args(inputs)?;
     refuse_root(Phase::Detector)?;
-    detect(&detect_inputs(inputs), process_env(env)).map(|_| ()).map_err(|e| detect_failure(&e))
+    detect(&detect_inputs(inputs), process_env(env))
+        .map(|_| ())
+        .map_err(|e| detect_failure(&e))
 }
 
 fn builder(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     expect_no_args(inputs)?;
     refuse_root(Phase::Builder)?;
-    build(&build_inputs(inputs), process_env(env)).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+    build(&build_inputs(inputs), process_env(env))
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
 fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     if inputs.args.is_empty() {
-        return Err(Failure::msg(ExitCode::InvalidArgs, "parse arguments", "at least one image argument is required"));
+        return Err(Failure::msg(
+            ExitCode::InvalidArgs,
+            "parse arguments",
+            "at least one image argument is required",
+        ));
     }
     if inputs.run_image.is_some() || inputs.deprecated_run_image.is_some() {
-        return Err(Failure::msg(ExitCode::InvalidArgs, "resolve inputs", "-run-image is unsupported"));
+        return Err(Failure::msg(
+            ExitCode::InvalidArgs,
+            "resolve inputs",
+            "-run-image is unsupported",
+        ));
     }
     let layout = layout_dir(inputs)?;
     let export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
     // Argument errors first, before any network or file access.
-    parse_images(&export_inputs.images)
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
-    let store = open_store(export_inputs.layout_dir.as_deref(), &export_inputs.insecure_registries)
-        .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
+    parse_images(&export_inputs.images).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    let store = open_store(
+        export_inputs.layout_dir.as_deref(),
+        &export_inputs.insecure_registries,
+    )
+    .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
     // The cache is exported (and opened again) after the image; a cache dir that cannot be
     // used fails now, as in the reference.
     drop(init_cache(inputs)?);
     drop_privileges(inputs, Phase::Exporter)?;
-    export(&export_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+    export(&export_inputs, &store)
+        .map(|_| ())
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
 /// [CRE-001]..[CRE-005] analyze, detect, restore, build and export in one process, with the
@@ -283,7 +369,8 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let cache = init_cache(inputs)?;
 
     tracing::info!("===> ANALYZING");
-    analyze_with_keychain(&analyze_inputs, keychain).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    analyze_with_keychain(&analyze_inputs, keychain)
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> DETECTING");
     detect(&detect_inputs(inputs), process_env(env)).map_err(|e| detect_failure(&e))?;
     // From Platform 0.10 the creator always restores; `-skip-restore` then only skips layers
@@ -295,9 +382,12 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     }
     drop(cache);
     tracing::info!("===> BUILDING");
-    build(&build_inputs(inputs), process_env(env)).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    build(&build_inputs(inputs), process_env(env))
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> EXPORTING");
-    export(&export_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+    export(&export_inputs, &store)
+        .map(|_| ())
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
 /// [RBS-001]..[RBS-014] At least one image, all on one registry; `-run-image` and its
@@ -305,13 +395,21 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
 /// with `<layers>` from `CNB_LAYERS_DIR` (AMB-017); rebase errors exit 72.
 fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     if inputs.args.is_empty() {
-        return Err(Failure::msg(ExitCode::InvalidArgs, "parse arguments", "at least one image argument is required"));
+        return Err(Failure::msg(
+            ExitCode::InvalidArgs,
+            "parse arguments",
+            "at least one image argument is required",
+        ));
     }
     let env_run_image = lookup(env, "CNB_RUN_IMAGE").filter(|v| !v.is_empty());
     let run_image = match (&inputs.deprecated_run_image, &inputs.run_image) {
         // The reference: `-image` together with a `-run-image` that did not come from the env.
         (Some(_), Some(run)) if Some(run) != env_run_image.as_ref() => {
-            return Err(Failure::msg(ExitCode::InvalidArgs, "resolve inputs", "supply only one of -run-image or (deprecated) -image"));
+            return Err(Failure::msg(
+                ExitCode::InvalidArgs,
+                "resolve inputs",
+                "supply only one of -run-image or (deprecated) -image",
+            ));
         }
         (Some(deprecated), _) => Some(deprecated.clone()),
         (None, run) => run.clone(),
@@ -329,13 +427,17 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         platform_api: inputs.platform_api,
         images: inputs.args.clone(),
         run_image,
-        previous_image: inputs.previous_image.clone().filter(|_| features.build_config),
+        previous_image: inputs
+            .previous_image
+            .clone()
+            .filter(|_| features.build_config),
         force: inputs.force_rebase && features.targets,
         report_path: inputs.report_path.clone(),
         layout_dir: layout,
         insecure_registries: inputs.insecure_registries.clone(),
     };
-    crate::rebase::parse_images(&rebase_inputs.images).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    crate::rebase::parse_images(&rebase_inputs.images)
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     let store = match &rebase_inputs.layout_dir {
         Some(dir) => cnb_image::ImageStore::Layout(cnb_image::LayoutStore::new(dir)),
         None => {
@@ -346,8 +448,9 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
                 ..cnb_image::RegistryOptions::default()
             };
             cnb_image::ImageStore::Registry(
-                cnb_image::Registry::new(options, keychain)
-                    .map_err(|e| Failure::new(ExitCode::RebaseError, "initialize image store", &e))?,
+                cnb_image::Registry::new(options, keychain).map_err(|e| {
+                    Failure::new(ExitCode::RebaseError, "initialize image store", &e)
+                })?,
             )
         }
     };
@@ -355,8 +458,15 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     if let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid)
         && privileges::is_root()
     {
-        privileges::run_as(uid, gid)
-            .map_err(|e| Failure::msg(ExitCode::Failed, Phase::Rebaser.action(), &format!("run as {uid}:{gid}: {e}")))?;
+        privileges::run_as(uid, gid).map_err(|e| {
+            Failure::msg(
+                ExitCode::Failed,
+                Phase::Rebaser.action(),
+                &format!("run as {uid}:{gid}: {e}"),
+            )
+        })?;
     }
-    rebase(&rebase_inputs, &store).map(|_| ()).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+    rebase(&rebase_inputs, &store)
+        .map(|_| ())
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }

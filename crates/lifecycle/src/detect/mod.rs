@@ -166,7 +166,9 @@ impl DetectError {
             DetectError::UnsupportedApi { .. } => ExitCode::IncompatibleBuildpackApi,
             DetectError::NoGroupPassed => ExitCode::FailedDetect,
             DetectError::BuildpackErrored => ExitCode::FailedDetectWithErrors,
-            DetectError::Cycle(_) | DetectError::LookupComponent { .. } | DetectError::ExtensionsInCreator => ExitCode::DetectError,
+            DetectError::Cycle(_)
+            | DetectError::LookupComponent { .. }
+            | DetectError::ExtensionsInCreator => ExitCode::DetectError,
             DetectError::Generate(e) if e.is_extension_failure() => {
                 ExitCode::FailedGenerateWithErrors
             }
@@ -547,10 +549,14 @@ impl Detector<'_> {
             }
             // Top-level entries were verified up front; what is new here are composite
             // components, whose absence is a detection error as in the reference.
-            let descriptor = self.lookup(kind, module, "a composite buildpack's order").map_err(|e| match e {
-                DetectError::Lookup { kind, name, source } => DetectError::LookupComponent { kind, name, source },
-                other => other,
-            })?;
+            let descriptor = self
+                .lookup(kind, module, "a composite buildpack's order")
+                .map_err(|e| match e {
+                    DetectError::Lookup { kind, name, source } => {
+                        DetectError::LookupComponent { kind, name, source }
+                    }
+                    other => other,
+                })?;
             if kind == ModuleKind::Buildpack && descriptor.is_composite() {
                 let name = module.display_name();
                 if composites.contains(&name) {

@@ -10,8 +10,8 @@ use cnb_platform_api::files::run::{RunFile, RunImageForExport};
 use cnb_platform_api::files::stack::StackFile;
 use cnb_platform_api::files::{self, GroupElement};
 use cnb_platform_api::labels::{
-    BuildMetadata, BuildpackLayersMetadata, EXEC_ENV_LABEL, ImageLabel, LauncherMetadata, LayerMetadata, LayerSha,
-    LayersMetadata, RunImageForRebase, StackMetadata, StoreMetadata,
+    BuildMetadata, BuildpackLayersMetadata, EXEC_ENV_LABEL, ImageLabel, LauncherMetadata,
+    LayerMetadata, LayerSha, LayersMetadata, RunImageForRebase, StackMetadata, StoreMetadata,
 };
 use tracing::{info, warn};
 
@@ -19,12 +19,27 @@ use super::plan::{LayerKind, PlannedLayer, read_store};
 use super::{ExportError, ExportInputs, NORMALIZED_CREATED};
 
 /// Records one exported layer's diffID in the lifecycle metadata label.
-pub fn record_layer(label: &mut LayersMetadata, group: &[GroupElement], layer: &PlannedLayer, diff_id: &str) {
-    let sha = LayerSha { sha: diff_id.to_string() };
+pub fn record_layer(
+    label: &mut LayersMetadata,
+    group: &[GroupElement],
+    layer: &PlannedLayer,
+    diff_id: &str,
+) {
+    let sha = LayerSha {
+        sha: diff_id.to_string(),
+    };
     match &layer.kind {
-        LayerKind::Buildpack { buildpack, name, metadata } => {
+        LayerKind::Buildpack {
+            buildpack,
+            name,
+            metadata,
+        } => {
             let bp = &group[*buildpack];
-            let entry = match label.buildpacks.iter_mut().position(|b| b.key == bp.id.as_str()) {
+            let entry = match label
+                .buildpacks
+                .iter_mut()
+                .position(|b| b.key == bp.id.as_str())
+            {
                 Some(i) => &mut label.buildpacks[i],
                 None => {
                     label.buildpacks.push(BuildpackLayersMetadata {
@@ -76,7 +91,8 @@ pub fn finish_label(
                 version: bp.version.clone(),
                 ..BuildpackLayersMetadata::default()
             });
-        entry.store = read_store(&inputs.layers_dir, &bp.id)?.map(|metadata| StoreMetadata { metadata });
+        entry.store =
+            read_store(&inputs.layers_dir, &bp.id)?.map(|metadata| StoreMetadata { metadata });
         buildpacks.push(entry);
     }
     label.buildpacks = buildpacks;
@@ -88,22 +104,42 @@ pub fn finish_label(
         reference: run_image.identifier(),
         // The run.toml entry's image (which may list the analyzed name as a mirror), as the
         // reference records it.
-        image: if features.targets { for_export.image.clone() } else { String::new() },
-        mirrors: if features.targets { for_export.mirrors.clone() } else { Vec::new() },
+        image: if features.targets {
+            for_export.image.clone()
+        } else {
+            String::new()
+        },
+        mirrors: if features.targets {
+            for_export.mirrors.clone()
+        } else {
+            Vec::new()
+        },
     };
-    label.stack = Some(StackMetadata { run_image: for_export });
+    label.stack = Some(StackMetadata {
+        run_image: for_export,
+    });
     Ok(())
 }
 
 /// Inventory §3.5: the run image and mirrors to record, from run.toml (Platform ≥ 0.12: the
 /// entry naming the analyzed run image, else the first) or stack.toml before.
-fn run_image_for_export(inputs: &ExportInputs, run_image_name: &str) -> Result<RunImageForExport, ExportError> {
+fn run_image_for_export(
+    inputs: &ExportInputs,
+    run_image_name: &str,
+) -> Result<RunImageForExport, ExportError> {
     if inputs.platform_api.features().targets {
         let run = RunFile::read_if_exists(&inputs.run_path).map_err(ExportError::Read)?;
-        let entry = run.as_ref().and_then(|r| r.entry_for(run_image_name)).cloned();
-        return Ok(entry.unwrap_or_else(|| RunImageForExport { image: run_image_name.to_string(), mirrors: Vec::new() }));
+        let entry = run
+            .as_ref()
+            .and_then(|r| r.entry_for(run_image_name))
+            .cloned();
+        return Ok(entry.unwrap_or_else(|| RunImageForExport {
+            image: run_image_name.to_string(),
+            mirrors: Vec::new(),
+        }));
     }
-    let stack: Option<StackFile> = files::read_toml_if_exists(&inputs.run_path).map_err(ExportError::Read)?;
+    let stack: Option<StackFile> =
+        files::read_toml_if_exists(&inputs.run_path).map_err(ExportError::Read)?;
     Ok(stack.map(|s| s.run_image).unwrap_or_default())
 }
 
@@ -134,12 +170,16 @@ pub fn apply(
         .set_cmd(Vec::new());
 
     let to_json = |r: Result<String, cnb_platform_api::labels::LabelError>| {
-        r.map_err(|e| ExportError::Invalid { path: inputs.layers_dir.clone(), reason: e.to_string() })
+        r.map_err(|e| ExportError::Invalid {
+            path: inputs.layers_dir.clone(),
+            reason: e.to_string(),
+        })
     };
     builder.set_label(LayersMetadata::LABEL, &to_json(label.to_label_json())?);
     let build = BuildMetadata::new(metadata, launcher_metadata(), inputs.platform_api);
     builder.set_label(BuildMetadata::LABEL, &to_json(build.to_label_json())?);
-    let project = ProjectMetadata::read_or_default(&inputs.project_metadata_path).map_err(ExportError::Read)?;
+    let project = ProjectMetadata::read_or_default(&inputs.project_metadata_path)
+        .map_err(ExportError::Read)?;
     builder.set_label(ProjectMetadata::LABEL, &to_json(project.to_label_json())?);
     for l in &metadata.labels {
         builder.set_label(&l.key, &l.value);
@@ -171,13 +211,19 @@ fn entrypoint(process_type: Option<&str>, metadata: &MetadataFile) -> Result<Str
 }
 
 fn launcher_metadata() -> LauncherMetadata {
-    LauncherMetadata { version: env!("CARGO_PKG_VERSION").to_string(), ..LauncherMetadata::default() }
+    LauncherMetadata {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        ..LauncherMetadata::default()
+    }
 }
 
 /// [EXP-029] `SOURCE_DATE_EPOCH` (Platform ≥ 0.9) as RFC 3339, or the constant
 /// 1980-01-01T00:00:01Z; an invalid value is ignored with a warning.
 fn created_time(inputs: &ExportInputs) -> String {
-    let Some(epoch) = inputs.source_date_epoch.as_deref().filter(|_| inputs.platform_api.features().legacy_bom_removed)
+    let Some(epoch) = inputs
+        .source_date_epoch
+        .as_deref()
+        .filter(|_| inputs.platform_api.features().legacy_bom_removed)
     else {
         return NORMALIZED_CREATED.to_string();
     };
@@ -204,9 +250,13 @@ pub fn rfc3339(seconds: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
-
 
 #[cfg(test)]
 mod tests {

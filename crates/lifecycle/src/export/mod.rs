@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use cnb_buildpack_api::layer::LayerMetadataError;
 use cnb_image::{
-    BuiltImage, Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayerFile, LayoutStore, Platform, Registry,
-    RegistryOptions, SaveError,
+    BuiltImage, Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayerFile, LayoutStore,
+    Platform, Registry, RegistryOptions, SaveError,
 };
 use cnb_layers::{Compression, LayerInfo, Owner};
 use cnb_platform_api::files::analyzed::AnalyzedFile;
@@ -105,7 +105,9 @@ pub enum ExportError {
     #[error("run image '{0}' not found")]
     RunImageNotFound(String),
     /// The run image is for a platform the launcher cannot run on.
-    #[error("run image '{name}' is for {found}, but this lifecycle's launcher is built for {expected}")]
+    #[error(
+        "run image '{name}' is for {found}, but this lifecycle's launcher is built for {expected}"
+    )]
     RunImagePlatform {
         /// Its name.
         name: String,
@@ -176,8 +178,12 @@ impl ExportError {
     /// The exit code of the reference for this failure.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            ExportError::InvalidImage { .. } | ExportError::MultipleRegistries(_) => ExitCode::InvalidArgs,
-            ExportError::Read(FileError::UnsupportedApi { .. }) => ExitCode::IncompatibleBuildpackApi,
+            ExportError::InvalidImage { .. } | ExportError::MultipleRegistries(_) => {
+                ExitCode::InvalidArgs
+            }
+            ExportError::Read(FileError::UnsupportedApi { .. }) => {
+                ExitCode::IncompatibleBuildpackApi
+            }
             _ => ExitCode::ExportError,
         }
     }
@@ -185,7 +191,9 @@ impl ExportError {
     /// The action the reference names (`failed to <action>: …`).
     pub fn action(&self) -> &'static str {
         match self {
-            ExportError::InvalidImage { .. } | ExportError::MultipleRegistries(_) => "resolve inputs",
+            ExportError::InvalidImage { .. } | ExportError::MultipleRegistries(_) => {
+                "resolve inputs"
+            }
             _ => "export",
         }
     }
@@ -195,11 +203,17 @@ impl ExportError {
 pub const NORMALIZED_CREATED: &str = "1980-01-01T00:00:01Z";
 
 /// Opens the registry or layout store the phases use.
-pub fn open_store(layout_dir: Option<&Path>, insecure_registries: &[String]) -> Result<ImageStore, Box<cnb_image::Error>> {
+pub fn open_store(
+    layout_dir: Option<&Path>,
+    insecure_registries: &[String],
+) -> Result<ImageStore, Box<cnb_image::Error>> {
     Ok(match layout_dir {
         Some(dir) => ImageStore::Layout(LayoutStore::new(dir)),
         None => {
-            let options = RegistryOptions { insecure_registries: insecure_registries.to_vec(), ..RegistryOptions::default() };
+            let options = RegistryOptions {
+                insecure_registries: insecure_registries.to_vec(),
+                ..RegistryOptions::default()
+            };
             let keychain = Keychain::from_env().map_err(|e| Box::new(cnb_image::Error::from(e)))?;
             ImageStore::Registry(Registry::new(options, keychain).map_err(Box::new)?)
         }
@@ -213,7 +227,10 @@ pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, ExportError> {
     let refs = images
         .iter()
         .map(|name| {
-            ImageRef::parse(name).map_err(|source| ExportError::InvalidImage { name: name.clone(), source: Box::new(source) })
+            ImageRef::parse(name).map_err(|source| ExportError::InvalidImage {
+                name: name.clone(),
+                source: Box::new(source),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if refs.iter().any(|r| r.registry() != refs[0].registry()) {
@@ -232,13 +249,20 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
     let metadata = MetadataFile::read(&inputs.layers_dir.join("config").join("metadata.toml"))
         .map_err(ExportError::Read)?
         .for_platform(inputs.platform_api);
-    let run_ref = analyzed.run_image.as_ref().map(|r| r.reference.clone()).filter(|r| !r.is_empty());
+    let run_ref = analyzed
+        .run_image
+        .as_ref()
+        .map(|r| r.reference.clone())
+        .filter(|r| !r.is_empty());
     let run_ref = run_ref.ok_or(ExportError::NoRunImage)?;
 
     let platform = Platform::host();
     let run_image = store
         .open(&run_ref, &platform)
-        .map_err(|source| ExportError::OpenRunImage { name: run_ref.clone(), source: Box::new(source) })?
+        .map_err(|source| ExportError::OpenRunImage {
+            name: run_ref.clone(),
+            source: Box::new(source),
+        })?
         .ok_or_else(|| ExportError::RunImageNotFound(run_ref.clone()))?;
     check_platform(&run_ref, &run_image, &platform)?;
     let previous = open_previous(store, &analyzed, &platform);
@@ -267,18 +291,39 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
         // Before Platform 0.12 the reference writes no history.
         builder.config_mut().history.clear();
     }
-    let top_layer = run_image.top_layer_diff_id().map(ToString::to_string).unwrap_or_default();
+    let top_layer = run_image
+        .top_layer_diff_id()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let mut label = LayersMetadata::default();
     for (layer, info) in planned.iter().zip(produced) {
         let created_by = features.targets.then_some(layer.created_by.as_str());
-        let diff_id = add_layer(&mut builder, layer, info, previous.as_ref(), &previous_metadata, created_by)?;
+        let diff_id = add_layer(
+            &mut builder,
+            layer,
+            info,
+            previous.as_ref(),
+            &previous_metadata,
+            created_by,
+        )?;
         config::record_layer(&mut label, &group.group, layer, &diff_id);
     }
-    config::finish_label(&mut label, inputs, &group.group, &analyzed, &run_image, top_layer)?;
+    config::finish_label(
+        &mut label,
+        inputs,
+        &group.group,
+        &analyzed,
+        &run_image,
+        top_layer,
+    )?;
     config::apply(&mut builder, inputs, &metadata, &label, &run_image)?;
-    let built = builder.build().map_err(|e| ExportError::Image(Box::new(e)))?;
+    let built = builder
+        .build()
+        .map_err(|e| ExportError::Image(Box::new(e)))?;
     let report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
-    report.write(&inputs.report_path).map_err(ExportError::Read)?;
+    report
+        .write(&inputs.report_path)
+        .map_err(ExportError::Read)?;
     if let Some(cache_dir) = &inputs.cache_dir {
         let cache = crate::cache::CacheExport {
             platform_api: inputs.platform_api,
@@ -312,12 +357,19 @@ fn check_platform(name: &str, image: &Image, platform: &Platform) -> Result<(), 
 
 /// The previous image, when analyzed.toml names one that can be opened; failures only warn
 /// (the export then adds every layer).
-fn open_previous(store: &ImageStore, analyzed: &AnalyzedFile, platform: &Platform) -> Option<Image> {
+fn open_previous(
+    store: &ImageStore,
+    analyzed: &AnalyzedFile,
+    platform: &Platform,
+) -> Option<Image> {
     let reference = analyzed.previous_image_ref()?;
     match store.open(reference, platform) {
         Ok(image) => image,
         Err(e) => {
-            warn!("could not open previous image '{reference}', layers will not be reused: {}", crate::error_chain(&e));
+            warn!(
+                "could not open previous image '{reference}', layers will not be reused: {}",
+                crate::error_chain(&e)
+            );
             None
         }
     }
@@ -328,26 +380,44 @@ fn open_previous(store: &ImageStore, analyzed: &AnalyzedFile, platform: &Platfor
 fn blob_dir(inputs: &ExportInputs) -> Result<tempfile::TempDir, ExportError> {
     match &inputs.layout_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| ExportError::Io { path: dir.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+                path: dir.clone(),
+                source,
+            })?;
             tempfile::Builder::new().prefix(".export-").tempdir_in(dir)
         }
         None => tempfile::Builder::new().prefix("cnb-export-").tempdir(),
     }
-    .map_err(|source| ExportError::Io { path: inputs.layout_dir.clone().unwrap_or_else(std::env::temp_dir), source })
+    .map_err(|source| ExportError::Io {
+        path: inputs.layout_dir.clone().unwrap_or_else(std::env::temp_dir),
+        source,
+    })
 }
 
 /// Tars, hashes and compresses every planned layer with a source, once, in parallel.
-fn produce_layers(planned: &[PlannedLayer], dir: &Path) -> Result<Vec<Option<(LayerInfo, PathBuf)>>, ExportError> {
-    let jobs: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].source.is_some()).collect();
+fn produce_layers(
+    planned: &[PlannedLayer],
+    dir: &Path,
+) -> Result<Vec<Option<(LayerInfo, PathBuf)>>, ExportError> {
+    let jobs: Vec<usize> = (0..planned.len())
+        .filter(|&i| planned[i].source.is_some())
+        .collect();
     let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |j| {
         let layer = &planned[jobs[j]];
-        let source = layer.source.as_ref().expect("jobs only index layers with a source");
+        let source = layer
+            .source
+            .as_ref()
+            .expect("jobs only index layers with a source");
         cnb_layers::write_layer_to_dir(source, dir, Compression::DEFAULT)
     });
-    let mut produced: Vec<Option<(LayerInfo, PathBuf)>> = (0..planned.len()).map(|_| None).collect();
+    let mut produced: Vec<Option<(LayerInfo, PathBuf)>> =
+        (0..planned.len()).map(|_| None).collect();
     for (j, result) in results.into_iter().enumerate() {
         let index = jobs[j];
-        let value = result.map_err(|source| ExportError::Layer { id: planned[index].id.clone(), source })?;
+        let value = result.map_err(|source| ExportError::Layer {
+            id: planned[index].id.clone(),
+            source,
+        })?;
         produced[index] = Some(value);
     }
     Ok(produced)
@@ -366,7 +436,11 @@ fn add_layer(
     let diff_id = match (&produced, &layer.previous_sha) {
         (Some((info, _)), _) => info.diff_id.to_string(),
         (None, Some(sha)) => sha.clone(),
-        (None, None) => return Err(ExportError::NoPreviousMetadata { id: layer.id.clone() }),
+        (None, None) => {
+            return Err(ExportError::NoPreviousMetadata {
+                id: layer.id.clone(),
+            });
+        }
     };
     let reusable = previous.and_then(|prev| {
         let digest: cnb_image::Digest = diff_id.parse().ok()?;
@@ -376,7 +450,9 @@ fn add_layer(
     match (reusable, produced) {
         (Some((prev, digest)), _) if recorded || layer.source.is_none() => {
             info!("Reusing layer '{}'", layer.id);
-            builder.reuse_layer(prev, &digest, created_by).map_err(|e| ExportError::Image(Box::new(e)))?;
+            builder
+                .reuse_layer(prev, &digest, created_by)
+                .map_err(|e| ExportError::Image(Box::new(e)))?;
         }
         (_, Some((info, path))) => {
             info!("Adding layer '{}'", layer.id);
@@ -393,7 +469,9 @@ fn add_layer(
             );
         }
         (_, None) => {
-            return Err(ExportError::NoPreviousMetadata { id: layer.id.clone() });
+            return Err(ExportError::NoPreviousMetadata {
+                id: layer.id.clone(),
+            });
         }
     }
     Ok(diff_id)
@@ -420,18 +498,31 @@ fn previously_recorded(previous: &LayersMetadata, layer: &PlannedLayer, diff_id:
 /// `<launcher-sbom>`, go to `<layers>/sbom/launch/buildpacksio_lifecycle/launcher/` and
 /// `<layers>/sbom/build/buildpacksio_lifecycle/`.
 fn copy_launcher_sboms(inputs: &ExportInputs) -> Result<(), ExportError> {
-    let Some(dir) = &inputs.launcher_sbom_dir else { return Ok(()) };
+    let Some(dir) = &inputs.launcher_sbom_dir else {
+        return Ok(());
+    };
     for ext in ["cdx.json", "spdx.json", "syft.json"] {
         let copies = [
-            (format!("launcher.sbom.{ext}"), inputs.layers_dir.join("sbom/launch/buildpacksio_lifecycle/launcher")),
-            (format!("lifecycle.sbom.{ext}"), inputs.layers_dir.join("sbom/build/buildpacksio_lifecycle")),
+            (
+                format!("launcher.sbom.{ext}"),
+                inputs
+                    .layers_dir
+                    .join("sbom/launch/buildpacksio_lifecycle/launcher"),
+            ),
+            (
+                format!("lifecycle.sbom.{ext}"),
+                inputs.layers_dir.join("sbom/build/buildpacksio_lifecycle"),
+            ),
         ];
         for (file, dest_dir) in copies {
             let src = dir.join(&file);
             if !src.is_file() {
                 continue;
             }
-            std::fs::create_dir_all(&dest_dir).map_err(|source| ExportError::Io { path: dest_dir.clone(), source })?;
+            std::fs::create_dir_all(&dest_dir).map_err(|source| ExportError::Io {
+                path: dest_dir.clone(),
+                source,
+            })?;
             let dest = dest_dir.join(format!("sbom.{ext}"));
             std::fs::copy(&src, &dest).map_err(|source| ExportError::Io { path: dest, source })?;
         }
@@ -441,8 +532,15 @@ fn copy_launcher_sboms(inputs: &ExportInputs) -> Result<(), ExportError> {
 
 /// [EXP-025], [EXP-026] Saves to every tag; a tag that fails fails the export and no report is
 /// written.
-fn save(store: &ImageStore, built: &BuiltImage, tags: &[ImageRef], layout: bool) -> Result<ReportFile, ExportError> {
-    let report = store.save(built, tags).map_err(|e| ExportError::Image(Box::new(e)))?;
+fn save(
+    store: &ImageStore,
+    built: &BuiltImage,
+    tags: &[ImageRef],
+    layout: bool,
+) -> Result<ReportFile, ExportError> {
+    let report = store
+        .save(built, tags)
+        .map_err(|e| ExportError::Image(Box::new(e)))?;
     info!("*** Images ({}):", short_digest(report.digest.as_ref()));
     for name in &report.saved {
         info!("      {name}");
@@ -450,7 +548,9 @@ fn save(store: &ImageStore, built: &BuiltImage, tags: &[ImageRef], layout: bool)
     for (name, error) in &report.failed {
         info!("      {name} - {}", crate::error_chain(error));
     }
-    let report = report.into_result().map_err(|e| ExportError::Save(Box::new(e)))?;
+    let report = report
+        .into_result()
+        .map_err(|e| ExportError::Save(Box::new(e)))?;
     Ok(ReportFile {
         image: ImageReport {
             tags: report.saved.clone(),
@@ -463,6 +563,9 @@ fn save(store: &ImageStore, built: &BuiltImage, tags: &[ImageRef], layout: bool)
 }
 
 fn short_digest(digest: &str) -> &str {
-    let end = digest.char_indices().nth(19).map_or(digest.len(), |(i, _)| i);
+    let end = digest
+        .char_indices()
+        .nth(19)
+        .map_or(digest.len(), |(i, _)| i);
     &digest[..end]
 }

@@ -81,7 +81,16 @@ pub struct PlanInputs<'a> {
 
 /// Plans every layer.
 pub fn plan_layers(inputs: &PlanInputs<'_>) -> Result<Vec<PlannedLayer>, ExportError> {
-    let PlanInputs { layers_dir, app_dir, launcher, group, metadata, previous, owner, sbom } = *inputs;
+    let PlanInputs {
+        layers_dir,
+        app_dir,
+        launcher,
+        group,
+        metadata,
+        previous,
+        owner,
+        sbom,
+    } = *inputs;
     let mut planned = Vec::new();
     for (index, bp) in group.iter().enumerate() {
         plan_buildpack_layers(layers_dir, index, bp, previous, owner, &mut planned)?;
@@ -96,16 +105,27 @@ pub fn plan_layers(inputs: &PlanInputs<'_>) -> Result<Vec<PlannedLayer>, ExportE
             previous_sha: None,
         });
     }
-    let slices: Vec<Slice> = metadata.slices.iter().map(|s| Slice { paths: s.paths.clone() }).collect();
-    let app_layers = slice_layers(app_dir, &slices, owner).map_err(|source| ExportError::Layer {
-        id: "app".into(),
-        source,
-    })?;
+    let slices: Vec<Slice> = metadata
+        .slices
+        .iter()
+        .map(|s| Slice {
+            paths: s.paths.clone(),
+        })
+        .collect();
+    let app_layers =
+        slice_layers(app_dir, &slices, owner).map_err(|source| ExportError::Layer {
+            id: "app".into(),
+            source,
+        })?;
     let sliced = !slices.is_empty();
     for (i, source) in app_layers.into_iter().enumerate() {
         planned.push(PlannedLayer {
             id: format!("slice-{}", i + 1),
-            created_by: if sliced { format!("Application Slice: {}", i + 1) } else { "Application Layer".into() },
+            created_by: if sliced {
+                format!("Application Slice: {}", i + 1)
+            } else {
+                "Application Layer".into()
+            },
             kind: LayerKind::Slice(i),
             source: Some(source),
             previous_sha: None,
@@ -126,7 +146,11 @@ pub fn plan_layers(inputs: &PlanInputs<'_>) -> Result<Vec<PlannedLayer>, ExportE
         previous_sha: None,
     });
     if !metadata.processes.is_empty() {
-        let mut types: Vec<String> = metadata.processes.iter().map(|p| p.r#type.to_string()).collect();
+        let mut types: Vec<String> = metadata
+            .processes
+            .iter()
+            .map(|p| p.r#type.to_string())
+            .collect();
         types.sort();
         types.dedup();
         let source = LayerSource::process_types(types).map_err(|source| ExportError::Layer {
@@ -145,11 +169,16 @@ pub fn plan_layers(inputs: &PlanInputs<'_>) -> Result<Vec<PlannedLayer>, ExportE
 }
 
 fn dir_source(dir: &Path, owner: Owner) -> Result<LayerSource, ExportError> {
-    LayerSource::dir(dir, owner).map_err(|source| ExportError::Layer { id: dir.display().to_string(), source })
+    LayerSource::dir(dir, owner).map_err(|source| ExportError::Layer {
+        id: dir.display().to_string(),
+        source,
+    })
 }
 
 fn dir_has_entries(dir: &Path) -> bool {
-    fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false)
+    fs::read_dir(dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
 }
 
 /// [EXP-008], [EXP-009] The launch layers of one buildpack, by layer name.
@@ -163,17 +192,26 @@ fn plan_buildpack_layers(
 ) -> Result<(), ExportError> {
     let bp_dir = layers_dir.join(bp.id.escaped());
     for (name, toml_path) in layer_tomls(&bp_dir)? {
-        let metadata = LayerContentMetadata::read(&toml_path).map_err(|source| ExportError::LayerMetadata {
-            path: toml_path.clone(),
-            source: Box::new(source),
+        let metadata = LayerContentMetadata::read(&toml_path).map_err(|source| {
+            ExportError::LayerMetadata {
+                path: toml_path.clone(),
+                source: Box::new(source),
+            }
         })?;
         if !metadata.types.launch {
             continue;
         }
         let id = format!("{}:{}", bp.id, name);
         let layer_dir = bp_dir.join(&name);
-        let created_by = format!("Layer: '{name}', Created by buildpack: {}@{}", bp.id, bp.version);
-        let kind = LayerKind::Buildpack { buildpack: index, name: name.clone(), metadata: metadata.clone() };
+        let created_by = format!(
+            "Layer: '{name}', Created by buildpack: {}@{}",
+            bp.id, bp.version
+        );
+        let kind = LayerKind::Buildpack {
+            buildpack: index,
+            name: name.clone(),
+            metadata: metadata.clone(),
+        };
         if layer_dir.is_dir() {
             planned.push(PlannedLayer {
                 id,
@@ -194,7 +232,13 @@ fn plan_buildpack_layers(
             .map(|l| l.sha.clone())
             .filter(|sha| !sha.is_empty())
             .ok_or_else(|| ExportError::NoPreviousMetadata { id: id.clone() })?;
-        planned.push(PlannedLayer { id, created_by, kind, source: None, previous_sha: Some(previous_sha) });
+        planned.push(PlannedLayer {
+            id,
+            created_by,
+            kind,
+            source: None,
+            previous_sha: Some(previous_sha),
+        });
     }
     Ok(())
 }
@@ -204,13 +248,23 @@ fn layer_tomls(bp_dir: &Path) -> Result<Vec<(String, PathBuf)>, ExportError> {
     let entries = match fs::read_dir(bp_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(ExportError::Io { path: bp_dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(ExportError::Io {
+                path: bp_dir.to_path_buf(),
+                source,
+            });
+        }
     };
     let mut layers = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| ExportError::Io { path: bp_dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| ExportError::Io {
+            path: bp_dir.to_path_buf(),
+            source,
+        })?;
         let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else { continue };
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
         if BUILDPACK_FILES.contains(&file_name) || !entry.path().is_file() {
             continue;
         }
@@ -228,7 +282,10 @@ pub fn read_store(layers_dir: &Path, id: &BuildpackId) -> Result<Option<toml::Ta
     match fs::read_to_string(&path) {
         Ok(text) => {
             let store: cnb_buildpack_api::store::StoreToml =
-                toml::from_str(&text).map_err(|e| ExportError::Invalid { path: path.clone(), reason: e.to_string() })?;
+                toml::from_str(&text).map_err(|e| ExportError::Invalid {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             Ok(Some(store.metadata))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
