@@ -200,6 +200,7 @@ fn export_inputs(
         layout_dir,
         insecure_registries: inputs.insecure_registries.clone(),
         source_date_epoch: lookup(env, "SOURCE_DATE_EPOCH"),
+        parallel: inputs.parallel,
         // Cache images are not supported yet (`open_cache` warns); a cache image wins over a
         // cache dir, as in the reference.
         cache_dir: inputs

@@ -69,6 +69,8 @@ pub struct ExportInputs {
     /// `<cache-dir>`: when set, the cache is exported after the image ([EXP-028]); cache
     /// errors are warnings only.
     pub cache_dir: Option<PathBuf>,
+    /// `-parallel`: export the image and the cache at the same time.
+    pub parallel: bool,
 }
 
 /// Why the export failed.
@@ -283,48 +285,10 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
         sbom: features.sbom,
     })?;
 
-    let blob_dir = blob_dir(inputs)?;
-    let produced = produce_layers(&planned, blob_dir.path())?;
-
-    let mut builder = ImageBuilder::from_base(&run_image);
-    if !features.targets {
-        // Before Platform 0.12 the reference writes no history.
-        builder.config_mut().history.clear();
-    }
-    let top_layer = run_image
-        .top_layer_diff_id()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let mut label = LayersMetadata::default();
-    for (layer, info) in planned.iter().zip(produced) {
-        let created_by = features.targets.then_some(layer.created_by.as_str());
-        let diff_id = add_layer(
-            &mut builder,
-            layer,
-            info,
-            previous.as_ref(),
-            &previous_metadata,
-            created_by,
-        )?;
-        config::record_layer(&mut label, &group.group, layer, &diff_id);
-    }
-    config::finish_label(
-        &mut label,
-        inputs,
-        &group.group,
-        &analyzed,
-        &run_image,
-        top_layer,
-    )?;
-    config::apply(&mut builder, inputs, &metadata, &label, &run_image)?;
-    let built = builder
-        .build()
-        .map_err(|e| ExportError::Image(Box::new(e)))?;
-    let report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
-    report
-        .write(&inputs.report_path)
-        .map_err(ExportError::Read)?;
-    if let Some(cache_dir) = &inputs.cache_dir {
+    let export_cache = || {
+        let Some(cache_dir) = &inputs.cache_dir else {
+            return;
+        };
         let cache = crate::cache::CacheExport {
             platform_api: inputs.platform_api,
             layers_dir: &inputs.layers_dir,
@@ -334,8 +298,67 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
         if let Err(e) = crate::cache::export_cache(cache_dir, &cache) {
             warn!("Failed to export cache: {}", crate::error_chain(&e));
         }
+    };
+    let export_image = || -> Result<ReportFile, ExportError> {
+        let blob_dir = blob_dir(inputs)?;
+        let produced = produce_layers(&planned, blob_dir.path())?;
+
+        let mut builder = ImageBuilder::from_base(&run_image);
+        if !features.targets {
+            // Before Platform 0.12 the reference writes no history.
+            builder.config_mut().history.clear();
+        }
+        let top_layer = run_image
+            .top_layer_diff_id()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let mut label = LayersMetadata::default();
+        for (layer, info) in planned.iter().zip(produced) {
+            let created_by = features.targets.then_some(layer.created_by.as_str());
+            let diff_id = add_layer(
+                &mut builder,
+                layer,
+                info,
+                previous.as_ref(),
+                &previous_metadata,
+                created_by,
+            )?;
+            config::record_layer(&mut label, &group.group, layer, &diff_id);
+        }
+        config::finish_label(
+            &mut label,
+            inputs,
+            &group.group,
+            &analyzed,
+            &run_image,
+            top_layer,
+        )?;
+        config::apply(&mut builder, inputs, &metadata, &label, &run_image)?;
+        let built = builder
+            .build()
+            .map_err(|e| ExportError::Image(Box::new(e)))?;
+        let report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
+        report
+            .write(&inputs.report_path)
+            .map_err(ExportError::Read)?;
+        Ok(report)
+    };
+    // [EXP-033] `-parallel`: the cache is written while the image is exported; it only reads
+    // the layers directory, so the two never touch the same files.
+    if inputs.parallel && inputs.cache_dir.is_some() {
+        std::thread::scope(|scope| {
+            let cache = scope.spawn(export_cache);
+            let report = export_image();
+            if cache.join().is_err() {
+                warn!("Failed to export cache: the cache export stopped unexpectedly");
+            }
+            report
+        })
+    } else {
+        let report = export_image()?;
+        export_cache();
+        Ok(report)
     }
-    Ok(report)
 }
 
 /// [EXP-003] A run image for another os/arch cannot run our launcher.
