@@ -17,52 +17,15 @@ reg_pid=
 cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "building release binaries..." >&2
-# The same static release builds the quick start and the release instructions use.
-target=x86_64-unknown-linux-gnu
-(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --target "$target" -p exporter \
-  && RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile launcher --target "$target" -p launcher)
-exporter="$repo/target/$target/release/exporter"
-launcher="$repo/target/$target/launcher/launcher"
-
-layers="$work/layers"; bp="$layers/bench_bp"; app="$work/app"
-mkdir -p "$bp" "$app" "$layers/config"
-per_layer=$((size_mib / 4))
-echo "generating ${size_mib} MiB in 4 layers..." >&2
-python3 - "$bp" "$per_layer" <<'PY'
-import os, random, sys
-root, mib = sys.argv[1], int(sys.argv[2])
-rng = random.Random(42)
-words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10))) for _ in range(2000)]
-for n in range(1, 5):
-    layer = os.path.join(root, f"layer{n}")
-    os.makedirs(layer, exist_ok=True)
-    half = mib * 1024 * 1024 // 2
-    files = 8
-    for f in range(files):
-        with open(os.path.join(layer, f"text-{f}.txt"), "w") as out:
-            written = 0
-            while written < half // files:
-                line = " ".join(rng.choice(words) for _ in range(12)) + "\n"
-                out.write(line); written += len(line)
-        with open(os.path.join(layer, f"random-{f}.bin"), "wb") as out:
-            out.write(os.urandom(half // files))
-    with open(os.path.join(root, f"layer{n}.toml"), "w") as t:
-        t.write("[types]\nlaunch = true\n")
-PY
-printf '[[group]]\nid = "bench/bp"\nversion = "1"\napi = "0.12"\n' > "$layers/group.toml"
-printf '[[processes]]\ntype = "web"\ncommand = ["true"]\nargs = []\ndirect = true\nbuildpack-id = "bench/bp"\n' > "$layers/config/metadata.toml"
-echo "hello" > "$app/file"
-
-bash "$repo/examples/run-image/build.sh" "$work/layout/example.com/run/latest" >/dev/null
+. "$repo/bench/lib.sh"
+bench_build exporter
+exporter="$bindir/exporter"
+bench_layers "$size_mib"
+bench_run_image
 digest=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['manifests'][0]['digest'])" "$work/layout/example.com/run/latest/index.json")
 
 total_bytes=$(du -sb "$bp" | cut -f1)
 mb() { python3 -c "print(f'{$1/1e6:.1f}')"; }
-timed() { # label cmd... -> prints "seconds peak_kib"
-  /usr/bin/time -f "%e %M" -o "$work/time.out" "$@" >"$work/cmd.log" 2>&1 || { cat "$work/cmd.log" >&2; exit 1; }
-  cat "$work/time.out"
-}
 
 # Baseline: the GNU pipeline over the same four directories, one after the other.
 sync
@@ -85,15 +48,7 @@ PY
 )
 
 # Ours, to a local registry (fresh storage, plain HTTP on loopback).
-port=$(python3 -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: 127.0.0.1:$port}
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 & reg_pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+bench_registry off
 skopeo copy -q --dest-tls-verify=false "oci:$work/layout/example.com/run/latest:latest" "docker://127.0.0.1:$port/run:latest"
 reg_digest=$(skopeo inspect --tls-verify=false "docker://127.0.0.1:$port/run:latest" | python3 -c "import json,sys;print(json.load(sys.stdin)['Digest'])")
 printf '[run-image]\nreference = "127.0.0.1:%s/run@%s"\nimage = "127.0.0.1:%s/run:latest"\n' "$port" "$reg_digest" "$port" > "$layers/analyzed.toml"

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use cnb_spec_tests::{BaseImage, Workspace};
+use cnb_spec_tests::{BaseImage, Registry, Workspace};
 
 use crate::exp::{APP, RUN};
 
@@ -196,5 +196,451 @@ fn res_006_corrupt_cache_layer_is_skipped_with_a_warning() {
     assert!(
         !obs.dir_has("counter-toml"),
         "RES-006: no metadata without contents"
+    );
+}
+
+/// Tar surgery for the bad-input tests, done with Python's `tarfile` (an independent tool).
+fn python(script: &str, args: &[&std::path::Path]) {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The committed layer tars of a volume cache.
+fn committed_tars(ws: &Workspace) -> Vec<std::path::PathBuf> {
+    let mut tars: Vec<_> = fs::read_dir(ws.path("cache/committed"))
+        .expect("committed")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar"))
+        .collect();
+    tars.sort();
+    tars
+}
+
+/// The committed tar holding `<layers>/acme_runtime/counter` (found by listing it with Python).
+fn counter_tar(ws: &Workspace) -> std::path::PathBuf {
+    committed_tars(ws)
+        .into_iter()
+        .find(|t| {
+            let out = std::process::Command::new("tar")
+                .arg("-tf")
+                .arg(t)
+                .output()
+                .expect("tar");
+            String::from_utf8_lossy(&out.stdout).contains("acme_runtime/counter/n")
+        })
+        .expect("a committed tar with the counter layer")
+}
+
+#[test]
+fn res_006_tampered_tar_padding_is_detected_and_the_layer_rebuilt() {
+    // Bad input: one byte flipped where extraction would not notice it (the end-of-archive
+    // zero blocks), so only the diffID check can tell; the build goes on without the layer.
+    let ws = Workspace::new();
+    counter_app(&ws);
+    BaseImage::install_layout(&ws.layout_dir(), RUN);
+    fs::create_dir_all(ws.path("cache")).expect("cache dir");
+    let create = || {
+        ws.creator()
+            .layout(&ws.layout_dir())
+            .args(["-run-image", RUN, "-cache-dir"])
+            .arg(ws.path("cache"))
+            .arg(APP)
+            .output()
+    };
+    create().success();
+    let tar = counter_tar(&ws);
+    let mut bytes = fs::read(&tar).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5a;
+    fs::write(&tar, bytes).expect("write");
+    reset(&ws);
+    let out = create();
+    out.success()
+        .mentions("Skipping restore for layer acme/runtime:counter");
+    let obs = ws.obs("acme/runtime", "build");
+    assert_eq!(
+        obs.file("seen").trim(),
+        "0",
+        "tampered layer restored\n{out}"
+    );
+    assert!(
+        !obs.dir_has("counter-toml"),
+        "RES-006: metadata without contents"
+    );
+}
+
+#[test]
+fn res_006_cache_tar_with_dotdot_entry_is_refused() {
+    // Bad input: the cached tar gets a `<layers>/acme_runtime/counter/../../../escaped` entry
+    // first, and the cache metadata is rewritten to its new diffID, so only the path check
+    // stands between it and the workspace root.
+    let ws = Workspace::new();
+    counter_app(&ws);
+    BaseImage::install_layout(&ws.layout_dir(), RUN);
+    fs::create_dir_all(ws.path("cache")).expect("cache dir");
+    let create = || {
+        ws.creator()
+            .layout(&ws.layout_dir())
+            .args(["-run-image", RUN, "-cache-dir"])
+            .arg(ws.path("cache"))
+            .arg(APP)
+            .output()
+    };
+    create().success();
+    let tar = counter_tar(&ws);
+    python(
+        r#"
+import hashlib, io, os, sys, tarfile
+tar, meta = sys.argv[1], sys.argv[2]
+src = tarfile.open(tar)
+members = src.getmembers()
+name = next(m.name for m in members if m.name.endswith("acme_runtime/counter/n"))
+evil = name[: -len("acme_runtime/counter/n")] + "acme_runtime/counter/../../../escaped-sentinel"
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as out:
+    data = b"escaped\n"
+    info = tarfile.TarInfo(evil); info.size = len(data); info.mode = 0o644
+    out.addfile(info, io.BytesIO(data))
+    for m in members:
+        out.addfile(m, src.extractfile(m) if m.isfile() else None)
+raw = buf.getvalue()
+old = "sha256:" + os.path.basename(tar)[len("sha256:"):-len(".tar")]
+new = "sha256:" + hashlib.sha256(raw).hexdigest()
+os.remove(tar)
+with open(os.path.join(os.path.dirname(tar), new + ".tar"), "wb") as f:
+    f.write(raw)
+text = open(meta).read()
+assert old in text, (old, text)
+open(meta, "w").write(text.replace(old, new))
+"#,
+        &[
+            &tar,
+            &ws.path("cache/committed/io.buildpacks.lifecycle.cache.metadata"),
+        ],
+    );
+    reset(&ws);
+    let out = create();
+    out.success()
+        .mentions("Skipping restore for layer acme/runtime:counter");
+    for escaped in [
+        "escaped-sentinel",
+        "layers/escaped-sentinel",
+        "cache/escaped-sentinel",
+    ] {
+        assert!(!ws.exists(escaped), "{escaped} written\n{out}");
+    }
+    assert!(
+        !std::path::Path::new("/escaped-sentinel").exists(),
+        "written at /"
+    );
+    let obs = ws.obs("acme/runtime", "build");
+    assert_eq!(obs.file("seen").trim(), "0", "unsafe layer restored\n{out}");
+    assert!(
+        !obs.dir_has("counter-toml"),
+        "RES-006: metadata without contents"
+    );
+}
+
+/// `acme/runtime` writing the eight `bcl-<b><c><l>` layers (every type combination), each
+/// with a marker, `[metadata] build-no` and a layer SBOM, plus buildpack-level launch and build
+/// SBOMs. Before rebuilding them it records what was restored: `restored-<layer>` lists
+/// `toml`, `dir`, `marker` and `sbom`, and `toml-<layer>` is the restored toml.
+fn matrix_app(ws: &Workspace) {
+    ws.buildpack("acme/runtime")
+        .key(r#"sbom-formats = ["application/vnd.cyclonedx+json"]"#)
+        .build(
+            r#"no=$(( $(cat "$HOME/build-no" 2>/dev/null || echo 0) + 1 )); echo $no > "$HOME/build-no"
+for t in TTT TTF TFT TFF FTT FTF FFT FFF; do
+  n=bcl-$t; r=""
+  [[ -f "$L/$n.toml" ]] && r+=" toml" && cp "$L/$n.toml" "$OBS/toml-$n"
+  [[ -d "$L/$n" ]] && r+=" dir"
+  [[ -f "$L/$n/marker" ]] && r+=" marker"
+  [[ -f "$L/$n.sbom.cdx.json" ]] && r+=" sbom"
+  echo "${r# }" > "$OBS/restored-$n"
+  rm -rf "$L/$n" "$L/$n.toml" "$L/$n.sbom.cdx.json"
+  a=(); [[ ${t:0:1} == T ]] && a+=(build); [[ ${t:1:1} == T ]] && a+=(cache); [[ ${t:2:1} == T ]] && a+=(launch)
+  mklayer "$n" "${a[@]}"; echo "$n" > "$L/$n/marker"
+  printf '[metadata]\nbuild-no = %s\n' "$no" >> "$L/$n.toml"
+  printf '{"bomFormat":"CycloneDX","specVersion":"1.4","version":1,"metadata":{"x":"%s"}}\n' "$n" > "$L/$n.sbom.cdx.json"
+done
+echo '{"bomFormat":"CycloneDX","specVersion":"1.4","version":1}' > "$L/launch.sbom.cdx.json"
+echo '{"bomFormat":"CycloneDX","specVersion":"1.4","version":1}' > "$L/build.sbom.cdx.json"
+printf '[metadata]\nruns = "%s"\n' "$no" > "$L/store.toml"
+printf '[[processes]]\ntype = "web"\ncommand = ["true"]\ndefault = true\n' > "$L/launch.toml""#,
+        )
+        .write();
+    ws.write("workspace/index.txt", "index\n");
+}
+
+#[test]
+fn res_008_res_009_res_011_restoration_table_through_the_creator_and_the_cache() {
+    // Covers: RES-005, RES-006, RES-007, RES-010, RES-012
+    let ws = Workspace::new();
+    matrix_app(&ws);
+    ws.order(&[&["acme/runtime"]]);
+    BaseImage::install_layout(&ws.layout_dir(), RUN);
+    fs::create_dir_all(ws.path("cache")).expect("cache dir");
+    let create = || {
+        ws.creator()
+            .layout(&ws.layout_dir())
+            .args(["-run-image", RUN, "-cache-dir"])
+            .arg(ws.path("cache"))
+            .arg(APP)
+            .output()
+    };
+    create().success();
+    reset(&ws);
+    let out = create();
+    out.success();
+    let obs = ws.obs("acme/runtime", "build");
+    // RES-009: (b,c,l) → what comes back; contents only from the cache. RES-005/RES-006: the
+    // layer SBOM comes back with the metadata.
+    let table = [
+        ("TTT", "toml dir marker sbom"),
+        ("TTF", "toml dir marker sbom"),
+        ("TFT", ""),
+        ("TFF", ""),
+        ("FTT", "toml dir marker sbom"),
+        ("FTF", "toml dir marker sbom"),
+        ("FFT", "toml sbom"),
+        ("FFF", ""),
+    ];
+    let mut wrong = Vec::new();
+    for (types, expected) in table {
+        let got = obs.file(&format!("restored-bcl-{types}"));
+        if got.trim() != expected {
+            wrong.push(format!(
+                "bcl-{types}: got {:?}, want {expected:?}",
+                got.trim()
+            ));
+        }
+        if !expected.is_empty() {
+            // RES-010: only `[metadata]`, from the previous build.
+            assert_eq!(
+                obs.file(&format!("toml-bcl-{types}")),
+                "[metadata]\nbuild-no = 1\n",
+                "bcl-{types}"
+            );
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "restoration table:\n{}\n{out}",
+        wrong.join("\n")
+    );
+    // RES-011: buildpack-level SBOMs never come back.
+    let listing = obs.file("ls-layers");
+    for name in ["launch.sbom.cdx.json", "build.sbom.cdx.json"] {
+        assert!(
+            !listing.lines().any(|l| l == name),
+            "RES-011: {name} restored\n{listing}"
+        );
+    }
+}
+
+/// Every path under `dir`, relative to it, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).expect("read_dir").flatten() {
+            let p = e.path();
+            out.push(
+                p.strip_prefix(root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            if e.file_type().expect("file type").is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn res_003_res_019_restorer_writes_only_layer_outputs_for_group_buildpacks() {
+    // Covers: RES-004
+    // Build 1 with two buildpacks (both with store.toml, SBOMs and every layer type); then
+    // the analyzer and a restorer whose group keeps only acme/runtime.
+    let ws = Workspace::new();
+    matrix_app(&ws);
+    ws.buildpack("acme/other")
+        .key(r#"sbom-formats = ["application/vnd.cyclonedx+json"]"#)
+        .build(
+            r#"mklayer o-cache cache; echo x > "$L/o-cache/x"
+mklayer o-launch launch; echo y > "$L/o-launch/y"
+echo '{"bomFormat":"CycloneDX","specVersion":"1.4","version":1}' > "$L/o-launch.sbom.cdx.json"
+printf '[metadata]\nruns = "1"\n' > "$L/store.toml""#,
+        )
+        .write();
+    ws.order(&[&["acme/runtime", "acme/other"]]);
+    BaseImage::install_layout(&ws.layout_dir(), RUN);
+    fs::create_dir_all(ws.path("cache")).expect("cache dir");
+    ws.creator()
+        .layout(&ws.layout_dir())
+        .args(["-run-image", RUN, "-cache-dir"])
+        .arg(ws.path("cache"))
+        .arg(APP)
+        .output()
+        .success();
+    reset(&ws);
+    ws.analyzer()
+        .layout(&ws.layout_dir())
+        .args(["-run-image", RUN, APP])
+        .output()
+        .success();
+    ws.write("layers/group.toml", GROUP);
+    let cache_before = tree(&ws.path("cache"));
+    let before = tree(&ws.layers());
+    let out = ws
+        .restorer()
+        .arg("-cache-dir")
+        .arg(ws.path("cache"))
+        .output();
+    out.success();
+    let after = tree(&ws.layers());
+    let added: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert!(!added.is_empty(), "nothing restored\n{out}");
+    let allowed = |p: &str| {
+        let Some(rest) = p.strip_prefix("acme_runtime") else {
+            return false;
+        };
+        let rest = rest.trim_start_matches('/');
+        let top = rest.split('/').next().unwrap_or("");
+        rest.is_empty()
+            || rest == "store.toml"
+            || (top.ends_with(".toml") && !rest.contains('/'))
+            || top.contains(".sbom.")
+            || after.contains(&format!("acme_runtime/{top}.toml"))
+    };
+    let bad: Vec<&&String> = added.iter().filter(|p| !allowed(p)).collect();
+    assert!(bad.is_empty(), "RES-019: unexpected outputs {bad:?}\n{out}");
+    assert!(
+        !after.iter().any(|p| p.starts_with("acme_other")),
+        "RES-003/RES-019: restored for a buildpack not in the group: {after:?}"
+    );
+    assert!(added.contains(&&"acme_runtime/store.toml".to_string()));
+    assert!(
+        added.contains(&&"acme_runtime/bcl-FTF/marker".to_string()),
+        "RES-004: cache contents not read\n{out}"
+    );
+    // The restorer only reads the committed cache (opening it resets `staging/`, as Ref does).
+    let committed = |t: Vec<String>| -> Vec<String> {
+        t.into_iter()
+            .filter(|p| p.starts_with("committed"))
+            .collect()
+    };
+    assert_eq!(
+        committed(tree(&ws.path("cache"))),
+        committed(cache_before),
+        "cache changed"
+    );
+}
+
+/// `acme/runtime` for incremental builds: launch layer `deps` is a copy of the app's
+/// `deps.txt` and is reused (metadata only) while its checksum is unchanged; launch layer `rt`
+/// does not depend on the app and is always reused once built; cache layer `counter` records
+/// whether it came back from the cache.
+fn incremental_app(ws: &Workspace) {
+    ws.buildpack("acme/runtime")
+        .build(
+            r#"sum=$(sha256sum deps.txt | cut -c1-64)
+if [[ -f "$L/deps.toml" ]] && grep -q "$sum" "$L/deps.toml"; then echo reused > "$OBS/deps"
+else echo built > "$OBS/deps"; mkdir -p "$L/deps"; cp deps.txt "$L/deps/"; fi
+printf '[types]\nlaunch = true\n[metadata]\nsum = "%s"\n' "$sum" > "$L/deps.toml"
+if [[ -f "$L/rt.toml" ]]; then echo reused > "$OBS/rt"
+else echo built > "$OBS/rt"; mkdir -p "$L/rt/bin"; printf '#!/bin/sh\necho rt\n' > "$L/rt/bin/rt"; chmod 755 "$L/rt/bin/rt"; fi
+printf '[types]\nlaunch = true\n[metadata]\nv = "1"\n' > "$L/rt.toml"
+[[ -f "$L/counter/n" ]] && echo restored > "$OBS/counter" || echo fresh > "$OBS/counter"
+mkdir -p "$L/counter"; echo 1 > "$L/counter/n"; printf '[types]\ncache = true\n' > "$L/counter.toml"
+printf '[[processes]]\ntype = "web"\ncommand = ["rt"]\ndefault = true\n' > "$L/launch.toml""#,
+        )
+        .write();
+    ws.write("workspace/deps.txt", "deps v1\n");
+    ws.write("workspace/index.txt", "index\n");
+    ws.order(&[&["acme/runtime"]]);
+}
+
+#[test]
+fn res_003_res_004_incremental_rebuild_uploads_only_changed_layers() {
+    // Covers: RES-005, RES-006, EXP-009, EXP-028
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    incremental_app(&ws);
+    let base = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    fs::create_dir_all(ws.path("cache")).expect("cache dir");
+    let image = registry.reference("acme/app:latest");
+    let create = || {
+        registry
+            .allow(ws.creator())
+            .args(["-run-image", &base.image, "-cache-dir"])
+            .arg(ws.path("cache"))
+            .arg(&image)
+            .output()
+    };
+    create().success();
+    let first = registry.image("acme/app:latest");
+    let (digest1, ids1) = (first.digest(), first.diff_ids());
+
+    // Build 2: one app source file changed.
+    reset(&ws);
+    ws.write("workspace/deps.txt", "deps v2\n");
+    let uploads = registry.blob_uploads();
+    let out = create();
+    out.success();
+    let obs = ws.obs("acme/runtime", "build");
+    assert_eq!(obs.file("deps").trim(), "built", "deps.txt changed");
+    assert_eq!(obs.file("rt").trim(), "reused", "RES-005\n{out}");
+    assert_eq!(obs.file("counter").trim(), "restored", "RES-006\n{out}");
+    let second = registry.image("acme/app:latest");
+    let (digest2, ids2) = (second.digest(), second.diff_ids());
+    assert_ne!(digest2, digest1);
+    let changed: Vec<&String> = ids2.iter().filter(|d| !ids1.contains(d)).collect();
+    // The deps layer and the app layer, nothing else.
+    assert_eq!(
+        changed.len(),
+        2,
+        "changed diffIDs {changed:?}\n{ids1:?}\n{ids2:?}"
+    );
+    let uploaded = registry.blob_uploads() - uploads;
+    assert_eq!(
+        uploaded,
+        changed.len() + 1,
+        "blob uploads: the {} changed layers and the config\n{out}",
+        changed.len()
+    );
+
+    // Build 3: nothing changed.
+    reset(&ws);
+    let uploads = registry.blob_uploads();
+    let out = create();
+    out.success();
+    let obs = ws.obs("acme/runtime", "build");
+    assert_eq!(obs.file("deps").trim(), "reused");
+    assert_eq!(obs.file("rt").trim(), "reused");
+    let third = registry.image("acme/app:latest");
+    assert_eq!(
+        third.digest(),
+        digest2,
+        "a no-op rebuild changed the image\n{out}"
+    );
+    assert_eq!(third.diff_ids(), ids2);
+    let uploaded = registry.blob_uploads() - uploads;
+    assert_eq!(
+        uploaded, 0,
+        "no-op rebuild uploaded {uploaded} blobs\n{out}"
     );
 }
