@@ -19,13 +19,13 @@ use std::sync::OnceLock;
 /// A phase whose package is not (yet) a workspace member is skipped by the build, so the
 /// suites of the other phases keep working; running it fails with a clear message.
 pub const PHASES: &[&str] = &[
-    "detector", "builder", "analyzer", "restorer", "exporter", "creator", "launcher",
+    "detector", "builder", "analyzer", "restorer", "exporter", "creator", "rebaser", "launcher",
 ];
 
-/// The phases of [`PHASES`] that refuse to run as root and are plain phase CLIs (the launcher
-/// is not: it takes the app's command line).
+/// The phases of [`PHASES`] that are plain phase CLIs with flags (the launcher is not: it
+/// takes the app's command line).
 pub const CLI_PHASES: &[&str] = &[
-    "detector", "builder", "analyzer", "restorer", "exporter", "creator",
+    "detector", "builder", "analyzer", "restorer", "exporter", "creator", "rebaser",
 ];
 
 /// Absolute path of the phase binary `name`.
@@ -105,41 +105,45 @@ fn workspace_packages(workspace: &Path) -> Vec<String> {
 /// `CNB_STATIC_LAUNCHER` to use a prebuilt one.
 pub fn static_launcher() -> &'static Path {
     static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
-    LAUNCHER.get_or_init(|| {
-        if let Some(path) = env::var_os("CNB_STATIC_LAUNCHER") {
-            return PathBuf::from(path);
-        }
-        let exe = env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target> dir");
-        let dir_name = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
-        let profile = if dir_name == "debug" { "dev" } else { dir_name };
-        let triple = format!("{}-unknown-linux-gnu", env::consts::ARCH);
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let mut rustflags = env::var_os("RUSTFLAGS").unwrap_or_default();
-        rustflags.push(" -C target-feature=+crt-static");
-        let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "--profile", profile, "-p", "launcher"])
-            .args(["--target", &triple])
-            .current_dir(workspace)
-            .env("CARGO_TARGET_DIR", target_dir)
-            .env("RUSTFLAGS", rustflags)
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("run cargo build for the static launcher");
-        assert!(
-            status.success(),
-            "building the static launcher failed: {status}"
-        );
-        target_dir.join(triple).join(dir_name).join("launcher")
+    LAUNCHER.get_or_init(|| match env::var_os("CNB_STATIC_LAUNCHER") {
+        Some(path) => PathBuf::from(path),
+        None => static_binary("launcher"),
     })
+}
+
+/// A statically linked build of `package` (`RUSTFLAGS=-C target-feature=+crt-static`, an
+/// explicit `--target`, the profile of the running test binary), built on first use.
+pub fn static_binary(package: &str) -> PathBuf {
+    let exe = env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("<target> dir");
+    let dir_name = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug");
+    let profile = if dir_name == "debug" { "dev" } else { dir_name };
+    let triple = format!("{}-unknown-linux-gnu", env::consts::ARCH);
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let mut rustflags = env::var_os("RUSTFLAGS").unwrap_or_default();
+    rustflags.push(" -C target-feature=+crt-static");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "--profile", profile, "-p", package])
+        .args(["--target", &triple])
+        .current_dir(workspace)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env("RUSTFLAGS", rustflags)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("run cargo build for a static binary");
+    assert!(
+        status.success(),
+        "building static {package} failed: {status}"
+    );
+    target_dir.join(triple).join(dir_name).join(package)
 }

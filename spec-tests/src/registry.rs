@@ -56,6 +56,13 @@ impl Registry {
         self.inner.count_requests("PUT", "/blobs/uploads/")
     }
 
+    /// How many `PUT`s of the blob `digest` (`sha256:…`, the hex part is in the upload URL's
+    /// `digest=` parameter) the access log shows.
+    pub fn blob_uploads_of(&self, digest: &str) -> usize {
+        let hex = digest.rsplit(':').next().unwrap_or(digest);
+        self.inner.count_requests("PUT", hex)
+    }
+
     /// Pushes the OCI layout image at `layout` to `<host>/<repo_and_tag>` with skopeo and
     /// returns it as a base image (`reference` = `<host>/<repo>@sha256:…`).
     pub fn push(&self, layout: &Path, repo_and_tag: &str) -> BaseImage {

@@ -260,6 +260,16 @@ impl Workspace {
             .env("CNB_SYSTEM_PATH", self.path("cnb/system.toml"))
     }
 
+    /// `rebaser` as the CNB user (`CNB_USER_ID` / `CNB_GROUP_ID`), `-report` at
+    /// `<layers>/report.toml`. Add `-run-image`, `-previous-image`, `-force` and the image(s).
+    pub fn rebaser(&self) -> Run {
+        let (uid, gid) = phase_ids();
+        self.run("rebaser")
+            .env("CNB_USER_ID", uid.to_string())
+            .env("CNB_GROUP_ID", gid.to_string())
+            .args(["-report", &s(self.layers().join("report.toml"))])
+    }
+
     /// The launcher binary with `CNB_LAYERS_DIR` / `CNB_APP_DIR` pointing into this workspace;
     /// add the user's arguments. See [`Workspace::process_link`] for `/cnb/process/<type>`.
     pub fn launcher(&self) -> Run {

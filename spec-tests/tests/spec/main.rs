@@ -18,4 +18,6 @@ mod r#gen;
 mod lch;
 mod oci_tools;
 mod pif;
+mod rbs;
 mod res;
+mod static_bins;
