@@ -9,6 +9,7 @@ pub mod detect;
 pub mod experimental;
 pub mod export;
 pub mod generate;
+pub mod image_args;
 pub mod privileges;
 pub mod rebase;
 pub mod restore;

@@ -226,20 +226,14 @@ pub fn open_store(
 /// reference exempts only daemon exports, which this lifecycle does not have yet; layout
 /// exports are checked too).
 pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, ExportError> {
-    let refs = images
-        .iter()
-        .map(|name| {
-            ImageRef::parse(name).map_err(|source| ExportError::InvalidImage {
-                name: name.clone(),
-                source: Box::new(source),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if refs.iter().any(|r| r.registry() != refs[0].registry()) {
-        let registries: Vec<&str> = refs.iter().map(|r| r.registry()).collect();
-        return Err(ExportError::MultipleRegistries(registries.join(", ")));
-    }
-    Ok(refs)
+    crate::image_args::parse_tags(images).map_err(|e| match e {
+        crate::image_args::ImageArgsError::Invalid { name, source } => {
+            ExportError::InvalidImage { name, source }
+        }
+        crate::image_args::ImageArgsError::MultipleRegistries(registries) => {
+            ExportError::MultipleRegistries(registries)
+        }
+    })
 }
 
 /// Exports the app image and writes report.toml.

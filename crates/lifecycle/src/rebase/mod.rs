@@ -238,20 +238,14 @@ pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, RebaseError> {
     if images.is_empty() {
         return Err(RebaseError::NoImages);
     }
-    let refs = images
-        .iter()
-        .map(|name| {
-            ImageRef::parse(name).map_err(|source| RebaseError::InvalidImage {
-                name: name.clone(),
-                source: Box::new(source),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if refs.iter().any(|r| r.registry() != refs[0].registry()) {
-        let registries: Vec<&str> = refs.iter().map(|r| r.registry()).collect();
-        return Err(RebaseError::MultipleRegistries(registries.join(", ")));
-    }
-    Ok(refs)
+    crate::image_args::parse_tags(images).map_err(|e| match e {
+        crate::image_args::ImageArgsError::Invalid { name, source } => {
+            RebaseError::InvalidImage { name, source }
+        }
+        crate::image_args::ImageArgsError::MultipleRegistries(registries) => {
+            RebaseError::MultipleRegistries(registries)
+        }
+    })
 }
 
 /// Rebases the app image and writes report.toml (not on failure).
