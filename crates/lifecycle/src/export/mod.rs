@@ -8,6 +8,7 @@
 //! ([`config`]); save to every tag; write the report.
 
 mod config;
+mod fingerprint;
 mod plan;
 
 use std::num::NonZeroUsize;
@@ -268,7 +269,7 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
         copy_launcher_sboms(inputs)?;
     }
     let owner = Owner::new(inputs.owner.0, inputs.owner.1);
-    let planned = plan_layers(&PlanInputs {
+    let mut planned = plan_layers(&PlanInputs {
         layers_dir: &inputs.layers_dir,
         app_dir: &inputs.app_dir,
         launcher: &inputs.launcher_path,
@@ -278,6 +279,48 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
         owner,
         sbom: features.sbom,
     })?;
+
+    // Buildpack layers unchanged since the last export are taken from the previous image by
+    // their recorded diffID without being tarred again (see `fingerprint`).
+    let mut fingerprints = fingerprint::Fingerprints::load(&inputs.layers_dir);
+    let mut fresh: Vec<Option<(PathBuf, String)>> = (0..planned.len()).map(|_| None).collect();
+    for (i, layer) in planned.iter_mut().enumerate() {
+        let LayerKind::Buildpack {
+            buildpack, name, ..
+        } = &layer.kind
+        else {
+            continue;
+        };
+        if layer.source.is_none() {
+            continue;
+        }
+        let dir = inputs
+            .layers_dir
+            .join(group.group[*buildpack].id.escaped())
+            .join(name);
+        let Some(print) = fingerprint::fingerprint(&dir, owner) else {
+            continue;
+        };
+        let unchanged = fingerprints
+            .diff_id(&dir, &print)
+            .map(str::to_string)
+            .filter(|diff_id| {
+                let in_previous = diff_id
+                    .parse::<cnb_image::Digest>()
+                    .ok()
+                    .zip(previous.as_ref())
+                    .is_some_and(|(digest, prev)| prev.layer_by_diff_id(&digest).is_some());
+                in_previous && previously_recorded(&previous_metadata, layer, diff_id)
+            });
+        match unchanged {
+            Some(diff_id) => {
+                tracing::debug!("Layer '{}' is unchanged since the last export", layer.id);
+                layer.source = None;
+                layer.previous_sha = Some(diff_id);
+            }
+            None => fresh[i] = Some((dir, print)),
+        }
+    }
 
     let export_cache = || {
         let Some(cache_dir) = &inputs.cache_dir else {
@@ -293,9 +336,22 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
             warn!("Failed to export cache: {}", crate::error_chain(&e));
         }
     };
-    let export_image = || -> Result<ReportFile, ExportError> {
+    let mut export_image = || -> Result<ReportFile, ExportError> {
         let blob_dir = blob_dir(inputs)?;
         let produced = produce_layers(&planned, blob_dir.path())?;
+        let mut fingerprints = std::mem::take(&mut fingerprints);
+        for (slot, info) in fresh.iter().zip(&produced) {
+            let (Some((dir, before)), Some((info, _))) = (slot, info) else {
+                continue;
+            };
+            // Recorded only when the tree did not change while it was tarred.
+            match fingerprint::fingerprint(dir, owner) {
+                Some(after) if &after == before => {
+                    fingerprints.record(dir, after, info.diff_id.to_string())
+                }
+                _ => fingerprints.forget(dir),
+            }
+        }
 
         let mut builder = ImageBuilder::from_base(&run_image);
         if !features.targets {
@@ -335,6 +391,9 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
         report
             .write(&inputs.report_path)
             .map_err(ExportError::Read)?;
+        if let Err(e) = fingerprints.save(&inputs.layers_dir) {
+            tracing::debug!("Could not record layer fingerprints: {e}");
+        }
         Ok(report)
     };
     // [EXP-033] `-parallel`: the cache is written while the image is exported; it only reads
