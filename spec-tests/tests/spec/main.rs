@@ -16,6 +16,7 @@ mod exp;
 mod fmt;
 mod r#gen;
 mod lch;
+mod noop;
 mod oci_tools;
 mod pif;
 mod rbs;
