@@ -214,6 +214,22 @@ impl Workspace {
             .args(["-run", &s(self.path("cnb/run.toml"))])
     }
 
+    /// Empties `<layers>` except order.toml, and the buildpacks' observations: the state
+    /// before the next build of the same app.
+    pub fn reset_build(&self) {
+        for e in fs::read_dir(self.layers()).expect("layers").flatten() {
+            if e.file_name() != "order.toml" {
+                let p = e.path();
+                if p.is_dir() {
+                    fs::remove_dir_all(&p).expect("rm");
+                } else {
+                    fs::remove_file(&p).expect("rm");
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(self.path("home/obs"));
+    }
+
     /// `analyzer` with `-layers` in this workspace (add `-run-image`, the image, …).
     pub fn analyzer(&self) -> Run {
         self.image_phase("analyzer")

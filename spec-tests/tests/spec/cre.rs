@@ -1,7 +1,5 @@
 //! §9 Creator (CRE): all build phases in one process, compared with running them one by one.
 
-use std::fs;
-
 use cnb_spec_tests::{BaseImage, Registry, Workspace};
 
 use crate::exp::{APP, RUN, layout_image};
@@ -23,21 +21,6 @@ printf '[[processes]]\ntype = "web"\ncommand = ["rt"]\ndefault = true\n' > "$L/l
     ws.order(&[&["acme/runtime"]]);
 }
 
-/// Empties `<layers>` except order.toml, and the buildpacks' observations.
-fn reset(ws: &Workspace) {
-    for e in fs::read_dir(ws.layers()).expect("layers").flatten() {
-        if e.file_name() != "order.toml" {
-            let p = e.path();
-            if p.is_dir() {
-                fs::remove_dir_all(&p).expect("rm");
-            } else {
-                fs::remove_file(&p).expect("rm");
-            }
-        }
-    }
-    let _ = fs::remove_dir_all(ws.path("home/obs"));
-}
-
 #[test]
 fn cre_001_creator_equals_the_phases_in_sequence() {
     // Covers: AMB-011
@@ -57,7 +40,7 @@ fn cre_001_creator_equals_the_phases_in_sequence() {
         .arg(phases)
         .output()
         .success();
-    reset(&ws);
+    ws.reset_build();
     let created = "example.com/acme/app:created";
     ws.creator()
         .layout(&ws.layout_dir())
@@ -86,7 +69,7 @@ fn cre_004_previous_image_defaults_to_the_image() {
     create().success();
     let obs = ws.obs("acme/runtime", "build");
     assert!(!obs.dir_has("rt-restored"));
-    reset(&ws);
+    ws.reset_build();
     let out = create();
     out.success();
     // The second build sees the layer metadata of the image it replaces.
@@ -111,7 +94,7 @@ fn cre_002_skip_restore_restores_only_store_toml() {
             .output()
     };
     create(&[]).success();
-    reset(&ws);
+    ws.reset_build();
     let out = create(&["-skip-restore"]);
     out.success();
     let obs = ws.obs("acme/runtime", "build");

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use cnb_spec_tests::{BaseImage, Registry, Workspace};
+use cnb_spec_tests::{BaseImage, Output, Registry, Workspace};
 
 use crate::exp::{APP, RUN};
 
@@ -35,6 +35,21 @@ runs = "9"
 sha = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
 launch = true
 "#;
+
+/// Installs the run image in the workspace's layout dir and returns a `creator` run of the
+/// app with `-cache-dir <ws>/cache`.
+fn layout_creator_with_cache(ws: &Workspace) -> impl Fn() -> Output + '_ {
+    BaseImage::install_layout(&ws.layout_dir(), RUN);
+    fs::create_dir_all(ws.path("cache")).expect("cache dir");
+    move || {
+        ws.creator()
+            .layout(&ws.layout_dir())
+            .args(["-run-image", RUN, "-cache-dir"])
+            .arg(ws.path("cache"))
+            .arg(APP)
+            .output()
+    }
+}
 
 #[test]
 fn res_001_res_002_skip_layers_writes_only_store_toml() {
@@ -111,39 +126,16 @@ printf '[[processes]]\ntype = "web"\ncommand = ["rt"]\ndefault = true\n' > "$L/l
     ws.order(&[&["acme/runtime"]]);
 }
 
-fn reset(ws: &Workspace) {
-    for e in fs::read_dir(ws.layers()).expect("layers").flatten() {
-        if e.file_name() != "order.toml" {
-            let p = e.path();
-            if p.is_dir() {
-                fs::remove_dir_all(&p).expect("rm");
-            } else {
-                fs::remove_file(&p).expect("rm");
-            }
-        }
-    }
-    let _ = fs::remove_dir_all(ws.path("home/obs"));
-}
-
 #[test]
 fn res_004_res_006_cached_layer_round_trip_through_the_creator() {
     // Covers: EXP-028, CRE-002
     let ws = Workspace::new();
     counter_app(&ws);
-    BaseImage::install_layout(&ws.layout_dir(), RUN);
-    fs::create_dir_all(ws.path("cache")).expect("cache dir");
-    let create = || {
-        ws.creator()
-            .layout(&ws.layout_dir())
-            .args(["-run-image", RUN, "-cache-dir"])
-            .arg(ws.path("cache"))
-            .arg(APP)
-            .output()
-    };
+    let create = layout_creator_with_cache(&ws);
     create().success();
     assert_eq!(ws.obs("acme/runtime", "build").file("seen").trim(), "0");
     for build in 1..=2 {
-        reset(&ws);
+        ws.reset_build();
         let out = create();
         out.success();
         let obs = ws.obs("acme/runtime", "build");
@@ -160,16 +152,7 @@ fn res_004_res_006_cached_layer_round_trip_through_the_creator() {
 fn res_006_corrupt_cache_layer_is_skipped_with_a_warning() {
     let ws = Workspace::new();
     counter_app(&ws);
-    BaseImage::install_layout(&ws.layout_dir(), RUN);
-    fs::create_dir_all(ws.path("cache")).expect("cache dir");
-    let create = || {
-        ws.creator()
-            .layout(&ws.layout_dir())
-            .args(["-run-image", RUN, "-cache-dir"])
-            .arg(ws.path("cache"))
-            .arg(APP)
-            .output()
-    };
+    let create = layout_creator_with_cache(&ws);
     create().success();
     for e in fs::read_dir(ws.path("cache/committed"))
         .expect("committed")
@@ -183,7 +166,7 @@ fn res_006_corrupt_cache_layer_is_skipped_with_a_warning() {
             }
         }
     }
-    reset(&ws);
+    ws.reset_build();
     let out = create();
     out.success()
         .mentions("Skipping restore for layer acme/runtime:counter");
@@ -247,23 +230,14 @@ fn res_006_tampered_tar_padding_is_detected_and_the_layer_rebuilt() {
     // zero blocks), so only the diffID check can tell; the build goes on without the layer.
     let ws = Workspace::new();
     counter_app(&ws);
-    BaseImage::install_layout(&ws.layout_dir(), RUN);
-    fs::create_dir_all(ws.path("cache")).expect("cache dir");
-    let create = || {
-        ws.creator()
-            .layout(&ws.layout_dir())
-            .args(["-run-image", RUN, "-cache-dir"])
-            .arg(ws.path("cache"))
-            .arg(APP)
-            .output()
-    };
+    let create = layout_creator_with_cache(&ws);
     create().success();
     let tar = counter_tar(&ws);
     let mut bytes = fs::read(&tar).expect("read");
     let last = bytes.len() - 1;
     bytes[last] ^= 0x5a;
     fs::write(&tar, bytes).expect("write");
-    reset(&ws);
+    ws.reset_build();
     let out = create();
     out.success()
         .mentions("Skipping restore for layer acme/runtime:counter");
@@ -286,16 +260,7 @@ fn res_006_cache_tar_with_dotdot_entry_is_refused() {
     // stands between it and the workspace root.
     let ws = Workspace::new();
     counter_app(&ws);
-    BaseImage::install_layout(&ws.layout_dir(), RUN);
-    fs::create_dir_all(ws.path("cache")).expect("cache dir");
-    let create = || {
-        ws.creator()
-            .layout(&ws.layout_dir())
-            .args(["-run-image", RUN, "-cache-dir"])
-            .arg(ws.path("cache"))
-            .arg(APP)
-            .output()
-    };
+    let create = layout_creator_with_cache(&ws);
     create().success();
     let tar = counter_tar(&ws);
     python(
@@ -328,7 +293,7 @@ open(meta, "w").write(text.replace(old, new))
             &ws.path("cache/committed/io.buildpacks.lifecycle.cache.metadata"),
         ],
     );
-    reset(&ws);
+    ws.reset_build();
     let out = create();
     out.success()
         .mentions("Skipping restore for layer acme/runtime:counter");
@@ -388,18 +353,9 @@ fn res_008_res_009_res_011_restoration_table_through_the_creator_and_the_cache()
     let ws = Workspace::new();
     matrix_app(&ws);
     ws.order(&[&["acme/runtime"]]);
-    BaseImage::install_layout(&ws.layout_dir(), RUN);
-    fs::create_dir_all(ws.path("cache")).expect("cache dir");
-    let create = || {
-        ws.creator()
-            .layout(&ws.layout_dir())
-            .args(["-run-image", RUN, "-cache-dir"])
-            .arg(ws.path("cache"))
-            .arg(APP)
-            .output()
-    };
+    let create = layout_creator_with_cache(&ws);
     create().success();
-    reset(&ws);
+    ws.reset_build();
     let out = create();
     out.success();
     let obs = ws.obs("acme/runtime", "build");
@@ -496,7 +452,7 @@ printf '[metadata]\nruns = "1"\n' > "$L/store.toml""#,
         .arg(APP)
         .output()
         .success();
-    reset(&ws);
+    ws.reset_build();
     ws.analyzer()
         .layout(&ws.layout_dir())
         .args(["-run-image", RUN, APP])
@@ -596,7 +552,7 @@ fn res_003_res_004_incremental_rebuild_uploads_only_changed_layers() {
     let (digest1, ids1) = (first.digest(), first.diff_ids());
 
     // Build 2: one app source file changed.
-    reset(&ws);
+    ws.reset_build();
     ws.write("workspace/deps.txt", "deps v2\n");
     let uploads = registry.blob_uploads();
     let out = create();
@@ -624,7 +580,7 @@ fn res_003_res_004_incremental_rebuild_uploads_only_changed_layers() {
     );
 
     // Build 3: nothing changed.
-    reset(&ws);
+    ws.reset_build();
     let uploads = registry.blob_uploads();
     let out = create();
     out.success();
