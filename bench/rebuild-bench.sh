@@ -2,7 +2,9 @@
 # Rebuild benchmark (not a test): the same ~SIZE_MIB of layer data as export-bench.sh in four
 # buildpack layers, exported fresh to a local Distribution registry; then, after the real
 # `analyzer` has read that image back as the previous image, a no-op export of the unchanged
-# layers; then a `rebaser -run-image` onto a second run image (the first plus one layer).
+# layers; the same as a platform runs it (fresh export with a volume cache, then a new layers
+# dir restored from the cache by the `restorer`, then a no-op export); then a
+# `rebaser -run-image` onto a second run image (the first plus one layer).
 #
 #   bash bench/rebuild-bench.sh [SIZE_MIB]      (default 1024)
 #
@@ -20,7 +22,7 @@ cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 . "$repo/bench/lib.sh"
-bench_build exporter analyzer rebaser
+bench_build exporter analyzer restorer rebaser
 bench_layers "$size_mib"
 bench_run_image
 bench_registry on
@@ -53,7 +55,7 @@ printf '[run-image]\nreference = "%s/run@%s"\nimage = "%s/run:latest"\n' "$host"
 read -r fresh_s fresh_kib < <(timed "$bindir/exporter" -app "$app" -layers "$layers" -launcher "$launcher" "$image")
 fresh_digest=$(digest_of "$image")
 
-# 2. No-op export: the analyzer writes analyzed.toml with the image just pushed as previous
+# 2. No-op export on the same layers dir: the analyzer writes analyzed.toml with the image just pushed as previous
 # image ([image] reference and [metadata] from its lifecycle label); same layers, same app.
 rm -f "$layers/analyzed.toml"
 timed "$bindir/analyzer" -layers "$layers" -run-image "$host/run:latest" "$image" >/dev/null
@@ -65,7 +67,32 @@ noop_patches=$(count "$from" PATCH /blobs/uploads/)
 noop_new_bytes=$(( $(blob_bytes) - bytes_before ))
 noop_digest=$(digest_of "$image")
 
-# 3. Rebase onto run2 (-force: run2 is not the run image or a mirror of it, which the rebaser
+# 3. The platform's no-op rebuild: the layers are cache=true too; a fresh export with a volume
+# cache; then a new layers dir, the analyzer, the restorer extracting every layer from the
+# cache, the buildpack's layer metadata written again (as the builder would), and a no-op
+# export with the cache.
+for n in 1 2 3 4; do printf '[types]\nlaunch = true\ncache = true\n' > "$bp/layer$n.toml"; done
+cached_image="$host/bench/app-cached:latest"
+mkdir -p "$work/cache"
+printf '[run-image]\nreference = "%s/run@%s"\nimage = "%s/run:latest"\n' "$host" "$run_digest" "$host" > "$layers/analyzed.toml"
+read -r cfresh_s cfresh_kib < <(timed "$bindir/exporter" -app "$app" -layers "$layers" -launcher "$launcher" -cache-dir "$work/cache" "$cached_image")
+cfresh_digest=$(digest_of "$cached_image")
+# Cached tars hold absolute paths: the new layers dir is at the same path, as on a platform.
+old_layers="$work/layers-first"; mv "$layers" "$old_layers"; bp="$old_layers/bench_bp"
+layers2="$layers"; mkdir -p "$layers2/config"
+cp "$old_layers/group.toml" "$layers2/"; cp "$old_layers/config/metadata.toml" "$layers2/config/"
+timed "$bindir/analyzer" -layers "$layers2" -run-image "$host/run:latest" "$cached_image" >/dev/null
+read -r restore_s restore_kib < <(timed "$bindir/restorer" -layers "$layers2" -cache-dir "$work/cache")
+for n in 1 2 3 4; do cp "$bp/layer$n.toml" "$layers2/bench_bp/layer$n.toml"; done
+cmp -s "$bp/layer1/random-0.bin" "$layers2/bench_bp/layer1/random-0.bin" || { echo "restorer did not restore layer1" >&2; cat "$work/cmd.log" "$layers2/analyzed.toml" >&2; ls -la "$work/cache/committed" "$layers2/bench_bp" >&2; exit 1; }
+from=$(log_lines); bytes_before=$(blob_bytes)
+read -r cnoop_s cnoop_kib < <(timed "$bindir/exporter" -app "$app" -layers "$layers2" -launcher "$launcher" -cache-dir "$work/cache" "$cached_image")
+cnoop_puts=$(count "$from" PUT /blobs/uploads/)
+cnoop_new_bytes=$(( $(blob_bytes) - bytes_before ))
+cnoop_digest=$(digest_of "$cached_image")
+grep -c "Reusing cache layer" "$work/cmd.log" > "$work/cache-reused" || true
+
+# 4. Rebase onto run2 (-force: run2 is not the run image or a mirror of it, which the rebaser
 # otherwise refuses, as the reference does).
 from=$(log_lines); bytes_before=$(blob_bytes)
 read -r rebase_s _ < <(timed "$bindir/rebaser" -force -run-image "$host/run2:latest" "$image")
@@ -87,5 +114,13 @@ printf '%-30s %8s %12s\n' "no-op export -> registry" "$noop_s" "$((noop_kib / 10
 echo "no-op / fresh: $(pct "$noop_s" "$fresh_s") (target < 10%)"
 echo "no-op uploads: $noop_puts blob upload PUTs, $noop_patches PATCHes, $noop_new_bytes new blob bytes in the registry (target: no layer)"
 echo "no-op image digest unchanged: $([ "$noop_digest" = "$fresh_digest" ] && echo yes || echo "no ($fresh_digest -> $noop_digest)")"
+echo
+echo "platform rebuild (layers restored from a volume cache into a new layers dir):"
+printf '%-30s %8s %12s\n' "fresh export + cache" "$cfresh_s" "$((cfresh_kib / 1024))"
+printf '%-30s %8s %12s\n' "restore (not export time)" "$restore_s" "$((restore_kib / 1024))"
+printf '%-30s %8s %12s\n' "no-op export + cache" "$cnoop_s" "$((cnoop_kib / 1024))"
+echo "no-op / fresh: $(pct "$cnoop_s" "$cfresh_s") (target < 10%); cache layers reused: $(cat "$work/cache-reused") of 4"
+echo "no-op uploads: $cnoop_puts blob upload PUTs, $cnoop_new_bytes new blob bytes; digest unchanged: $([ "$cnoop_digest" = "$cfresh_digest" ] && echo yes || echo "no ($cfresh_digest -> $cnoop_digest)")"
+echo
 echo "rebase: ${rebase_s}s (target < 1 s), $rebase_reqs registry requests, $rebase_puts blob upload PUTs, $rebase_patches PATCHes, $rebase_new_bytes new blob bytes, $rebase_gets blob GETs ($rebase_get_bytes bytes)"
 echo "rebased image: $noop_digest -> $rebased_digest"

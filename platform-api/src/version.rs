@@ -37,7 +37,8 @@ pub struct PlatformFeatures {
     pub build_config: bool,
     /// run.toml instead of stack.toml, target data, builder `-analyzed`, layout mode, history (0.12).
     pub targets: bool,
-    /// `-insecure-registry`; Dockerfiles are no longer experimental (0.13).
+    /// `-insecure-registry`; Dockerfiles are no longer experimental; the previous cache image
+    /// is kept when a new one is saved (0.13).
     pub insecure_registries: bool,
     /// The restorer re-checks the selected run image (`-run`) and restores the metadata of a
     /// `launch=true, cache=true` layer from the cache when the previous image lacks it (0.14).

@@ -162,6 +162,14 @@ impl Workspace {
         self.write("layers/group.toml", s)
     }
 
+    /// The usual one-buildpack app: buildpack `id` with `build` as its bin/build script,
+    /// `workspace/index.txt`, and an order of just that buildpack.
+    pub fn one_buildpack_app(&self, id: &str, build: &str) {
+        self.buildpack(id).build(build).write();
+        self.write("workspace/index.txt", "index\n");
+        self.order(&[&[id]]);
+    }
+
     /// A run of `phase` with only the base environment (no flags).
     pub fn run(&self, phase: &str) -> Run {
         Run::new(phase, &self.home(), &self.root)

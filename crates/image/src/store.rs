@@ -141,6 +141,12 @@ impl Registry {
         self.block_on(self.client.check_write_access(reference))?
     }
 
+    /// Delete the manifest `reference` names (by digest); see
+    /// [`RegistryClient::delete_manifest`].
+    pub fn delete_manifest(&self, reference: &ImageRef) -> Result<()> {
+        self.block_on(self.client.delete_manifest(reference))?
+    }
+
     /// Download a blob of `image` (e.g. a layer to restore) to `dest`; returns its size.
     pub fn download_blob(&self, image: &Image, digest: &Digest, dest: &Path) -> Result<u64> {
         match image.source() {

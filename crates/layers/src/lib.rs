@@ -37,7 +37,7 @@ pub use layer::{Entry, LayerSource};
 pub use oci_spec::image::Digest;
 pub use pipeline::{
     Compression, LayerInfo, TarInfo, run_parallel, write_layer, write_layer_to_dir,
-    write_layers_parallel, write_uncompressed,
+    write_layer_to_dir_with_copy, write_layer_with_copy, write_layers_parallel, write_uncompressed,
 };
 pub use slices::{Slice, slice_layers};
 pub use tar::Owner;

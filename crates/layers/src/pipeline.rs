@@ -100,11 +100,36 @@ pub fn write_layer<W: Write>(
     sink: W,
     compression: Compression,
 ) -> Result<(LayerInfo, W)> {
+    let (info, sink, _) = write_layer_with_copy(source, sink, std::io::sink(), compression)?;
+    Ok((info, sink))
+}
+
+/// [`write_layer`] that also writes the uncompressed tar into `copy`, in the same pass: the
+/// exporter gives a layer that goes into the image and the volume cache one tar, not two.
+pub fn write_layer_with_copy<W: Write, C: Write>(
+    source: &LayerSource,
+    sink: W,
+    copy: C,
+    compression: Compression,
+) -> Result<(LayerInfo, W, C)> {
     let out = HashWriter::new(BufWriter::with_capacity(SINK_BUFFER, sink));
     let gz = GzBuilder::new().write(out, flate2::Compression::new(compression.get()));
-    let tar = HashWriter::new(gz);
+    let copy = BufWriter::with_capacity(SINK_BUFFER, copy);
+    let tar = HashWriter::new(Tee {
+        first: gz,
+        second: copy,
+    });
     let tar = source.write_tar(tar)?;
-    let (diff_id, uncompressed_size, gz) = tar.finish();
+    let (
+        diff_id,
+        uncompressed_size,
+        Tee {
+            first: gz,
+            second: copy,
+        },
+    ) = tar.finish();
+    let mut copy = copy.into_inner().map_err(|e| io_write(e.into_error()))?;
+    copy.flush().map_err(io_write)?;
     let out = gz.finish().map_err(io_write)?;
     let (digest, compressed_size, buffered) = out.finish();
     let mut sink = buffered
@@ -119,7 +144,27 @@ pub fn write_layer<W: Write>(
             uncompressed_size,
         },
         sink,
+        copy,
     ))
+}
+
+/// Writes everything to both writers.
+struct Tee<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.first.write_all(buf)?;
+        self.second.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.first.flush()?;
+        self.second.flush()
+    }
 }
 
 /// Writes `source` as a plain tar into `sink` and returns its diffID, size and the sink.
@@ -141,12 +186,22 @@ pub fn write_layer_to_dir(
     dir: &Path,
     compression: Compression,
 ) -> Result<(LayerInfo, PathBuf)> {
+    write_layer_to_dir_with_copy(source, dir, std::io::sink(), compression)
+}
+
+/// [`write_layer_to_dir`] that also writes the uncompressed tar into `copy` in the same pass.
+pub fn write_layer_to_dir_with_copy<C: Write>(
+    source: &LayerSource,
+    dir: &Path,
+    copy: C,
+    compression: Compression,
+) -> Result<(LayerInfo, PathBuf)> {
     let blob_err = |path: &Path, source| Error::Blob {
         path: path.to_path_buf(),
         source,
     };
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| blob_err(dir, e))?;
-    let (info, tmp) = write_layer(source, tmp, compression)?;
+    let (info, tmp, _) = write_layer_with_copy(source, tmp, copy, compression)?;
     let path = dir.join(info.digest.digest());
     tmp.persist(&path).map_err(|e| blob_err(&path, e.error))?;
     Ok((info, path))

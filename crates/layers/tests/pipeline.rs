@@ -13,7 +13,7 @@ use cnb_layers::digest::sha256;
 use cnb_layers::gotar::{self, Timestamp, typeflag};
 use cnb_layers::{
     Compression, LayerSource, Owner, run_parallel, write_layer, write_layer_to_dir,
-    write_layers_parallel, write_uncompressed,
+    write_layer_to_dir_with_copy, write_layer_with_copy, write_layers_parallel, write_uncompressed,
 };
 
 /// A layer-like tree with files of several modes, symlinks, a hard link,
@@ -93,6 +93,28 @@ fn digests_and_sizes_describe_the_streams() {
             .iter()
             .any(|&b| b != 0)
     );
+}
+
+#[test]
+fn the_copy_is_the_uncompressed_tar_of_the_same_pass() {
+    let (tmp, dir) = layer_dir();
+    let src = LayerSource::dir(&dir, Owner::new(1000, 1000)).unwrap();
+    let (info, blob, copy) =
+        write_layer_with_copy(&src, Vec::new(), Vec::new(), Compression::DEFAULT).unwrap();
+    assert_eq!(gunzip(&blob), copy);
+    assert_eq!(info.diff_id, sha256(&copy));
+    assert_eq!(info.uncompressed_size, copy.len() as u64);
+    let (plain, _) = write_uncompressed(&src, Vec::new()).unwrap();
+    assert_eq!(plain.diff_id, info.diff_id);
+
+    let blobs = tmp.path().join("blobs");
+    fs::create_dir_all(&blobs).unwrap();
+    let mut file_copy = Vec::new();
+    let (dir_info, path) =
+        write_layer_to_dir_with_copy(&src, &blobs, &mut file_copy, Compression::DEFAULT).unwrap();
+    assert_eq!(dir_info, info);
+    assert_eq!(fs::read(path).unwrap(), blob);
+    assert_eq!(file_copy, copy);
 }
 
 #[test]

@@ -35,3 +35,17 @@ pub fn parse_tags(images: &[String]) -> Result<Vec<ImageRef>, ImageArgsError> {
     }
     Ok(refs)
 }
+
+/// The registries of `names`, each once, in the order they first appear; names that do not
+/// parse are skipped. For [`cnb_image::Keychain::preresolve`] before privileges are dropped.
+pub fn unique_registries<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
+    let mut registries: Vec<String> = Vec::new();
+    for name in names {
+        if let Ok(r) = ImageRef::parse(name.as_ref())
+            && !registries.iter().any(|known| known == r.registry())
+        {
+            registries.push(r.registry().to_owned());
+        }
+    }
+    registries
+}

@@ -8,11 +8,14 @@ pub mod cli;
 pub mod detect;
 pub mod experimental;
 pub mod export;
+pub mod fingerprint;
 pub mod generate;
 pub mod image_args;
 pub mod privileges;
 pub mod rebase;
 pub mod restore;
+#[cfg(test)]
+mod testutil;
 
 pub use cnb_platform_api::Phase;
 

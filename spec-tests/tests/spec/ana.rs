@@ -645,3 +645,55 @@ fn ana_008_registry_access_is_checked_before_analysis() {
     out.stderr_has(&locked_run);
     assert!(!ws.exists("layers/analyzed.toml"));
 }
+
+#[test]
+fn ana_009_ana_012_previous_image_with_an_invalid_lifecycle_label() {
+    // Ref (phase/analyzer.go `retrieveAppMetadata`): a lifecycle metadata label that does not
+    // decode is ignored, and the image then counts as absent: `[image] reference = ""`, no
+    // `[metadata]`, and so no SBOM layer restored even though the text names one. Nothing is
+    // written but analyzed.toml.
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).expect("read_dir").flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(root).expect("prefix").display().to_string());
+            if p.is_dir() && !p.is_symlink() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let tree = |root: &Path| {
+        let mut out = Vec::new();
+        walk(root, root, &mut out);
+        out.sort();
+        out
+    };
+    let ws = Workspace::new();
+    let base = BaseImage::install_layout(&ws.layout_dir(), RUN);
+    let broken = format!(
+        "io.buildpacks.lifecycle.metadata={{\"sbom\":{{\"sha\":\"{}\"}},\"buildpacks\":[",
+        base.top_layer()
+    );
+    modified_run_image(
+        &ws.layout_dir().join(layout_path(APP)),
+        &["--config.label", &broken],
+    );
+    assert!(
+        layout_image(&ws, APP).labels()["io.buildpacks.lifecycle.metadata"].ends_with('['),
+        "fixture label"
+    );
+    let before = tree(ws.root());
+    let out = analyze_layout(&ws, &["-run-image", RUN, APP]);
+    out.success().no_panic();
+    let a = analyzed(&ws);
+    assert_eq!(str_of(table(&a, "image"), "reference"), "", "{a:#?}");
+    let md = a.get("metadata").and_then(toml::Value::as_table);
+    assert!(
+        md.is_none_or(|m| m.get("buildpacks").is_none() && m.get("sbom").is_none()),
+        "metadata from an invalid label: {a:#?}"
+    );
+    assert_eq!(str_of(table(&a, "run-image"), "reference"), base.reference);
+    let after = tree(ws.root());
+    let added: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(added, ["layers/analyzed.toml"], "{out}");
+    assert!(!ws.exists("layers/sbom"));
+}

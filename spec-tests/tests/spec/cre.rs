@@ -7,18 +7,15 @@ use crate::exp::{APP, RUN, layout_image};
 /// One buildpack with a launch layer, store.toml and a default process; it records whether
 /// its layer metadata and store.toml were restored before it ran.
 fn app(ws: &Workspace) {
-    ws.buildpack("acme/runtime")
-        .build(
-            r#"[[ -f "$L/rt.toml" ]] && cp "$L/rt.toml" "$OBS/rt-restored"
+    ws.one_buildpack_app(
+        "acme/runtime",
+        r#"[[ -f "$L/rt.toml" ]] && cp "$L/rt.toml" "$OBS/rt-restored"
 [[ -f "$L/store.toml" ]] && cp "$L/store.toml" "$OBS/store-restored"
 mkdir -p "$L/rt/bin"; printf '#!/bin/sh\necho rt\n' > "$L/rt/bin/rt"; chmod 755 "$L/rt/bin/rt"
 printf '[types]\nlaunch = true\n[metadata]\nv = "1"\n' > "$L/rt.toml"
 printf '[metadata]\nruns = "1"\n' > "$L/store.toml"
 printf '[[processes]]\ntype = "web"\ncommand = ["rt"]\ndefault = true\n' > "$L/launch.toml""#,
-        )
-        .write();
-    ws.write("workspace/index.txt", "index\n");
-    ws.order(&[&["acme/runtime"]]);
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 mod ana;
 mod bad_input;
 mod bld;
+mod cache_image;
 mod cmn;
 mod cre;
 mod det;

@@ -110,9 +110,9 @@ fn res_018_exit_codes() {
 
 /// A buildpack with a cache=true counter layer incremented each build, and a launch layer.
 fn counter_app(ws: &Workspace) {
-    ws.buildpack("acme/runtime")
-        .build(
-            r#"n=0; [[ -f "$L/counter/n" ]] && n=$(cat "$L/counter/n")
+    ws.one_buildpack_app(
+        "acme/runtime",
+        r#"n=0; [[ -f "$L/counter/n" ]] && n=$(cat "$L/counter/n")
 echo "$n" > "$OBS/seen"
 [[ -f "$L/counter.toml" ]] && cp "$L/counter.toml" "$OBS/counter-toml"
 mkdir -p "$L/counter"; echo $((n+1)) > "$L/counter/n"
@@ -120,10 +120,7 @@ printf '[types]\ncache = true\n[metadata]\nk = "v"\n' > "$L/counter.toml"
 mkdir -p "$L/rt/bin"; printf '#!/bin/sh\necho rt\n' > "$L/rt/bin/rt"; chmod 755 "$L/rt/bin/rt"
 printf '[types]\nlaunch = true\n' > "$L/rt.toml"
 printf '[[processes]]\ntype = "web"\ncommand = ["rt"]\ndefault = true\n' > "$L/launch.toml""#,
-        )
-        .write();
-    ws.write("workspace/index.txt", "index\n");
-    ws.order(&[&["acme/runtime"]]);
+    );
 }
 
 #[test]
@@ -471,6 +468,11 @@ printf '[metadata]\nruns = "1"\n' > "$L/store.toml""#,
     let added: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
     assert!(!added.is_empty(), "nothing restored\n{out}");
     let allowed = |p: &str| {
+        // The lifecycle's own record of what the extracted layers' tars were (the exporter
+        // reads it to skip re-tarring them); not a buildpack output, in no layer.
+        if p == ".cnb-layer-fingerprints.toml" {
+            return true;
+        }
         let Some(rest) = p.strip_prefix("acme_runtime") else {
             return false;
         };
@@ -599,4 +601,283 @@ fn res_003_res_004_incremental_rebuild_uploads_only_changed_layers() {
         uploaded, 0,
         "no-op rebuild uploaded {uploaded} blobs\n{out}"
     );
+}
+
+// ------------------------------------------------ analyzed.toml and <kaniko-dir> (RES-013..017)
+
+/// The internal variable that moves `<kaniko-dir>` (`/kaniko`) into the workspace.
+const KANIKO_DIR_ENV: &str = "_CNB_KANIKO_DIR";
+
+/// A group with an image extension (the restorer fills in run image data only then).
+const GROUP_WITH_EXTENSION: &str = "[[group]]\nid = \"acme/runtime\"\nversion = \"0.0.1\"\napi = \"0.10\"\n\
+     [[group-extensions]]\nid = \"acme/ext\"\nversion = \"0.0.1\"\napi = \"0.10\"\n";
+
+/// `[run-image]` of `table`.
+fn run_image_of(table: &toml::Table) -> toml::Table {
+    table
+        .get("run-image")
+        .and_then(toml::Value::as_table)
+        .cloned()
+        .unwrap_or_else(|| panic!("no [run-image] in {table:#?}"))
+}
+
+/// `[run-image.target]` as (os, arch, distro name, distro version).
+fn target_of(run_image: &toml::Table) -> (String, String, String, String) {
+    use cnb_spec_tests::tables::str_of;
+    let t = run_image
+        .get("target")
+        .and_then(toml::Value::as_table)
+        .cloned()
+        .unwrap_or_else(|| panic!("no target in {run_image:#?}"));
+    let distro = t
+        .get("distro")
+        .and_then(toml::Value::as_table)
+        .cloned()
+        .unwrap_or_default();
+    (
+        str_of(&t, "os"),
+        str_of(&t, "arch"),
+        str_of(&distro, "name"),
+        str_of(&distro, "version"),
+    )
+}
+
+fn busybox_target() -> (String, String, String, String) {
+    (
+        "linux".into(),
+        "amd64".into(),
+        "busybox".into(),
+        "1.35".into(),
+    )
+}
+
+#[test]
+fn res_013_res_016_build_and_run_images_saved_to_the_kaniko_cache() {
+    // Covers: RES-014, RES-015
+    use cnb_spec_tests::oci::{run_image_layout, skopeo};
+    use cnb_spec_tests::tables::str_of;
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let run = registry.push(run_image_layout(), "cnb/run:latest");
+    // The build image: the same image in Docker media types, so another digest.
+    let builder = registry.reference("cnb/builder:latest");
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("oci:{}", run_image_layout().display()),
+        &format!("docker://{builder}"),
+    ]);
+    let builder_digest = registry.image("cnb/builder:latest").digest();
+    assert_ne!(builder_digest, run.digest);
+    ws.write("layers/group.toml", GROUP_WITH_EXTENSION);
+    // As the detector leaves it when a run.Dockerfile extends the run image: no digest yet.
+    ws.write(
+        "layers/analyzed.toml",
+        format!(
+            "{ANALYZED}\n[run-image]\nreference = \"\"\nimage = \"{}\"\nextend = true\n",
+            run.image
+        ),
+    );
+    let kaniko = ws.path("kaniko");
+    fs::create_dir_all(&kaniko).expect("kaniko dir");
+    let out = registry
+        .allow(ws.restorer())
+        .env(KANIKO_DIR_ENV, &kaniko)
+        .args(["-build-image", &builder])
+        .output();
+    out.success();
+    let a = ws.toml("layers/analyzed.toml");
+    // RES-013: the build image by digest.
+    let build = a
+        .get("build-image")
+        .and_then(toml::Value::as_table)
+        .cloned()
+        .unwrap_or_else(|| panic!("no [build-image]\n{out}"));
+    let builder_repo = builder.rsplit_once(':').expect("tag").0;
+    assert_eq!(
+        str_of(&build, "reference"),
+        format!("{builder_repo}@{builder_digest}")
+    );
+    // RES-014 / RES-016: the run image by digest, with its target (RES-015).
+    let r = run_image_of(&a);
+    assert_eq!(str_of(&r, "reference"), run.reference);
+    assert_eq!(str_of(&r, "image"), run.image);
+    assert_eq!(target_of(&r), busybox_target());
+    // The previous image's metadata is still there, and layers were still restored.
+    assert_eq!(
+        ws.read("layers/acme_runtime/rt.toml"),
+        "[metadata]\nv = \"1\"\n"
+    );
+    // <kaniko-dir>/cache/base/<digest>: one OCI layout per image, digests preserved.
+    let base = kaniko.join("cache/base");
+    let mut dirs: Vec<String> = fs::read_dir(&base)
+        .expect("kaniko cache base")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    let mut want = vec![builder_digest.clone(), run.digest.clone()];
+    want.sort();
+    assert_eq!(dirs, want, "{out}");
+    // skopeo reads `oci:<path>:<tag>`; the digest's `:` needs a colon-free link.
+    let link = |dir: &std::path::Path, name: &str| {
+        let link = ws.path(name);
+        std::os::unix::fs::symlink(dir, &link).expect("symlink");
+        link
+    };
+    let run_dir = base.join(&run.digest);
+    let saved_run = cnb_spec_tests::Image::layout(&link(&run_dir, "saved-run"));
+    assert_eq!(saved_run.digest(), run.digest);
+    assert_eq!(saved_run.diff_ids(), run.diff_ids);
+    // RES-016: downloaded, layers included: skopeo copies and umoci unpacks it.
+    fs::create_dir_all(ws.path("unpacked-run")).expect("mkdir");
+    let rootfs = saved_run.unpack(&ws.path("unpacked-run"));
+    assert!(rootfs.join("etc/os-release").exists());
+    // RES-013: the build image's manifest and config only.
+    let build_dir = base.join(&builder_digest);
+    let saved_build = cnb_spec_tests::Image::layout(&link(&build_dir, "saved-build"));
+    assert_eq!(saved_build.digest(), builder_digest);
+    assert_eq!(saved_build.diff_ids(), run.diff_ids);
+    let manifest = saved_build.manifest();
+    for layer in manifest["layers"].as_array().expect("layers") {
+        let digest = layer["digest"].as_str().expect("digest");
+        assert!(
+            !build_dir
+                .join("blobs")
+                .join(digest.replacen(':', "/", 1))
+                .exists(),
+            "build image layer {digest} copied"
+        );
+    }
+
+    // <kaniko-dir> not usable: exit 1 with the reference's message, analyzed.toml unchanged.
+    let before = ws.read("layers/analyzed.toml");
+    let blocked = ws.write("blocked", "a file, not a dir");
+    registry
+        .allow(ws.restorer())
+        .env(KANIKO_DIR_ENV, &blocked)
+        .args(["-build-image", &builder])
+        .output()
+        .code(1)
+        .stderr_has(&format!(
+            "failed to pull builder image {builder}: failed to create cache directory"
+        ));
+    assert_eq!(ws.read("layers/analyzed.toml"), before);
+}
+
+#[test]
+fn res_014_the_run_image_the_analyzer_chose_must_still_be_readable() {
+    use cnb_image::testkit::TestRegistry;
+    use cnb_spec_tests::oci::run_image_layout;
+    let ws = Workspace::new();
+    let open = Registry::start();
+    let mirror = open.push(run_image_layout(), "cnb/run:latest");
+    let locked = TestRegistry::start_with_basic_auth("cnbuser", "cnbpass").expect("registry");
+    let refused = locked.reference("cnb/run:latest");
+    ws.write("layers/group.toml", GROUP);
+    ws.write(
+        "cnb/run.toml",
+        format!(
+            "[[images]]\n  image = \"{refused}\"\n  mirrors = [\"{}\"]\n",
+            mirror.image
+        ),
+    );
+    let restore = |analyzed: &str| {
+        ws.write("layers/analyzed.toml", analyzed);
+        ws.restorer()
+            .env(
+                "CNB_INSECURE_REGISTRIES",
+                format!("{},{}", open.host(), locked.host()),
+            )
+            .args(["-run", &ws.path("cnb/run.toml").to_string_lossy()])
+            .output()
+    };
+    // The analyzer chose the readable mirror: checked, kept, analyzed.toml not rewritten.
+    let chosen = format!("{ANALYZED}\n{}", mirror.analyzed_toml());
+    restore(&chosen).success();
+    assert_eq!(ws.read("layers/analyzed.toml"), chosen);
+    assert!(ws.exists("layers/acme_runtime/rt.toml"));
+    // It chose `image`, which now wants credentials: the restorer fails (exit 1, before
+    // restoring anything) instead of switching to the mirror.
+    fs::remove_dir_all(ws.path("layers/acme_runtime")).expect("rm");
+    let refused_analyzed = chosen.replace(
+        &format!("image = \"{}\"", mirror.image),
+        &format!("image = \"{refused}\""),
+    );
+    let out = restore(&refused_analyzed);
+    out.code(1)
+        .stderr_has(&format!("selected run image '{refused}' is not accessible"));
+    assert_eq!(ws.read("layers/analyzed.toml"), refused_analyzed);
+    assert!(
+        !ws.exists("layers/acme_runtime"),
+        "restored after the failure"
+    );
+    // Platform 0.13 has no such check.
+    ws.restorer()
+        .env("CNB_PLATFORM_API", "0.13")
+        .output()
+        .success();
+}
+
+#[test]
+fn res_015_run_image_switched_by_an_extension_gets_its_target_in_layout_mode() {
+    let ws = Workspace::new();
+    let base = BaseImage::install_layout(&ws.layout_dir(), RUN);
+    // As after an extension switched the run image: a name, no digest, no target.
+    let switched = format!("[run-image]\nreference = \"\"\nimage = \"{RUN}\"\n");
+    ws.write("layers/analyzed.toml", &switched);
+    // Without extensions the restorer leaves it alone (as the reference).
+    ws.write("layers/group.toml", GROUP);
+    ws.restorer().layout(&ws.layout_dir()).output().success();
+    assert_eq!(ws.read("layers/analyzed.toml"), switched);
+    // With an extension: the digest reference (RES-014) and the target.
+    ws.write("layers/group.toml", GROUP_WITH_EXTENSION);
+    let out = ws.restorer().layout(&ws.layout_dir()).output();
+    out.success();
+    let r = run_image_of(&ws.toml("layers/analyzed.toml"));
+    assert_eq!(
+        cnb_spec_tests::tables::str_of(&r, "reference"),
+        base.reference,
+        "{out}"
+    );
+    assert_eq!(target_of(&r), busybox_target());
+    // The image is gone: exit 1 with the reference's message.
+    ws.write(
+        "layers/analyzed.toml",
+        "[run-image]\nreference = \"\"\nimage = \"example.com/cnb/gone:1\"\n",
+    );
+    ws.restorer()
+        .layout(&ws.layout_dir())
+        .output()
+        .code(1)
+        .stderr_has("failed to get run image example.com/cnb/gone:1");
+}
+
+#[test]
+fn res_017_layer_metadata_from_another_exec_env_is_still_restored() {
+    // RES-017 is a MAY; the reference does not compare execution environments, and neither
+    // do we: a previous build made for `development` still gives back its layer metadata.
+    let ws = Workspace::new();
+    ws.write("layers/group.toml", GROUP);
+    ws.write(
+        "layers/analyzed.toml",
+        ANALYZED.replacen(
+            "[[metadata.buildpacks]]",
+            "[metadata]\nexec-env = \"development\"\n\n[[metadata.buildpacks]]",
+            1,
+        ),
+    );
+    assert!(ws.read("layers/analyzed.toml").contains("exec-env"));
+    ws.restorer()
+        .env("CNB_EXEC_ENV", "production")
+        .output()
+        .success();
+    assert_eq!(
+        ws.read("layers/acme_runtime/rt.toml"),
+        "[metadata]\nv = \"1\"\n"
+    );
+    assert!(ws.exists("layers/acme_runtime/store.toml"));
 }

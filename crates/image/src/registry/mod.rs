@@ -288,12 +288,18 @@ impl RegistryClient {
         format!("{}/v2/{}/{tail}", endpoint.base, reference.repository())
     }
 
-    /// `GET` the manifest `reference` names (tag or digest), as raw bytes. `Ok(None)` on
-    /// 404. A digest reference's bytes are checked against the digest.
-    pub async fn get_manifest(&self, reference: &ImageRef) -> Result<Option<RawManifest>, Error> {
-        const OP: &str = "get manifest of";
-        let err = |e| registry_err(OP, reference, e);
-        let endpoint = self.endpoint(OP, reference).await?;
+    /// Send one `method` request for the manifest `reference` names (its tag or digest),
+    /// authorized for `scope`, with the request timeout; `build` adds what the method
+    /// needs (headers, body). Returns the response and the URL it was sent to.
+    async fn manifest_request(
+        &self,
+        op: &'static str,
+        reference: &ImageRef,
+        scope: String,
+        method: Method,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::Response, String), Error> {
+        let endpoint = self.endpoint(op, reference).await?;
         let url = Self::url(
             &endpoint,
             reference,
@@ -302,20 +308,24 @@ impl RegistryClient {
         let timeout = self.inner.options.request_timeout;
         let response = self
             .inner
-            .send(
-                &endpoint,
-                &[pull_scope(reference)],
-                Method::GET,
-                &url,
-                |http| {
-                    Ok(http
-                        .get(&url)
-                        .timeout(timeout)
-                        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT))
-                },
-            )
+            .send(&endpoint, &[scope], method.clone(), &url, |http| {
+                Ok(build(http.request(method.clone(), &url).timeout(timeout)))
+            })
             .await
-            .map_err(err)?;
+            .map_err(|e| registry_err(op, reference, e))?;
+        Ok((response, url))
+    }
+
+    /// `GET` the manifest `reference` names (tag or digest), as raw bytes. `Ok(None)` on
+    /// 404. A digest reference's bytes are checked against the digest.
+    pub async fn get_manifest(&self, reference: &ImageRef) -> Result<Option<RawManifest>, Error> {
+        const OP: &str = "get manifest of";
+        let err = |e| registry_err(OP, reference, e);
+        let (response, url) = self
+            .manifest_request(OP, reference, pull_scope(reference), Method::GET, |r| {
+                r.header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -355,29 +365,11 @@ impl RegistryClient {
     ) -> Result<Option<(Option<Digest>, u64)>, Error> {
         const OP: &str = "check manifest of";
         let err = |e| registry_err(OP, reference, e);
-        let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(
-            &endpoint,
-            reference,
-            &format!("manifests/{}", reference.identifier()),
-        );
-        let timeout = self.inner.options.request_timeout;
-        let response = self
-            .inner
-            .send(
-                &endpoint,
-                &[pull_scope(reference)],
-                Method::HEAD,
-                &url,
-                |http| {
-                    Ok(http
-                        .head(&url)
-                        .timeout(timeout)
-                        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT))
-                },
-            )
-            .await
-            .map_err(err)?;
+        let (response, url) = self
+            .manifest_request(OP, reference, pull_scope(reference), Method::HEAD, |r| {
+                r.header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -406,30 +398,12 @@ impl RegistryClient {
     ) -> Result<Digest, Error> {
         const OP: &str = "push manifest to";
         let err = |e| registry_err(OP, reference, e);
-        let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(
-            &endpoint,
-            reference,
-            &format!("manifests/{}", reference.identifier()),
-        );
-        let timeout = self.inner.options.request_timeout;
-        let response = self
-            .inner
-            .send(
-                &endpoint,
-                &[push_scope(reference)],
-                Method::PUT,
-                &url,
-                |http| {
-                    Ok(http
-                        .put(&url)
-                        .timeout(timeout)
-                        .header(CONTENT_TYPE, &manifest.media_type)
-                        .body(manifest.bytes.clone()))
-                },
-            )
-            .await
-            .map_err(err)?;
+        let (response, url) = self
+            .manifest_request(OP, reference, push_scope(reference), Method::PUT, |r| {
+                r.header(CONTENT_TYPE, &manifest.media_type)
+                    .body(manifest.bytes.clone())
+            })
+            .await?;
         if !response.status().is_success() {
             return Err(err(status_error(&Method::PUT, &url, response).await));
         }
@@ -438,6 +412,24 @@ impl RegistryClient {
             .manifest_puts
             .fetch_add(1, Ordering::Relaxed);
         Ok(manifest.digest.clone())
+    }
+
+    /// `DELETE` the manifest `reference` names (a digest reference: registries delete
+    /// manifests by digest only), as imgutil's `Delete` does for the old cache image. A
+    /// manifest that is already gone counts as deleted.
+    pub async fn delete_manifest(&self, reference: &ImageRef) -> Result<(), Error> {
+        const OP: &str = "delete manifest of";
+        let err = |e| registry_err(OP, reference, e);
+        // go-containerregistry asks for the `*` (delete) action.
+        let scope = format!("repository:{}:*", reference.repository());
+        let (response, url) = self
+            .manifest_request(OP, reference, scope, Method::DELETE, |r| r)
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(err(status_error(&Method::DELETE, &url, response).await)),
+        }
     }
 
     /// Whether the repository has the blob (`HEAD`).

@@ -39,6 +39,7 @@ use cnb_platform_api::labels::{ImageLabel, LIFECYCLE_METADATA_LABEL, LayersMetad
 use cnb_platform_api::{ExitCode, PlatformApi};
 
 pub use self::sbom::SbomError;
+pub(crate) use self::target::target_metadata;
 
 /// Everything the analyzer reads, resolved by the caller (flag > env > default).
 #[derive(Clone, Debug)]
@@ -101,15 +102,7 @@ impl AnalyzeInputs {
         {
             names.extend(candidates.candidates().map(str::to_owned));
         }
-        let mut registries: Vec<String> = Vec::new();
-        for name in names {
-            if let Ok(r) = ImageRef::parse(&name)
-                && !registries.iter().any(|known| known == r.registry())
-            {
-                registries.push(r.registry().to_owned());
-            }
-        }
-        registries
+        crate::image_args::unique_registries(names)
     }
 }
 
@@ -376,6 +369,16 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// A store over a layout root and/or a registry (the restorer builds its own).
+    pub(crate) fn from_parts(layout: Option<LayoutStore>, registry: Option<Registry>) -> Store {
+        Store { layout, registry }
+    }
+
+    /// The registry client, when there is one.
+    pub(crate) fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
     fn new(inputs: &AnalyzeInputs, keychain: Keychain) -> Result<Store, AnalyzeError> {
         let layout = inputs.layout_dir.as_ref().map(LayoutStore::new);
         let needs_registry = layout.is_none() || inputs.cache_image.is_some();
@@ -407,7 +410,7 @@ impl Store {
     }
 
     /// Open `name` from the layout root or the registry; `Ok(None)` when it does not exist.
-    fn open(
+    pub(crate) fn open(
         &self,
         name: &str,
         platform: &Platform,

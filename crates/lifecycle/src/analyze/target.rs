@@ -38,7 +38,7 @@ const MAX_LINK_HOPS: usize = 8;
 const MAX_OS_RELEASE_SIZE: u64 = 64 * 1024;
 
 /// [ANA-010] [ANA-011] The target data of `image`.
-pub(super) fn target_metadata(store: &Store, image: &Image) -> TargetMetadata {
+pub(crate) fn target_metadata(store: &Store, image: &Image) -> TargetMetadata {
     let mut target = labelled_target(image);
     if target.distro.is_none() && target.os != "windows" {
         if image.label(STACK_ID_LABEL) == Some(BIONIC_STACK_ID) {
@@ -286,8 +286,9 @@ fn clean(path: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use cnb_image::{ImageBuilder, LayerFile, Platform};
-    use cnb_layers::{Compression, Entry, LayerSource, Owner, write_layer_to_dir};
+    use crate::testutil::write_layer;
+    use cnb_image::{ImageBuilder, Platform};
+    use cnb_layers::{Compression, Entry, LayerSource, Owner};
 
     fn file(dir: &Path, path: &str, contents: &str) -> Entry {
         static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -321,20 +322,9 @@ mod tests {
         let mut builder = ImageBuilder::empty(&Platform::new("linux", "amd64", None));
         let mut files = HashMap::new();
         for entries in layers {
-            let (info, path) =
-                write_layer_to_dir(&LayerSource::entries(entries), dir, Compression::default())
-                    .unwrap();
-            files.insert(info.digest.to_string(), path.clone());
-            builder.add_layer(
-                LayerFile {
-                    path,
-                    digest: info.digest,
-                    diff_id: info.diff_id,
-                    size: info.compressed_size,
-                    media_type: None,
-                },
-                None,
-            );
+            let layer = write_layer(&LayerSource::entries(entries), dir, Compression::default());
+            files.insert(layer.digest.to_string(), layer.path.clone());
+            builder.add_layer(layer, None);
         }
         let built = builder.build().unwrap();
         let image = Image::from_parts(

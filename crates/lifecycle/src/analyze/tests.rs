@@ -12,7 +12,7 @@ use cnb_image::{
     BuiltImage, ImageBuilder, ImageRef, Keychain, LayerFile, LayoutStore, Platform, Registry,
     RegistryOptions,
 };
-use cnb_layers::{Compression, LayerSource, Owner, write_layer_to_dir};
+use cnb_layers::{Compression, LayerSource, Owner};
 use cnb_platform_api::files::{AnalyzedFile, TargetMetadata};
 use cnb_platform_api::labels::{
     BASE_DISTRO_NAME_LABEL, BASE_DISTRO_VERSION_LABEL, BuildpackLayersMetadata, ImageLabel,
@@ -21,6 +21,7 @@ use cnb_platform_api::labels::{
 use cnb_platform_api::{ExitCode, PlatformApi};
 
 use super::*;
+use crate::testutil::{push as save_to_registry, write_layer};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -93,15 +94,6 @@ fn layout_digest(layout: &Path) -> String {
         .to_string()
 }
 
-fn save_to_registry(image: &BuiltImage, name: &str) {
-    let registry = Registry::new(RegistryOptions::default(), Keychain::anonymous()).unwrap();
-    registry
-        .save(image, &[ImageRef::parse(name).unwrap()])
-        .unwrap()
-        .into_result()
-        .unwrap();
-}
-
 /// A layer of `<layers>/sbom` (absolute entry names, as the exporter writes it).
 fn sbom_layer(layers: &Path, blobs: &Path) -> LayerFile {
     let file = layers.join("sbom/launch/example_bp/dep/sbom.cdx.json");
@@ -109,15 +101,9 @@ fn sbom_layer(layers: &Path, blobs: &Path) -> LayerFile {
     std::fs::write(&file, r#"{"bomFormat":"CycloneDX"}"#).unwrap();
     std::fs::create_dir_all(blobs).unwrap();
     let source = LayerSource::dir(layers.join("sbom"), Owner::ROOT).unwrap();
-    let (info, path) = write_layer_to_dir(&source, blobs, Compression::default()).unwrap();
+    let layer = write_layer(&source, blobs, Compression::default());
     std::fs::remove_dir_all(layers.join("sbom")).unwrap();
-    LayerFile {
-        path,
-        digest: info.digest,
-        diff_id: info.diff_id,
-        size: info.compressed_size,
-        media_type: None,
-    }
+    layer
 }
 
 /// Lifecycle metadata of a previous build, with the SBOM layer's diffID if any.

@@ -1,18 +1,22 @@
 //! Cache export ([EXP-028], reference `Exporter.Cache`): the `cache=true` layers of the group's
 //! buildpacks and `<layers>/sbom/cache` go into the next cache; everything else is dropped.
+//! The same code writes a volume cache and a cache image ([`Cache`]).
 
+use std::collections::HashMap;
 use std::fs;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use cnb_buildpack_api::layer::LayerContentMetadata;
-use cnb_layers::{LayerSource, Owner};
+use cnb_image::LayerFile;
+use cnb_layers::{LayerSource, Owner, TarInfo};
 use cnb_platform_api::PlatformApi;
 use cnb_platform_api::files::GroupElement;
 use cnb_platform_api::labels::{BuildpackLayersMetadata, CacheMetadata, LayerMetadata};
 use tracing::{debug, info, warn};
 
-use super::{CacheError, VolumeCache};
+use super::{Cache, CacheError, ImageCache, VolumeCache};
+use crate::fingerprint::{Fingerprints, Probe};
 
 /// The ID of the layer holding `<layers>/sbom/cache`.
 pub const CACHE_SBOM_LAYER_ID: &str = "buildpacksio/lifecycle:cache.sbom";
@@ -31,6 +35,17 @@ pub struct CacheExport<'a> {
     pub group: &'a [GroupElement],
     /// Owner of the layer contents in the tars (`CNB_USER_ID:CNB_GROUP_ID`).
     pub owner: Owner,
+}
+
+/// What the app image export already made of a `launch=true, cache=true` layer, so the cache
+/// does not tar it again.
+#[derive(Clone, Debug)]
+pub enum ProducedLayer {
+    /// Its gzip blob, which a cache image takes as is.
+    Blob(LayerFile),
+    /// Its plain tar, already written into the volume cache's staging under its diffID from
+    /// the same tar stream as the blob.
+    StagedTar(TarInfo),
 }
 
 /// One layer to put in the cache.
@@ -55,7 +70,24 @@ pub fn export_cache(
     cache_dir: &Path,
     export: &CacheExport<'_>,
 ) -> Result<CacheMetadata, CacheError> {
-    let mut cache = VolumeCache::open(cache_dir)?;
+    let mut cache = Cache::Volume(VolumeCache::open(cache_dir)?);
+    export_to(&mut cache, export, &HashMap::new())
+}
+
+/// Writes the next cache into an open `cache` of either kind and commits it; returns the
+/// committed metadata. Errors as [`export_cache`].
+///
+/// `produced` holds the gzip blobs the app image export just made, by layer directory: a
+/// cache image takes a `launch=true, cache=true` layer's blob from there instead of tarring
+/// and compressing the layer a second time (a volume cache stores plain tars and ignores it).
+pub fn export_to(
+    cache: &mut Cache,
+    export: &CacheExport<'_>,
+    produced: &HashMap<PathBuf, ProducedLayer>,
+) -> Result<CacheMetadata, CacheError> {
+    if !cache.exists() {
+        info!("Layer cache not found");
+    }
     let previous = cache.metadata()?;
     let mut metadata = CacheMetadata::default();
 
@@ -98,8 +130,27 @@ pub fn export_cache(
         }
     }
 
+    let known = KnownLayers::load(export.layers_dir, export.owner);
+    let shared: &Cache = cache;
     let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
-        Ok(add_or_reuse(&cache, &jobs[i], export.owner))
+        Ok(match (shared, produced.get(&jobs[i].dir)) {
+            (Cache::Image(image), Some(ProducedLayer::Blob(blob))) => {
+                add_or_reuse_blob(image, &jobs[i], blob)
+            }
+            (Cache::Volume(_), Some(ProducedLayer::StagedTar(tar))) => {
+                let diff_id = tar.diff_id.to_string();
+                debug!(
+                    "Cache layer '{}' was staged by the image export",
+                    jobs[i].id
+                );
+                Ok(if diff_id == jobs[i].previous_sha {
+                    Outcome::Reused(diff_id)
+                } else {
+                    Outcome::Added(diff_id)
+                })
+            }
+            _ => add_or_reuse(shared, &jobs[i], &known),
+        })
     });
     for ((job, (index, name, layer_md)), result) in jobs.iter().zip(entries).zip(results) {
         let outcome = result.map_err(|e| CacheError::Layer {
@@ -137,7 +188,7 @@ pub fn export_cache(
                 dir: sbom_dir,
                 previous_sha: previous.sbom.sha.clone(),
             };
-            metadata.sbom.sha = log_outcome(&job.id, add_or_reuse(&cache, &job, export.owner)?);
+            metadata.sbom.sha = log_outcome(&job.id, add_or_reuse(cache, &job, &known)?);
         }
     }
 
@@ -161,22 +212,59 @@ fn log_outcome(id: &str, outcome: Outcome) -> String {
     sha
 }
 
-/// Keeps the committed tar when the layer still hashes to the previous cache's diffID (a hash
-/// pass without writing, then a hard link), else writes the tar into staging while hashing it.
-fn add_or_reuse(cache: &VolumeCache, job: &Job, owner: Owner) -> Result<Outcome, CacheError> {
+/// The layer directories whose diffID a fingerprint proves (see [`crate::fingerprint`]).
+struct KnownLayers {
+    records: Fingerprints,
+    probe: Option<Probe>,
+    owner: Owner,
+}
+
+impl KnownLayers {
+    fn load(layers_dir: &Path, owner: Owner) -> KnownLayers {
+        KnownLayers {
+            records: Fingerprints::load(layers_dir),
+            probe: Probe::take(layers_dir),
+            owner,
+        }
+    }
+
+    /// `(diffID, tar size)` of `dir` when a record proves it, without reading a file.
+    fn get(&self, dir: &Path) -> Option<(String, u64)> {
+        let record = self
+            .records
+            .current(dir, self.owner, self.probe.as_ref()?)?;
+        Some((record.diff_id.clone(), record.size?))
+    }
+}
+
+/// Keeps the committed tar when the layer still has the previous cache's diffID (known from
+/// its fingerprint, else by a hash pass without writing; then a hard link), else writes the
+/// tar into staging while hashing it.
+fn add_or_reuse(cache: &Cache, job: &Job, known: &KnownLayers) -> Result<Outcome, CacheError> {
     let layer_err = |source| CacheError::Layer {
         id: job.id.clone(),
         source,
     };
-    let source = LayerSource::dir(&job.dir, owner).map_err(layer_err)?;
+    let source = LayerSource::dir(&job.dir, known.owner).map_err(layer_err)?;
     if !job.previous_sha.is_empty()
-        && let Ok(committed) = cache.committed_path(&job.previous_sha)
-        && let Ok(meta) = fs::metadata(&committed)
+        && let Some(committed_size) = cache.previous_layer_size(&job.previous_sha)
     {
-        let (info, _) =
-            cnb_layers::write_uncompressed(&source, std::io::sink()).map_err(layer_err)?;
+        let (diff_id, size) = match known.get(&job.dir) {
+            Some(known) => {
+                debug!(
+                    "Cache layer '{}' is unchanged (known from its fingerprint)",
+                    job.id
+                );
+                known
+            }
+            None => {
+                let (info, _) =
+                    cnb_layers::write_uncompressed(&source, std::io::sink()).map_err(layer_err)?;
+                (info.diff_id.to_string(), info.size)
+            }
+        };
         // The size check catches a truncated committed tar without reading it again.
-        if info.diff_id.to_string() == job.previous_sha && meta.len() == info.size {
+        if diff_id == job.previous_sha && committed_size.is_none_or(|len| len == size) {
             match cache.reuse_layer(&job.previous_sha) {
                 Ok(()) => return Ok(Outcome::Reused(job.previous_sha.clone())),
                 Err(e) => warn!(
@@ -189,6 +277,28 @@ fn add_or_reuse(cache: &VolumeCache, job: &Job, owner: Owner) -> Result<Outcome,
     }
     let info = cache.add_layer(&job.id, &source)?;
     Ok(Outcome::Added(info.diff_id.to_string()))
+}
+
+/// A cache image's `launch=true, cache=true` layer the app image export already tarred and
+/// compressed: the previous cache image's layer when the diffID is unchanged, else that blob.
+fn add_or_reuse_blob(
+    cache: &ImageCache,
+    job: &Job,
+    blob: &LayerFile,
+) -> Result<Outcome, CacheError> {
+    let diff_id = blob.diff_id.to_string();
+    if diff_id == job.previous_sha && cache.has_layer(&diff_id) {
+        match cache.reuse_layer(&diff_id) {
+            Ok(()) => return Ok(Outcome::Reused(diff_id)),
+            Err(e) => warn!(
+                "Skipping reuse for layer {}: {}",
+                job.id,
+                crate::error_chain(&e)
+            ),
+        }
+    }
+    cache.add_layer_file(blob.clone())?;
+    Ok(Outcome::Added(diff_id))
 }
 
 /// `(layer name, <layer>.toml)` for every layer of a buildpack, sorted by name.

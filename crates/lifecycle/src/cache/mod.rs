@@ -1,5 +1,11 @@
-//! The volume cache (`-cache-dir`) in the reference's on-disk format (inventory §3.7), and the
-//! cache export the exporter and creator run after the image is saved ([`export_cache`]).
+//! The two caches of the reference (inventory §3.7) behind one [`Cache`]: the volume cache
+//! (`-cache-dir`, [`VolumeCache`], below) and the cache image (`-cache-image`,
+//! [`ImageCache`], in [`image`]). The restorer reads either through [`Cache::metadata`] and
+//! [`Cache::extract_layer`]; the cache export the exporter and creator run after the image is
+//! saved ([`export_cache`], [`export_to`]) writes either, with the same layer selection and
+//! reuse rule.
+//!
+//! The volume cache's on-disk format:
 //!
 //! ```text
 //! <cache-dir>/committed/io.buildpacks.lifecycle.cache.metadata   JSON CacheMetadata
@@ -15,6 +21,7 @@
 //! see a complete cache.
 
 mod export;
+pub mod image;
 
 use std::fs;
 use std::io;
@@ -23,7 +30,8 @@ use std::path::{Path, PathBuf};
 use cnb_layers::{ExtractOptions, Extracted, LayerSource, TarInfo};
 use cnb_platform_api::labels::{CACHE_METADATA_LABEL, CacheMetadata};
 
-pub use self::export::{CACHE_SBOM_LAYER_ID, CacheExport, export_cache};
+pub use self::export::{CACHE_SBOM_LAYER_ID, CacheExport, ProducedLayer, export_cache, export_to};
+pub use self::image::{CacheImageSpec, ImageCache};
 
 /// A volume cache error. [`CacheError::is_read_error`] tells the ones the reference treats as
 /// "this cached layer is unusable" (a warning) from real failures.
@@ -73,6 +81,26 @@ pub enum CacheError {
     /// The cache was already committed.
     #[error("cache cannot be modified after commit")]
     Committed,
+    /// A registry operation on the cache image failed.
+    #[error("{action} cache image \"{name}\"")]
+    Image {
+        /// What was being done (`accessing`, `saving`, …).
+        action: &'static str,
+        /// The cache image.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<cnb_image::Error>,
+    },
+    /// The cache image could not be written to its tag.
+    #[error("saving image '{name}'")]
+    Save {
+        /// The cache image.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<cnb_image::SaveError>,
+    },
 }
 
 impl CacheError {
@@ -88,7 +116,7 @@ impl CacheError {
     }
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError {
+pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError {
     let path = path.to_path_buf();
     move |source| CacheError::Io {
         action,
@@ -121,6 +149,106 @@ fn layer_file_error(e: io::Error, diff_id: &str) -> CacheError {
             path: PathBuf::from(diff_id),
             source: e,
         },
+    }
+}
+
+/// An open cache of either kind (reference `phase.Cache`): what the restorer reads and the
+/// cache export writes.
+#[derive(Debug)]
+pub enum Cache {
+    /// `-cache-dir`.
+    Volume(VolumeCache),
+    /// `-cache-image`.
+    Image(Box<ImageCache>),
+}
+
+impl Cache {
+    /// Opens the cache a phase was given (reference `initCache`): the cache image when one is
+    /// named (it wins over a cache directory), else the cache directory, else none.
+    pub fn open(
+        cache_dir: Option<&Path>,
+        cache_image: Option<CacheImageSpec>,
+    ) -> Result<Option<Cache>, CacheError> {
+        if let Some(spec) = cache_image {
+            return ImageCache::open(spec).map(|c| Some(Cache::Image(Box::new(c))));
+        }
+        cache_dir
+            .map(|dir| VolumeCache::open(dir).map(Cache::Volume))
+            .transpose()
+    }
+
+    /// Whether a previous cache was found (a volume cache always exists once opened).
+    pub fn exists(&self) -> bool {
+        match self {
+            Cache::Volume(_) => true,
+            Cache::Image(image) => image.exists(),
+        }
+    }
+
+    /// The previous cache's metadata; empty when there is none or it cannot be decoded.
+    pub fn metadata(&self) -> Result<CacheMetadata, CacheError> {
+        match self {
+            Cache::Volume(volume) => volume.metadata(),
+            Cache::Image(image) => Ok(image.metadata()),
+        }
+    }
+
+    /// Extracts the cached layer `diff_id` in place, only under `allowed_root`, verifying its
+    /// diffID (see [`VolumeCache::extract_layer`], [`ImageCache::extract_layer`]).
+    pub fn extract_layer(
+        &self,
+        diff_id: &str,
+        allowed_root: &Path,
+    ) -> Result<Extracted, CacheError> {
+        match self {
+            Cache::Volume(volume) => volume.extract_layer(diff_id, allowed_root),
+            Cache::Image(image) => image.extract_layer(diff_id, allowed_root),
+        }
+    }
+
+    /// `Some` when the previous cache holds the layer `diff_id`, with the size its tar must
+    /// have when the cache knows it (the volume cache's committed tar; a cache image records
+    /// only the compressed size, and the registry checks blobs itself).
+    pub fn previous_layer_size(&self, diff_id: &str) -> Option<Option<u64>> {
+        match self {
+            Cache::Volume(volume) => {
+                let path = volume.committed_path(diff_id).ok()?;
+                Some(Some(fs::metadata(path).ok()?.len()))
+            }
+            Cache::Image(image) => image.has_layer(diff_id).then_some(None),
+        }
+    }
+
+    /// Keeps the previous cache's layer `diff_id` in the next cache.
+    pub fn reuse_layer(&self, diff_id: &str) -> Result<(), CacheError> {
+        match self {
+            Cache::Volume(volume) => volume.reuse_layer(diff_id),
+            Cache::Image(image) => image.reuse_layer(diff_id),
+        }
+    }
+
+    /// Tars `source` into the next cache and returns its diffID and tar size.
+    pub fn add_layer(&self, id: &str, source: &LayerSource) -> Result<TarInfo, CacheError> {
+        match self {
+            Cache::Volume(volume) => volume.add_layer(id, source),
+            Cache::Image(image) => image.add_layer(id, source),
+        }
+    }
+
+    /// Sets the metadata of the next cache.
+    pub fn set_metadata(&mut self, metadata: &CacheMetadata) -> Result<(), CacheError> {
+        match self {
+            Cache::Volume(volume) => volume.set_metadata(metadata),
+            Cache::Image(image) => image.set_metadata(metadata),
+        }
+    }
+
+    /// Makes the next cache the committed one.
+    pub fn commit(&mut self) -> Result<(), CacheError> {
+        match self {
+            Cache::Volume(volume) => volume.commit(),
+            Cache::Image(image) => image.commit(),
+        }
     }
 }
 
@@ -221,23 +349,40 @@ impl VolumeCache {
     /// Tars `source` straight into staging (one pass: tar, hash, write) and returns its
     /// diffID and size. `id` names the layer in errors.
     pub fn add_layer(&self, id: &str, source: &LayerSource) -> Result<TarInfo, CacheError> {
-        self.check_open()?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".layer-")
-            .tempfile_in(&self.staging_dir)
-            .map_err(io_err("create layer file in cache", &self.staging_dir))?;
+        let tmp = self.staging_file()?;
         let (info, tmp) =
             cnb_layers::write_uncompressed(source, tmp).map_err(|source| CacheError::Layer {
                 id: id.to_string(),
                 source,
             })?;
-        let path = self.staging_path(info.diff_id.as_ref())?;
-        tmp.persist(&path).map_err(|e| CacheError::Io {
+        self.adopt_staged(tmp, info.diff_id.as_ref())?;
+        Ok(info)
+    }
+
+    /// A new file in staging for a layer tar written elsewhere in the same pass (the exporter
+    /// writes a `launch=true, cache=true` layer's blob and its cache tar from one tar stream);
+    /// hand it back with [`VolumeCache::adopt_staged`]. Dropped unadopted, it is removed.
+    pub fn staging_file(&self) -> Result<tempfile::NamedTempFile, CacheError> {
+        self.check_open()?;
+        tempfile::Builder::new()
+            .prefix(".layer-")
+            .tempfile_in(&self.staging_dir)
+            .map_err(io_err("create layer file in cache", &self.staging_dir))
+    }
+
+    /// Names a complete tar written into a [`VolumeCache::staging_file`] by its diffID.
+    pub fn adopt_staged(
+        &self,
+        file: tempfile::NamedTempFile,
+        diff_id: &str,
+    ) -> Result<(), CacheError> {
+        let path = self.staging_path(diff_id)?;
+        file.persist(&path).map_err(|e| CacheError::Io {
             action: "caching layer",
             path,
             source: e.error,
         })?;
-        Ok(info)
+        Ok(())
     }
 
     /// Writes the metadata of the next cache into staging.

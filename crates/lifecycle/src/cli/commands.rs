@@ -13,17 +13,20 @@ use crate::analyze::{AnalyzeInputs, analyze_with_keychain};
 use crate::build::{BuildInputs, build};
 use crate::detect::{DetectError, DetectInputs, detect};
 use crate::experimental::guard_experimental;
-use crate::export::{ExportInputs, export, open_store, parse_images};
+use crate::export::{ExportInputs, export_with_cache, open_store, parse_images};
 use crate::privileges;
 use crate::rebase::{RebaseInputs, rebase};
-use crate::restore::{RestoreInputs, open_cache, restore, restore_with_cache};
+use crate::restore::images::{ImageInputs, KANIKO_DIR_ENV, update_analyzed};
+use crate::restore::{
+    RestoreInputs, cache_image_spec, open_cache, restore_with_cache, restore_with_keychain,
+};
 
 /// Dispatches to the phase.
 pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     match inputs.phase {
         Phase::Analyzer => analyzer(inputs),
         Phase::Detector => detector(inputs, env),
-        Phase::Restorer => restorer(inputs),
+        Phase::Restorer => restorer(inputs, env),
         Phase::Builder => builder(inputs, env),
         Phase::Exporter => exporter(inputs, env),
         Phase::Creator => creator(inputs, env),
@@ -201,8 +204,8 @@ fn export_inputs(
         insecure_registries: inputs.insecure_registries.clone(),
         source_date_epoch: lookup(env, "SOURCE_DATE_EPOCH"),
         parallel: inputs.parallel,
-        // Cache images are not supported yet (`open_cache` warns); a cache image wins over a
-        // cache dir, as in the reference.
+        // Used only by `export`; the phases pass the cache they opened (`init_cache`), where a
+        // cache image wins over a cache dir, as in the reference.
         cache_dir: inputs
             .cache_dir
             .clone()
@@ -218,15 +221,36 @@ fn restore_inputs(inputs: &Inputs) -> RestoreInputs {
         analyzed_path: inputs.analyzed_path.clone(),
         cache_dir: inputs.cache_dir.clone(),
         cache_image: inputs.cache_image.clone(),
+        insecure_registries: inputs.insecure_registries.clone(),
         skip_layers: inputs.skip_layers,
+        owner: cnb_layers::Owner::new(inputs.uid.unwrap_or(0), inputs.gid.unwrap_or(0)),
     }
 }
 
 /// Opens the cache the platform asked for, failing early (before any work) when the cache
-/// directory cannot be used, as the reference's `initCache`.
-fn init_cache(inputs: &Inputs) -> Result<Option<crate::cache::VolumeCache>, Failure> {
-    open_cache(inputs.cache_dir.as_deref(), inputs.cache_image.as_deref())
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+/// directory cannot be used or the cache image's registry cannot be reached, as the
+/// reference's `initCache`. A cache image is a registry image even with `-layout`, as in the
+/// reference.
+fn init_cache(
+    inputs: &Inputs,
+    keychain: Option<Keychain>,
+) -> Result<Option<crate::cache::Cache>, Failure> {
+    let fail = |e: crate::restore::RestoreError| Failure::new(e.exit_code(), e.action(), &e);
+    let spec = cache_image_spec(&restore_inputs(inputs), keychain).map_err(fail)?;
+    open_cache(inputs.cache_dir.as_deref(), spec).map_err(fail)
+}
+
+/// The credentials for `<cache-image>`, when one is given, read while the phase is still
+/// root (they may sit in root's docker config).
+fn cache_keychain(inputs: &Inputs, phase: Phase) -> Result<Option<Keychain>, Failure> {
+    let Some(name) = inputs.cache_image.as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let keychain = keychain(phase)?;
+    if let Ok(reference) = cnb_image::ImageRef::parse(name) {
+        keychain.preresolve([reference.registry()]);
+    }
+    Ok(Some(keychain))
 }
 
 /// Root hands the volumes to `CNB_USER_ID:CNB_GROUP_ID` and becomes that user, as the
@@ -287,7 +311,7 @@ fn analyzer(inputs: &Inputs) -> Result<(), Failure> {
 
 /// [RES-001]..[RES-019] No positional arguments; volumes are handed to the CNB user and
 /// privileges dropped, as the analyzer; restore errors exit 42.
-fn restorer(inputs: &Inputs) -> Result<(), Failure> {
+fn restorer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     if !inputs.args.is_empty() {
         return Err(Failure::msg(
             ExitCode::InvalidArgs,
@@ -295,8 +319,29 @@ fn restorer(inputs: &Inputs) -> Result<(), Failure> {
             "received unexpected Args",
         ));
     }
+    let images = ImageInputs::from_inputs(inputs, lookup(env, KANIKO_DIR_ENV).as_deref());
+    let keychain =
+        Keychain::from_env().map_err(|e| Failure::new(ExitCode::Failed, "resolve keychain", &e))?;
+    keychain.preresolve(images.registries().iter().map(String::as_str));
+    // <kaniko-dir> is a volume of the restorer too.
+    if let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid)
+        && privileges::is_root()
+    {
+        privileges::ensure_owner(&images.kaniko_dir, uid, gid).map_err(|e| {
+            Failure::msg(
+                ExitCode::Failed,
+                "chown volumes",
+                &format!("chown {}: {e}", images.kaniko_dir.display()),
+            )
+        })?;
+    }
+    let cache_keychain = cache_keychain(inputs, Phase::Restorer)?;
     drop_privileges(inputs, Phase::Restorer)?;
-    restore(&restore_inputs(inputs))
+    update_analyzed(&images, keychain).map_err(|e| Failure {
+        code: e.exit_code(),
+        message: crate::error_chain(&e),
+    })?;
+    restore_with_keychain(&restore_inputs(inputs), cache_keychain)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
@@ -340,11 +385,12 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         &export_inputs.insecure_registries,
     )
     .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
-    // The cache is exported (and opened again) after the image; a cache dir that cannot be
-    // used fails now, as in the reference.
-    drop(init_cache(inputs)?);
+    let cache_keychain = cache_keychain(inputs, Phase::Exporter)?;
     drop_privileges(inputs, Phase::Exporter)?;
-    export(&export_inputs, &store)
+    // The cache is exported after the image; a cache that cannot be used fails now, as in
+    // the reference.
+    let cache = init_cache(inputs, cache_keychain)?;
+    export_with_cache(&export_inputs, &store, cache)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
@@ -366,8 +412,10 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     keychain.preresolve(analyze_inputs.registries().iter().map(String::as_str));
     let store = open_store(layout.as_deref(), &export_inputs.insecure_registries)
         .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
+    let cache_keychain = cache_keychain(inputs, Phase::Creator)?;
     drop_privileges(inputs, Phase::Creator)?;
-    let cache = init_cache(inputs)?;
+    // Opened once: restored from, then written by the export.
+    let cache = init_cache(inputs, cache_keychain)?;
 
     tracing::info!("===> ANALYZING");
     analyze_with_keychain(&analyze_inputs, keychain)
@@ -381,12 +429,11 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         restore_with_cache(&restore_inputs(inputs), cache.as_ref())
             .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     }
-    drop(cache);
     tracing::info!("===> BUILDING");
     build(&build_inputs(inputs), process_env(env))
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> EXPORTING");
-    export(&export_inputs, &store)
+    export_with_cache(&export_inputs, &store, cache)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }

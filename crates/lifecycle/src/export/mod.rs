@@ -8,27 +8,29 @@
 //! ([`config`]); save to every tag; write the report.
 
 mod config;
-mod fingerprint;
 mod plan;
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use cnb_buildpack_api::layer::LayerMetadataError;
 use cnb_image::{
-    BuiltImage, Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayerFile, LayoutStore,
-    Platform, Registry, RegistryOptions, SaveError,
+    BuiltImage, Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayoutStore, Platform,
+    Registry, RegistryOptions, SaveError,
 };
-use cnb_layers::{Compression, LayerInfo, Owner};
+use cnb_layers::{Compression, LayerInfo, Owner, TarInfo};
 use cnb_platform_api::files::analyzed::AnalyzedFile;
 use cnb_platform_api::files::metadata::MetadataFile;
 use cnb_platform_api::files::report::{ImageReport, ReportFile};
-use cnb_platform_api::files::{FileError, GroupFile};
+use cnb_platform_api::files::{FileError, GroupElement, GroupFile};
 use cnb_platform_api::labels::LayersMetadata;
 use cnb_platform_api::{ExitCode, PlatformApi};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::plan::{LayerKind, PlanInputs, PlannedLayer, plan_layers};
+use crate::cache::image::layer_file;
+use crate::cache::{Cache, ProducedLayer, VolumeCache};
 
 /// Everything the exporter reads, resolved by the caller.
 #[derive(Clone, Debug)]
@@ -237,8 +239,30 @@ pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, ExportError> {
     })
 }
 
-/// Exports the app image and writes report.toml.
+/// Exports the app image and writes report.toml, then the volume cache `inputs.cache_dir`
+/// if one is given.
 pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, ExportError> {
+    let cache = inputs
+        .cache_dir
+        .as_deref()
+        .and_then(|dir| match VolumeCache::open(dir) {
+            Ok(cache) => Some(Cache::Volume(cache)),
+            Err(e) => {
+                warn!("Failed to export cache: {}", crate::error_chain(&e));
+                None
+            }
+        });
+    export_with_cache(inputs, store, cache)
+}
+
+/// [`export`] with a cache the caller opened, of either kind (the phases open it before
+/// they start, as the reference's `initCache`); `inputs.cache_dir` is not used. The cache is
+/// written after the image, or alongside it with `-parallel`; its errors are warnings only.
+pub fn export_with_cache(
+    inputs: &ExportInputs,
+    store: &ImageStore,
+    cache: Option<Cache>,
+) -> Result<ReportFile, ExportError> {
     let features = inputs.platform_api.features();
     let tags = parse_images(&inputs.images)?;
     let group = GroupFile::read(&inputs.group_path).map_err(ExportError::Read)?;
@@ -282,7 +306,8 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
 
     // Buildpack layers unchanged since the last export are taken from the previous image by
     // their recorded diffID without being tarred again (see `fingerprint`).
-    let mut fingerprints = fingerprint::Fingerprints::load(&inputs.layers_dir);
+    let mut fingerprints = crate::fingerprint::Fingerprints::load(&inputs.layers_dir);
+    let probe = crate::fingerprint::Probe::take(&inputs.layers_dir);
     let mut fresh: Vec<Option<(PathBuf, String)>> = (0..planned.len()).map(|_| None).collect();
     for (i, layer) in planned.iter_mut().enumerate() {
         let LayerKind::Buildpack {
@@ -298,7 +323,10 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
             .layers_dir
             .join(group.group[*buildpack].id.escaped())
             .join(name);
-        let Some(print) = fingerprint::fingerprint(&dir, owner) else {
+        let Some(print) = probe
+            .as_ref()
+            .and_then(|probe| crate::fingerprint::fingerprint(&dir, owner, probe))
+        else {
             continue;
         };
         let unchanged = fingerprints
@@ -322,33 +350,64 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
         }
     }
 
-    let export_cache = || {
-        let Some(cache_dir) = &inputs.cache_dir else {
+    let has_cache = cache.is_some();
+    // A serial export hands the cache what it makes of the `launch=true, cache=true` layers,
+    // so they are not tarred again: a cache image gets their gzip blobs (kept on disk until
+    // then), a volume cache their plain tars, written into its staging from the same tar
+    // stream as the blobs. A parallel export cannot wait for them.
+    let share_blobs = !inputs.parallel && matches!(cache, Some(Cache::Image(_)));
+    let cached = cache_layers(&planned);
+    let mut cache_blobs: HashMap<PathBuf, ProducedLayer> = HashMap::new();
+    let mut kept_blob_dir: Option<tempfile::TempDir> = None;
+    let export_cache = |cache: Option<Cache>, blobs: &HashMap<PathBuf, ProducedLayer>| {
+        let mut cache = cache;
+        let Some(cache) = cache.as_mut() else {
             return;
         };
-        let cache = crate::cache::CacheExport {
+        let export = crate::cache::CacheExport {
             platform_api: inputs.platform_api,
             layers_dir: &inputs.layers_dir,
             group: &group.group,
             owner,
         };
-        if let Err(e) = crate::cache::export_cache(cache_dir, &cache) {
+        if let Err(e) = crate::cache::export_to(cache, &export, blobs) {
             warn!("Failed to export cache: {}", crate::error_chain(&e));
         }
     };
-    let mut export_image = || -> Result<ReportFile, ExportError> {
+    let mut export_image = |staging: Option<&VolumeCache>| -> Result<ReportFile, ExportError> {
         let blob_dir = blob_dir(inputs)?;
-        let produced = produce_layers(&planned, blob_dir.path())?;
+        let Produced {
+            layers: produced,
+            staged,
+        } = produce_layers(
+            &planned,
+            blob_dir.path(),
+            staging.map(|volume| (volume, cached.as_slice())),
+        )?;
+        cache_blobs = cache_layer_outputs(
+            inputs,
+            &group.group,
+            &planned,
+            &produced,
+            share_blobs.then_some(cached.as_slice()),
+            &staged,
+        );
         let mut fingerprints = std::mem::take(&mut fingerprints);
         for (slot, info) in fresh.iter().zip(&produced) {
             let (Some((dir, before)), Some((info, _))) = (slot, info) else {
                 continue;
             };
             // Recorded only when the tree did not change while it was tarred.
-            match fingerprint::fingerprint(dir, owner) {
-                Some(after) if &after == before => {
-                    fingerprints.record(dir, after, info.diff_id.to_string())
-                }
+            let after = probe
+                .as_ref()
+                .and_then(|probe| crate::fingerprint::fingerprint(dir, owner, probe));
+            match after {
+                Some(after) if &after == before => fingerprints.record(
+                    dir,
+                    after,
+                    info.diff_id.to_string(),
+                    Some(info.uncompressed_size),
+                ),
                 _ => fingerprints.forget(dir),
             }
         }
@@ -388,6 +447,9 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
             .build()
             .map_err(|e| ExportError::Image(Box::new(e)))?;
         let report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
+        if share_blobs {
+            kept_blob_dir = Some(blob_dir);
+        }
         report
             .write(&inputs.report_path)
             .map_err(ExportError::Read)?;
@@ -398,20 +460,77 @@ pub fn export(inputs: &ExportInputs, store: &ImageStore) -> Result<ReportFile, E
     };
     // [EXP-033] `-parallel`: the cache is written while the image is exported; it only reads
     // the layers directory, so the two never touch the same files.
-    if inputs.parallel && inputs.cache_dir.is_some() {
+    if inputs.parallel && has_cache {
         std::thread::scope(|scope| {
-            let cache = scope.spawn(export_cache);
-            let report = export_image();
+            let export_cache = &export_cache;
+            let cache = scope.spawn(move || export_cache(cache, &HashMap::new()));
+            let report = export_image(None);
             if cache.join().is_err() {
                 warn!("Failed to export cache: the cache export stopped unexpectedly");
             }
             report
         })
     } else {
-        let report = export_image()?;
-        export_cache();
+        let staging = match &cache {
+            Some(Cache::Volume(volume)) => Some(volume),
+            _ => None,
+        };
+        let report = export_image(staging)?;
+        export_cache(cache, &cache_blobs);
+        drop(kept_blob_dir);
         Ok(report)
     }
+}
+
+/// Which planned layers are buildpack layers with `cache=true`.
+fn cache_layers(planned: &[PlannedLayer]) -> Vec<bool> {
+    planned
+        .iter()
+        .map(|layer| {
+            matches!(&layer.kind, LayerKind::Buildpack { metadata, .. } if metadata.types.cache)
+        })
+        .collect()
+}
+
+/// What the image export made of the `cache=true` buildpack layers, by layer directory (as
+/// the cache export names them): the tars staged in a volume cache (`staged`), and, when
+/// `blobs` marks the cache layers, the gzip blobs for a cache image.
+fn cache_layer_outputs(
+    inputs: &ExportInputs,
+    group: &[GroupElement],
+    planned: &[PlannedLayer],
+    produced: &[Option<(LayerInfo, PathBuf)>],
+    blobs: Option<&[bool]>,
+    staged: &[bool],
+) -> HashMap<PathBuf, ProducedLayer> {
+    let mut outputs = HashMap::new();
+    for (i, (layer, produced)) in planned.iter().zip(produced).enumerate() {
+        let (
+            LayerKind::Buildpack {
+                buildpack, name, ..
+            },
+            Some((info, path)),
+        ) = (&layer.kind, produced)
+        else {
+            continue;
+        };
+        let output = if staged[i] {
+            ProducedLayer::StagedTar(TarInfo {
+                diff_id: info.diff_id.clone(),
+                size: info.uncompressed_size,
+            })
+        } else if blobs.is_some_and(|cached| cached[i]) {
+            ProducedLayer::Blob(layer_file(info.clone(), path.clone()))
+        } else {
+            continue;
+        };
+        let dir = inputs
+            .layers_dir
+            .join(group[*buildpack].id.escaped())
+            .join(name);
+        outputs.insert(dir, output);
+    }
+    outputs
 }
 
 /// [EXP-003] A run image for another os/arch cannot run our launcher.
@@ -470,33 +589,75 @@ fn blob_dir(inputs: &ExportInputs) -> Result<tempfile::TempDir, ExportError> {
     })
 }
 
-/// Tars, hashes and compresses every planned layer with a source, once, in parallel.
+/// Tars, hashes and compresses every planned layer with a source, once, in parallel. With
+/// `staging`, the layers marked in `cached` also get their plain tar written into the volume
+/// cache's staging from the same tar stream; the returned flags say which did (a layer whose
+/// staging failed is still produced, and the cache export tars it itself).
 fn produce_layers(
     planned: &[PlannedLayer],
     dir: &Path,
-) -> Result<Vec<Option<(LayerInfo, PathBuf)>>, ExportError> {
+    staging: Option<(&VolumeCache, &[bool])>,
+) -> Result<Produced, ExportError> {
     let jobs: Vec<usize> = (0..planned.len())
         .filter(|&i| planned[i].source.is_some())
         .collect();
     let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |j| {
-        let layer = &planned[jobs[j]];
+        let index = jobs[j];
+        let layer = &planned[index];
         let source = layer
             .source
             .as_ref()
             .expect("jobs only index layers with a source");
-        cnb_layers::write_layer_to_dir(source, dir, Compression::DEFAULT)
+        let copy = staging
+            .filter(|(_, cached)| cached[index])
+            .and_then(|(cache, _)| match cache.staging_file() {
+                Ok(file) => Some((cache, file)),
+                Err(e) => {
+                    debug!("Not staging cache layer '{}': {e}", layer.id);
+                    None
+                }
+            });
+        let Some((cache, mut file)) = copy else {
+            let blob = cnb_layers::write_layer_to_dir(source, dir, Compression::DEFAULT)?;
+            return Ok((blob, false));
+        };
+        let (info, path) = cnb_layers::write_layer_to_dir_with_copy(
+            source,
+            dir,
+            file.as_file_mut(),
+            Compression::DEFAULT,
+        )?;
+        let staged = match cache.adopt_staged(file, info.diff_id.as_ref()) {
+            Ok(()) => true,
+            Err(e) => {
+                debug!("Not staging cache layer '{}': {e}", layer.id);
+                false
+            }
+        };
+        Ok(((info, path), staged))
     });
-    let mut produced: Vec<Option<(LayerInfo, PathBuf)>> =
-        (0..planned.len()).map(|_| None).collect();
+    let mut produced = Produced {
+        layers: (0..planned.len()).map(|_| None).collect(),
+        staged: vec![false; planned.len()],
+    };
     for (j, result) in results.into_iter().enumerate() {
         let index = jobs[j];
-        let value = result.map_err(|source| ExportError::Layer {
+        let (value, staged) = result.map_err(|source| ExportError::Layer {
             id: planned[index].id.clone(),
             source,
         })?;
-        produced[index] = Some(value);
+        produced.layers[index] = Some(value);
+        produced.staged[index] = staged;
     }
     Ok(produced)
+}
+
+/// What [`produce_layers`] made, by planned layer index.
+struct Produced {
+    /// The gzip blob, for layers with a source.
+    layers: Vec<Option<(LayerInfo, PathBuf)>>,
+    /// Whether the layer's plain tar is also in the volume cache's staging.
+    staged: Vec<bool>,
 }
 
 /// [EXP-009], [EXP-028] Adds one layer: reused from the previous image when it has the same
@@ -533,16 +694,7 @@ fn add_layer(
         (_, Some((info, path))) => {
             info!("Adding layer '{}'", layer.id);
             tracing::debug!("Layer '{}' SHA: {}", layer.id, info.diff_id);
-            builder.add_layer(
-                LayerFile {
-                    path,
-                    digest: info.digest,
-                    diff_id: info.diff_id,
-                    size: info.compressed_size,
-                    media_type: None,
-                },
-                created_by,
-            );
+            builder.add_layer(layer_file(info, path), created_by);
         }
         (_, None) => {
             return Err(ExportError::NoPreviousMetadata {

@@ -9,10 +9,9 @@ use std::process::Command;
 
 use cnb_image::testkit::{TestRegistry, which};
 use cnb_image::{
-    Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayerFile, Platform, Registry,
-    RegistryOptions,
+    Image, ImageBuilder, ImageRef, ImageStore, Keychain, Platform, Registry, RegistryOptions,
 };
-use cnb_layers::{Compression, LayerSource, Owner, write_layer_to_dir};
+use cnb_layers::{Compression, LayerSource, Owner};
 use cnb_platform_api::files::report::ReportFile;
 use cnb_platform_api::labels::{
     ImageLabel, LIFECYCLE_METADATA_LABEL, LayersMetadata, MIXINS_LABEL, REBASABLE_LABEL,
@@ -21,6 +20,7 @@ use cnb_platform_api::labels::{
 use cnb_platform_api::{ExitCode, PlatformApi};
 
 use super::*;
+use crate::testutil::write_layer;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -107,16 +107,9 @@ impl Fixture {
         let blobs = self.dir.path().join("blobs");
         std::fs::create_dir_all(&blobs).unwrap();
         let source = LayerSource::dir(&app_dir, Owner::ROOT).unwrap();
-        let (info, path) = write_layer_to_dir(&source, &blobs, Compression::default()).unwrap();
         let mut builder = ImageBuilder::from_base(&run_image);
         builder.add_layer(
-            LayerFile {
-                path,
-                digest: info.digest,
-                diff_id: info.diff_id,
-                size: info.compressed_size,
-                media_type: None,
-            },
+            write_layer(&source, &blobs, Compression::default()),
             Some("app"),
         );
         if let Some(api) = app_api {
@@ -542,23 +535,14 @@ fn rbs_012_rebase_in_layout() {
     let blobs = dir.path().join("blobs");
     std::fs::create_dir_all(blobs.join("src")).unwrap();
     std::fs::write(blobs.join("src/app.txt"), "hi").unwrap();
-    let (info, path) = write_layer_to_dir(
+    let layer = write_layer(
         &LayerSource::dir(blobs.join("src"), Owner::ROOT).unwrap(),
         &blobs,
         Compression::default(),
-    )
-    .unwrap();
-    let mut builder = ImageBuilder::from_base(&run_image);
-    builder.add_layer(
-        LayerFile {
-            path,
-            digest: info.digest,
-            diff_id: info.diff_id.clone(),
-            size: info.compressed_size,
-            media_type: None,
-        },
-        None,
     );
+    let diff_id = layer.diff_id.clone();
+    let mut builder = ImageBuilder::from_base(&run_image);
+    builder.add_layer(layer, None);
     builder.set_env("CNB_PLATFORM_API", "0.12");
     let label = LayersMetadata {
         run_image: RunImageForRebase {
@@ -603,7 +587,7 @@ fn rbs_012_rebase_in_layout() {
     assert_eq!(report.image.digest, None);
     let app = store.open(app_name, &amd64).unwrap().unwrap();
     let mut want = diff_ids(&new_run);
-    want.push(info.diff_id.to_string());
+    want.push(diff_id.to_string());
     assert_eq!(diff_ids(&app), want);
     assert_eq!(
         label_of(&app).run_image.top_layer,

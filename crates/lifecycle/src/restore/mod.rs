@@ -12,9 +12,15 @@
 //! and removed with its metadata and SBOMs, so the buildpack rebuilds it ([RES-006]: metadata
 //! and contents together or not at all). Other failures exit 42 ([RES-018]).
 //!
-//! Not implemented yet: cache images (`-cache-image` warns and runs without a cache), the
-//! build-image and run-image updates of analyzed.toml for extensions ([RES-013]..[RES-016]).
+//! Before that, the restorer binary brings analyzed.toml up to date with the build and run
+//! images and fills `<kaniko-dir>/cache` for the extender ([`images`], [RES-013]..[RES-017]);
+//! the creator does not (as the reference's).
+//!
+//! The cache is a volume cache (`-cache-dir`) or a cache image (`-cache-image`, which wins
+//! when both are given, as in the reference); both are read through [`Cache`], so a layer from
+//! a cache image is extracted with the same checks as one from a cache directory.
 
+pub mod images;
 mod metadata;
 mod sbom;
 
@@ -30,7 +36,12 @@ use cnb_platform_api::labels::{CacheMetadata, LayersMetadata};
 use cnb_platform_api::{ExitCode, PlatformApi};
 use tracing::{debug, info, warn};
 
-use crate::cache::{CACHE_SBOM_LAYER_ID, CacheError, VolumeCache};
+use cnb_layers::Owner;
+
+use cnb_image::Keychain;
+
+use crate::cache::{CACHE_SBOM_LAYER_ID, Cache, CacheError, CacheImageSpec};
+use crate::fingerprint::{Fingerprints, Probe};
 
 /// Everything the restorer reads, resolved by the caller.
 #[derive(Clone, Debug)]
@@ -45,10 +56,15 @@ pub struct RestoreInputs {
     pub analyzed_path: PathBuf,
     /// `<cache-dir>`.
     pub cache_dir: Option<PathBuf>,
-    /// `<cache-image>` (not supported yet: warns and runs without a cache).
+    /// `<cache-image>`: wins over `<cache-dir>`.
     pub cache_image: Option<String>,
+    /// `-insecure-registry` entries (for the cache image).
+    pub insecure_registries: Vec<String>,
     /// `<skip-layers>` (the creator's `-skip-restore`): only store.toml is restored.
     pub skip_layers: bool,
+    /// Owner the exporter gives layer contents (`CNB_USER_ID:CNB_GROUP_ID`): restored layers
+    /// are fingerprinted as the exporter will tar them.
+    pub owner: Owner,
 }
 
 /// Why the restore failed.
@@ -60,6 +76,9 @@ pub enum RestoreError {
     /// The volume cache could not be opened.
     #[error("create volume cache")]
     OpenCache(#[source] CacheError),
+    /// The cache image could not be reached.
+    #[error("create image cache")]
+    OpenCacheImage(#[source] CacheError),
     /// The cache metadata could not be read.
     #[error("retrieving cache metadata")]
     CacheMetadata(#[source] CacheError),
@@ -90,7 +109,9 @@ impl RestoreError {
             RestoreError::Group(e) if matches!(**e, FileError::UnsupportedApi { .. }) => {
                 ExitCode::IncompatibleBuildpackApi
             }
-            RestoreError::Group(_) | RestoreError::OpenCache(_) => ExitCode::Failed,
+            RestoreError::Group(_)
+            | RestoreError::OpenCache(_)
+            | RestoreError::OpenCacheImage(_) => ExitCode::Failed,
             _ => ExitCode::RestoreError,
         }
     }
@@ -103,6 +124,7 @@ impl RestoreError {
             }
             RestoreError::Group(_) => "read group file",
             RestoreError::OpenCache(_) => "create volume cache",
+            RestoreError::OpenCacheImage(_) => "create image cache",
             _ => "restore",
         }
     }
@@ -119,28 +141,66 @@ pub struct RestoreSummary {
     pub removed: BTreeSet<String>,
 }
 
-/// Opens the cache the platform asked for: a cache image is not supported yet (warning, no
-/// cache); a cache directory must exist.
+/// Opens the cache the platform asked for (reference `initCache`): the cache image when one
+/// is given (it wins over a cache directory; a missing image is an empty cache), else the
+/// cache directory, which must exist.
 pub fn open_cache(
     cache_dir: Option<&Path>,
-    cache_image: Option<&str>,
-) -> Result<Option<VolumeCache>, RestoreError> {
-    if let Some(image) = cache_image.filter(|i| !i.is_empty()) {
-        warn!("Cache images are not supported yet; not using cache image '{image}'");
+    cache_image: Option<CacheImageSpec>,
+) -> Result<Option<Cache>, RestoreError> {
+    let error = if cache_image.is_some() {
+        RestoreError::OpenCacheImage
+    } else {
+        RestoreError::OpenCache
+    };
+    Cache::open(cache_dir, cache_image).map_err(error)
+}
+
+/// The client for `<cache-image>`, when one is given, with `keychain` (or the credentials
+/// of the environment, read now, when `None`).
+pub fn cache_image_spec(
+    inputs: &RestoreInputs,
+    keychain: Option<Keychain>,
+) -> Result<Option<CacheImageSpec>, RestoreError> {
+    let Some(name) = inputs.cache_image.as_deref().filter(|n| !n.is_empty()) else {
         return Ok(None);
-    }
-    cache_dir
-        .map(VolumeCache::open)
-        .transpose()
-        .map_err(RestoreError::OpenCache)
+    };
+    let keychain = match keychain {
+        Some(keychain) => keychain,
+        None => Keychain::from_env().map_err(|e| {
+            RestoreError::OpenCacheImage(CacheError::Image {
+                action: "resolving credentials for",
+                name: name.to_string(),
+                source: Box::new(e.into()),
+            })
+        })?,
+    };
+    CacheImageSpec::new(
+        name,
+        inputs.platform_api,
+        &inputs.insecure_registries,
+        keychain,
+    )
+    .map(Some)
+    .map_err(RestoreError::OpenCacheImage)
 }
 
 /// The restorer phase: reads group.toml and analyzed.toml, opens the cache and restores.
 pub fn restore(inputs: &RestoreInputs) -> Result<RestoreSummary, RestoreError> {
+    restore_with_keychain(inputs, None)
+}
+
+/// [`restore`] reading a cache image with `keychain`, which a caller about to drop
+/// privileges resolved before (`None`: the environment's credentials, read now).
+pub fn restore_with_keychain(
+    inputs: &RestoreInputs,
+    keychain: Option<Keychain>,
+) -> Result<RestoreSummary, RestoreError> {
     let group =
         GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
     let previous = read_previous_metadata(&inputs.analyzed_path);
-    let cache = open_cache(inputs.cache_dir.as_deref(), inputs.cache_image.as_deref())?;
+    let spec = cache_image_spec(inputs, keychain)?;
+    let cache = open_cache(inputs.cache_dir.as_deref(), spec)?;
     restore_from(inputs, &group, &previous, cache.as_ref())
 }
 
@@ -148,7 +208,7 @@ pub fn restore(inputs: &RestoreInputs) -> Result<RestoreSummary, RestoreError> {
 /// and export); `inputs.cache_dir` and `inputs.cache_image` are not used.
 pub fn restore_with_cache(
     inputs: &RestoreInputs,
-    cache: Option<&VolumeCache>,
+    cache: Option<&Cache>,
 ) -> Result<RestoreSummary, RestoreError> {
     let group =
         GroupFile::read(&inputs.group_path).map_err(|e| RestoreError::Group(Box::new(e)))?;
@@ -160,7 +220,7 @@ fn restore_from(
     inputs: &RestoreInputs,
     group: &GroupFile,
     previous: &LayersMetadata,
-    cache: Option<&VolumeCache>,
+    cache: Option<&Cache>,
 ) -> Result<RestoreSummary, RestoreError> {
     restore_layers(
         &LayerRestore {
@@ -169,6 +229,7 @@ fn restore_from(
             group: &group.group,
             previous,
             skip_layers: inputs.skip_layers,
+            owner: inputs.owner,
         },
         cache,
     )
@@ -202,6 +263,8 @@ pub struct LayerRestore<'a> {
     pub previous: &'a LayersMetadata,
     /// Only store.toml ([RES-002]).
     pub skip_layers: bool,
+    /// Owner the exporter gives layer contents (see [`RestoreInputs::owner`]).
+    pub owner: Owner,
 }
 
 /// One cached layer to extract.
@@ -212,12 +275,15 @@ struct Job {
     sha: String,
     /// `Some((bp escaped, layer))` for buildpack layers, `None` for the SBOM layer.
     layer: Option<(String, String)>,
+    /// Whether the directory was missing or empty before the extraction, so that afterwards
+    /// it holds exactly the tar's entries (only then is its fingerprint recorded).
+    empty_before: bool,
 }
 
 /// store.toml, layer metadata, cached contents and SBOMs, for the group's buildpacks.
 pub fn restore_layers(
     r: &LayerRestore<'_>,
-    cache: Option<&VolumeCache>,
+    cache: Option<&Cache>,
 ) -> Result<RestoreSummary, RestoreError> {
     let cache_meta = match cache {
         Some(cache) => cache.metadata().map_err(RestoreError::CacheMetadata)?,
@@ -259,9 +325,11 @@ pub fn restore_layers(
                 continue;
             }
             info!("Restoring data for \"{id}\" from cache");
+            let dir = bp_dir.join(&name);
             jobs.push(Job {
                 id,
-                dir: bp_dir.join(&name),
+                empty_before: fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none()),
+                dir,
                 sha: cached_layer.sha.clone(),
                 layer: Some((escaped.clone(), name)),
             });
@@ -275,6 +343,7 @@ pub fn restore_layers(
             dir: r.layers_dir.join("sbom").join("cache"),
             sha: cache_meta.sbom.sha.clone(),
             layer: None,
+            empty_before: false,
         });
     }
 
@@ -285,11 +354,15 @@ pub fn restore_layers(
             let allowed = cnb_layers::layer::absolute(&job.dir).unwrap_or_else(|_| job.dir.clone());
             Ok(cache.extract_layer(&job.sha, &allowed))
         });
+        let mut extracted = Vec::new();
         for (job, result) in jobs.iter().zip(results) {
             match result.map_err(RestoreError::Worker)? {
-                Ok(_) => {
+                Ok(layer) => {
                     if job.layer.is_some() {
                         summary.contents.insert(job.id.clone());
+                        if job.empty_before {
+                            extracted.push((&job.dir, layer));
+                        }
                     }
                 }
                 Err(e) => {
@@ -306,6 +379,7 @@ pub fn restore_layers(
                 }
             }
         }
+        record_fingerprints(r, &extracted);
     }
 
     let mut restored = shas;
@@ -324,6 +398,44 @@ pub fn restore_layers(
         )?;
     }
     Ok(summary)
+}
+
+/// Records what each extracted layer's directory tars to, so the exporter can take an
+/// untouched one from the previous image and the cache can keep its tar without tarring it
+/// again (see [`crate::fingerprint`]). The directory is hashed as the exporter would tar it
+/// (a read pass without compression, in parallel) rather than trusting the cached diffID:
+/// another `CNB_USER_ID` or other ancestor modes would tar differently than the cached tar.
+/// A failure only costs the exporter time.
+fn record_fingerprints(r: &LayerRestore<'_>, extracted: &[(&PathBuf, cnb_layers::Extracted)]) {
+    if extracted.is_empty() {
+        return;
+    }
+    let Some(probe) = Probe::take(r.layers_dir) else {
+        return;
+    };
+    let measured = cnb_layers::run_parallel(extracted.len(), None::<NonZeroUsize>, |i| {
+        Ok(crate::fingerprint::measure(extracted[i].0, r.owner, &probe))
+    });
+    let mut records = Fingerprints::load(r.layers_dir);
+    for ((dir, layer), measured) in extracted.iter().zip(measured) {
+        match measured.ok().flatten() {
+            Some((print, tar)) => {
+                if tar.diff_id != layer.diff_id {
+                    debug!(
+                        "{} tars to {} now, not to its cached {}",
+                        dir.display(),
+                        tar.diff_id,
+                        layer.diff_id
+                    );
+                }
+                records.record(dir, print, tar.diff_id.to_string(), Some(tar.size));
+            }
+            None => records.forget(dir),
+        }
+    }
+    if let Err(e) = records.save(r.layers_dir) {
+        debug!("Could not record layer fingerprints: {e}");
+    }
 }
 
 /// Removes a layer: its directory, `<layer>.toml`, `<layer>.sha` and `<layer>.sbom.*`.

@@ -13,8 +13,8 @@ use cnb_platform_api::labels::{
 };
 
 use super::*;
-use crate::cache::VolumeCache;
 use crate::cache::tests::{Ws, element};
+use crate::cache::{Cache, VolumeCache};
 
 const BP: &str = "acme/node";
 const BP_DIR: &str = "acme_node";
@@ -26,13 +26,14 @@ fn run(
     api: PlatformApi,
     skip: bool,
 ) -> RestoreSummary {
-    let cache = VolumeCache::open(&ws.cache).unwrap();
+    let cache = Cache::Volume(VolumeCache::open(&ws.cache).unwrap());
     let r = LayerRestore {
         platform_api: api,
         layers_dir: &ws.layers,
         group,
         previous,
         skip_layers: skip,
+        owner: cnb_layers::Owner::ROOT,
     };
     restore_layers(&r, Some(&cache)).unwrap()
 }
@@ -457,6 +458,7 @@ fn res_004_no_cache_restores_image_metadata_only() {
         group: &[element(BP)],
         previous: &image,
         skip_layers: false,
+        owner: cnb_layers::Owner::ROOT,
     };
     let summary = restore_layers(&r, None).unwrap();
     let names: Vec<&str> = summary.metadata.iter().map(String::as_str).collect();
@@ -478,7 +480,9 @@ fn res_018_exit_codes() {
         analyzed_path: ws.layers.join("analyzed.toml"),
         cache_dir: Some(ws.cache.clone()),
         cache_image: None,
+        insecure_registries: Vec::new(),
         skip_layers: false,
+        owner: cnb_layers::Owner::ROOT,
     };
     let group = ws.layers.join("group.toml");
     fs::write(
@@ -502,11 +506,16 @@ fn res_018_exit_codes() {
         (err.exit_code(), err.action()),
         (ExitCode::Failed, "create volume cache")
     );
-    // A cache image is not supported yet: no cache, no failure.
+    // A cache image wins over the (missing) cache dir; one whose registry cannot be reached
+    // fails as the reference's `initCache` does.
     let mut image = inputs(&group);
-    image.cache_image = Some("registry.example/cache".into());
+    image.cache_image = Some("127.0.0.1:1/cache".into());
     image.cache_dir = Some(ws.root.join("nope"));
-    assert!(restore(&image).is_ok());
+    let err = restore(&image).unwrap_err();
+    assert_eq!(
+        (err.exit_code(), err.action()),
+        (ExitCode::Failed, "create image cache")
+    );
     // A layers dir that cannot be written: exit 42.
     let store = toml::Table::from_iter([("a".to_string(), toml::Value::Integer(1))]);
     let previous = LayersMetadata {
@@ -524,9 +533,78 @@ fn res_018_exit_codes() {
         group: &[element(BP)],
         previous: &previous,
         skip_layers: true,
+        owner: cnb_layers::Owner::ROOT,
     };
     assert_eq!(
         restore_layers(&r, None).unwrap_err().exit_code(),
         ExitCode::RestoreError
+    );
+}
+
+#[test]
+fn extracted_layers_get_a_fingerprint_record_of_what_they_tar_to() {
+    let ws = Ws::new();
+    let (cache, image) = first_build(&ws);
+    // A leftover file in one cached layer's directory: after the extraction that directory
+    // is not what the tar holds, so nothing may vouch for it.
+    let dirty = ws.layers.join(BP_DIR).join("bcl-FTF");
+    fs::create_dir_all(&dirty).unwrap();
+    fs::write(dirty.join("leftover"), "x").unwrap();
+    let group = [element(BP)];
+    // The owner the cache was exported with (`Ws::export`).
+    let owner = cnb_layers::Owner::new(1000, 1000);
+    let restore = |owner| {
+        let r = LayerRestore {
+            platform_api: PlatformApi::V0_15,
+            layers_dir: &ws.layers,
+            group: &group,
+            previous: &image,
+            skip_layers: false,
+            owner,
+        };
+        let cache = Cache::Volume(VolumeCache::open(&ws.cache).unwrap());
+        restore_layers(&r, Some(&cache)).unwrap();
+    };
+    restore(owner);
+
+    let records = crate::fingerprint::Fingerprints::load(&ws.layers);
+    let probe = crate::fingerprint::Probe::take(&ws.layers).unwrap();
+    let sha = |name: &str| cache.buildpack(BP).unwrap().layers[name].sha.clone();
+    let tar_of = |dir: &Path, owner| {
+        let source = cnb_layers::LayerSource::dir(dir, owner).unwrap();
+        cnb_layers::write_uncompressed(&source, std::io::sink())
+            .unwrap()
+            .0
+    };
+    let clean = ws.layers.join(BP_DIR).join("bcl-TTF");
+    assert!(clean.join("marker").is_file(), "restored");
+    let record = records
+        .current(&clean, owner, &probe)
+        .expect("a record for the extracted layer");
+    assert_eq!(record.diff_id, sha("bcl-TTF"), "same owner: the cached tar");
+    let tar = tar_of(&clean, owner);
+    assert_eq!(tar.diff_id.to_string(), record.diff_id);
+    assert_eq!(record.size, Some(tar.size));
+
+    assert!(dirty.join("marker").is_file() && dirty.join("leftover").is_file());
+    assert!(
+        records.current(&dirty, owner, &probe).is_none(),
+        "a directory that was not empty gets no record"
+    );
+
+    // Restored for another CNB user: the record is what the exporter would tar now, not the
+    // cached diffID.
+    fs::remove_dir_all(&ws.layers).unwrap();
+    fs::create_dir_all(&ws.layers).unwrap();
+    restore(cnb_layers::Owner::ROOT);
+    let records = crate::fingerprint::Fingerprints::load(&ws.layers);
+    let probe = crate::fingerprint::Probe::take(&ws.layers).unwrap();
+    let record = records
+        .current(&clean, cnb_layers::Owner::ROOT, &probe)
+        .expect("a record");
+    assert_ne!(record.diff_id, sha("bcl-TTF"));
+    assert_eq!(
+        record.diff_id,
+        tar_of(&clean, cnb_layers::Owner::ROOT).diff_id.to_string()
     );
 }
