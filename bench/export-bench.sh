@@ -9,6 +9,7 @@
 # Prints MB/s, the ratio to the baseline, compressed size against gzip -1, and peak memory.
 # Needs: a Rust toolchain, umoci, busybox-static, docker-registry, GNU time (apt-get install
 # umoci busybox-static docker-registry time).
+# BENCH_LINK_MBIT=N adds an export over a loopback link limited to N Mbit/s (root, tc).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-1024}
@@ -55,6 +56,17 @@ printf '[run-image]\nreference = "127.0.0.1:%s/run@%s"\nimage = "127.0.0.1:%s/ru
 read -r reg_s reg_kib < <(timed env CNB_PLATFORM_API=0.15 "$exporter" \
   -app "$app" -layers "$layers" -launcher "$launcher" "127.0.0.1:$port/bench/app:latest")
 
+# Optionally, to the same registry over a rate-limited loopback link (BENCH_LINK_MBIT, root and
+# tc needed): where uploading, not compressing, is the bottleneck, as with a remote registry.
+link_s=
+if [ -n "${BENCH_LINK_MBIT:-}" ]; then
+  tc qdisc add dev lo root tbf rate "${BENCH_LINK_MBIT}mbit" burst 256kb latency 400ms
+  trap 'tc qdisc del dev lo root 2>/dev/null; cleanup' EXIT
+  read -r link_s _ < <(timed env CNB_PLATFORM_API=0.15 "$exporter" \
+    -app "$app" -layers "$layers" -launcher "$launcher" "127.0.0.1:$port/bench/app-link:latest")
+  tc qdisc del dev lo root
+fi
+
 rate() { python3 -c "print(f'{$total_bytes/$1/1e6:.1f}')"; }
 ratio() { python3 -c "print(f'{$base_s/$1:.2f}')"; }
 echo
@@ -63,4 +75,5 @@ printf '%-34s %8s %10s %9s %12s\n' "" "seconds" "MB/s" "vs base" "peak MiB"
 printf '%-34s %8s %10s %9s %12s\n' "tar | gzip -1 | sha256sum" "$base_s" "$(rate "$base_s")" "1.00" "-"
 printf '%-34s %8s %10s %9s %12s\n' "exporter -> OCI layout" "$layout_s" "$(rate "$layout_s")" "$(ratio "$layout_s")x" "$((layout_kib / 1024))"
 printf '%-34s %8s %10s %9s %12s\n' "exporter -> registry (loopback)" "$reg_s" "$(rate "$reg_s")" "$(ratio "$reg_s")x" "$((reg_kib / 1024))"
+[ -n "$link_s" ] && printf '%-34s %8s %10s %9s %12s\n' "exporter -> registry (${BENCH_LINK_MBIT} Mbit/s)" "$link_s" "$(rate "$link_s")" "$(ratio "$link_s")x" "-"
 echo "compressed size: ours $(mb "$ours_bytes") MB, gzip -1 $(mb "$gzip_bytes") MB ($(python3 -c "print(f'{$ours_bytes/$gzip_bytes:.3f}')")x)"

@@ -42,5 +42,5 @@ pub use layout::Layout;
 pub use manifest::{ManifestFormat, Platform, RawManifest};
 pub use oci_spec::image::Digest;
 pub use reference::ImageRef;
-pub use registry::{RegistryClient, RegistryOptions, RegistryStats, RetryPolicy};
+pub use registry::{PushOutcome, RegistryClient, RegistryOptions, RegistryStats, RetryPolicy};
 pub use store::{ImageStore, LayoutStore, Registry, SaveError, SaveReport};

@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::Digest;
 
 use crate::auth::Keychain;
-use crate::builder::BuiltImage;
+use crate::builder::{BuiltImage, LayerFile};
 use crate::error::{Error, Result};
 use crate::image::{BlobSource, Image, ImageSource};
 use crate::layout::Layout;
 use crate::manifest::Platform;
 use crate::reference::ImageRef;
-use crate::registry::{BlobData, BlobToPush, RegistryClient, RegistryOptions, RegistryStats};
+use crate::registry::{
+    BlobData, BlobToPush, PushOutcome, RegistryClient, RegistryOptions, RegistryStats,
+};
 
 /// The outcome of saving one image to several names. Saving is best effort: every name is
 /// attempted (imgutil's `SaveError` semantics).
@@ -129,6 +131,19 @@ impl Registry {
     /// Save `image` under each of `tags` (sequentially; blobs of one tag concurrently).
     pub fn save(&self, image: &BuiltImage, tags: &[ImageRef]) -> Result<SaveReport> {
         self.block_on(save_remote(&self.client, image, tags))
+    }
+
+    /// Uploads a layer blob into `reference`'s repository before the image that uses it is
+    /// saved (the save then finds it there), so a caller can upload one layer while it is
+    /// still compressing others. Safe to call from several threads.
+    pub fn push_layer(&self, reference: &ImageRef, layer: &LayerFile) -> Result<PushOutcome> {
+        let blob = BlobToPush {
+            digest: layer.digest.clone(),
+            size: layer.size,
+            data: BlobData::File(layer.path.clone()),
+            mount_from: None,
+        };
+        self.block_on(self.client.push_blob(reference, &blob))?
     }
 
     /// Fail unless `reference` is readable (imgutil `CheckReadAccess`).

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use cnb_buildpack_api::layer::LayerMetadataError;
 use cnb_image::{
-    BuiltImage, Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayoutStore, Platform,
-    Registry, RegistryOptions, SaveError,
+    BuiltImage, Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayerFile, LayoutStore,
+    Platform, Registry, RegistryOptions, SaveError,
 };
 use cnb_layers::{Compression, LayerInfo, Owner, TarInfo};
 use cnb_platform_api::files::analyzed::AnalyzedFile;
@@ -379,7 +379,10 @@ pub fn export_with_cache(
         let Produced {
             layers: produced,
             staged,
-        } = produce_layers(
+        } = produce_and_upload(
+            store,
+            tags.first(),
+            previous.as_ref(),
             &planned,
             blob_dir.path(),
             staging.map(|volume| (volume, cached.as_slice())),
@@ -597,6 +600,7 @@ fn produce_layers(
     planned: &[PlannedLayer],
     dir: &Path,
     staging: Option<(&VolumeCache, &[bool])>,
+    finished: Option<&BlobFinished<'_>>,
 ) -> Result<Produced, ExportError> {
     let jobs: Vec<usize> = (0..planned.len())
         .filter(|&i| planned[i].source.is_some())
@@ -618,8 +622,11 @@ fn produce_layers(
                 }
             });
         let Some((cache, mut file)) = copy else {
-            let blob = cnb_layers::write_layer_to_dir(source, dir, Compression::DEFAULT)?;
-            return Ok((blob, false));
+            let (info, path) = cnb_layers::write_layer_to_dir(source, dir, Compression::DEFAULT)?;
+            if let Some(finished) = finished {
+                finished(&info, &path);
+            }
+            return Ok(((info, path), false));
         };
         let (info, path) = cnb_layers::write_layer_to_dir_with_copy(
             source,
@@ -627,6 +634,9 @@ fn produce_layers(
             file.as_file_mut(),
             Compression::DEFAULT,
         )?;
+        if let Some(finished) = finished {
+            finished(&info, &path);
+        }
         let staged = match cache.adopt_staged(file, info.diff_id.as_ref()) {
             Ok(()) => true,
             Err(e) => {
@@ -651,6 +661,54 @@ fn produce_layers(
     }
     Ok(produced)
 }
+
+/// [`produce_layers`], and with a registry store each new layer is uploaded to `tag`'s
+/// repository as soon as its blob is written, by one uploader thread, while the workers
+/// compress the next layers; the save then finds those blobs present. Layers the previous
+/// image has by diffID are left to the save (reused, never uploaded). An early upload that
+/// fails is only logged: the save uploads the blob again and reports a real failure.
+fn produce_and_upload(
+    store: &ImageStore,
+    tag: Option<&ImageRef>,
+    previous: Option<&Image>,
+    planned: &[PlannedLayer],
+    dir: &Path,
+    staging: Option<(&VolumeCache, &[bool])>,
+) -> Result<Produced, ExportError> {
+    let (ImageStore::Registry(registry), Some(tag)) = (store, tag) else {
+        return produce_layers(planned, dir, staging, None);
+    };
+    std::thread::scope(|scope| {
+        let (sender, blobs) = std::sync::mpsc::channel::<LayerFile>();
+        let uploader = scope.spawn(move || {
+            for layer in blobs {
+                if let Err(e) = registry.push_layer(tag, &layer) {
+                    debug!(
+                        "Early upload of {} failed, the save retries it: {}",
+                        layer.digest,
+                        crate::error_chain(&e)
+                    );
+                }
+            }
+        });
+        let finished = move |info: &LayerInfo, path: &Path| {
+            let reused = previous.is_some_and(|p| p.layer_by_diff_id(&info.diff_id).is_some());
+            if !reused {
+                let _ = sender.send(layer_file(info.clone(), path.to_path_buf()));
+            }
+        };
+        let produced = produce_layers(planned, dir, staging, Some(&finished));
+        // The last sender goes with `finished`, which ends the uploader's loop.
+        drop(finished);
+        if uploader.join().is_err() {
+            warn!("Uploading layers stopped unexpectedly; the save uploads them");
+        }
+        produced
+    })
+}
+
+/// Called by a [`produce_layers`] worker with each blob it has written.
+type BlobFinished<'a> = dyn Fn(&LayerInfo, &Path) + Sync + 'a;
 
 /// What [`produce_layers`] made, by planned layer index.
 struct Produced {
