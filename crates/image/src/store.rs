@@ -8,6 +8,7 @@
 //! [`Registry::client`] directly.
 
 use std::future::Future;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Digest;
@@ -160,6 +161,27 @@ impl Registry {
     /// [`RegistryClient::delete_manifest`].
     pub fn delete_manifest(&self, reference: &ImageRef) -> Result<()> {
         self.block_on(self.client.delete_manifest(reference))?
+    }
+
+    /// A blob of `image` as a reader that checks the blob's digest at its end: a registry
+    /// blob streams from the response as it is read, a layout blob is its file. Read it
+    /// outside the async runtime (from a plain thread).
+    pub fn open_blob(&self, image: &Image, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+        match image.source() {
+            ImageSource::Registry(r) => {
+                let reader = self.block_on(self.client.blob_reader(r, digest))??;
+                Ok(Box::new(reader))
+            }
+            ImageSource::Layout(dir) => {
+                let path = Layout::at(dir.clone()).blob_path(digest);
+                let file = std::fs::File::open(&path).map_err(|source| Error::Io {
+                    op: "open blob",
+                    path,
+                    source,
+                })?;
+                Ok(Box::new(file))
+            }
+        }
     }
 
     /// Download a blob of `image` (e.g. a layer to restore) to `dest`; returns its size.

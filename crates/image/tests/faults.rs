@@ -206,3 +206,25 @@ fn bearer_token_refused_names_the_registry_without_secrets() {
     client.check_read_access(&reference).unwrap();
     assert_eq!(client.stats().token_requests, 0);
 }
+
+#[test]
+fn a_streamed_blob_with_the_wrong_digest_fails_its_last_read() {
+    use std::io::Read;
+    let server = FakeServer::start(Mode::Http(Box::new(|req| {
+        if req.target == "/v2/" {
+            return Response::new(200);
+        }
+        Response::new(200).body("not what was asked for")
+    })));
+    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let reference = ImageRef::parse(&format!("{}/cnb/app:v1", server.host())).unwrap();
+    let digest: cnb_image::Digest = sha(b"the real blob").parse().unwrap();
+    let mut reader = client
+        .block_on(client.client().blob_reader(&reference, &digest))
+        .unwrap()
+        .unwrap();
+    let mut read = Vec::new();
+    let err = reader.read_to_end(&mut read).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains(&digest.to_string()), "{err}");
+}

@@ -76,6 +76,30 @@ fn push_read_back_and_skopeo_agrees() {
 }
 
 #[test]
+fn a_blob_streams_from_the_registry_as_it_is_read() {
+    use std::io::Read;
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let (builder, layer) = tiny_image(tmp.path(), "streamed");
+    let image = builder.build().unwrap();
+    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let tag = ImageRef::parse(&reg.reference("cnb/streamed:v1")).unwrap();
+    client
+        .save(&image, std::slice::from_ref(&tag))
+        .unwrap()
+        .into_result()
+        .unwrap();
+    let opened = client.open(&tag, &amd64()).unwrap().expect("image exists");
+    let mut read = Vec::new();
+    client
+        .open_blob(&opened, &layer.digest)
+        .unwrap()
+        .read_to_end(&mut read)
+        .unwrap();
+    assert_eq!(read, std::fs::read(&layer.path).unwrap());
+}
+
+#[test]
 fn blobs_are_never_uploaded_twice_and_mounted_across_repos() {
     let reg = registry();
     let tmp = tempfile::tempdir().unwrap();

@@ -495,6 +495,55 @@ impl RegistryClient {
         Ok(bytes.to_vec())
     }
 
+    /// The response to a blob `GET`, status checked, body not read yet.
+    async fn blob_response(
+        &self,
+        reference: &ImageRef,
+        digest: &Digest,
+    ) -> Result<(reqwest::Response, String), Error> {
+        const OP: &str = "download blob from";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
+        let response = self
+            .inner
+            .send(
+                &endpoint,
+                &[pull_scope(reference)],
+                Method::GET,
+                &url,
+                |http| Ok(http.get(&url)),
+            )
+            .await
+            .map_err(err)?;
+        if !response.status().is_success() {
+            return Err(err(status_error(&Method::GET, &url, response).await));
+        }
+        Ok((response, url))
+    }
+
+    /// A blob as a blocking reader over the response body, for callers that consume it as
+    /// it arrives (the restorer extracts cache image layers straight from the registry, so
+    /// nothing lands on disk first). Its digest is checked at the end of the stream: the
+    /// last read fails with [`std::io::ErrorKind::InvalidData`] on a mismatch. Not retried
+    /// once the body has started (the caller has consumed part of it). Read it from a thread
+    /// outside the async runtime.
+    pub async fn blob_reader(
+        &self,
+        reference: &ImageRef,
+        digest: &Digest,
+    ) -> Result<BlobReader, Error> {
+        let (response, _) = self.blob_response(reference, digest).await?;
+        Ok(BlobReader {
+            runtime: tokio::runtime::Handle::current(),
+            response,
+            chunk: bytes::Bytes::new(),
+            hasher: Hasher::default(),
+            expected: digest.clone(),
+            done: false,
+        })
+    }
+
     /// Stream a blob into the file `dest` (via a temporary file and a rename), checking
     /// its digest. Returns its size.
     pub async fn download_blob(
@@ -505,26 +554,11 @@ impl RegistryClient {
     ) -> Result<u64, Error> {
         const OP: &str = "download blob from";
         let err = |e| registry_err(OP, reference, e);
-        let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
         let policy = &self.inner.options.retry;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let response = self
-                .inner
-                .send(
-                    &endpoint,
-                    &[pull_scope(reference)],
-                    Method::GET,
-                    &url,
-                    |http| Ok(http.get(&url)),
-                )
-                .await
-                .map_err(err)?;
-            if !response.status().is_success() {
-                return Err(err(status_error(&Method::GET, &url, response).await));
-            }
+            let (response, url) = self.blob_response(reference, digest).await?;
             let tmp = temp_path(dest);
             match stream_to_file(response, &tmp).await {
                 Ok((actual, size)) => {
@@ -879,6 +913,56 @@ fn location(response: &reqwest::Response, request_url: &str) -> Option<String> {
 enum StreamError {
     Http(reqwest::Error),
     Io(std::io::Error),
+}
+
+/// A blob being read from a registry response; see [`RegistryClient::blob_reader`].
+pub struct BlobReader {
+    runtime: tokio::runtime::Handle,
+    response: reqwest::Response,
+    chunk: bytes::Bytes,
+    hasher: Hasher,
+    expected: Digest,
+    done: bool,
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("expected", &self.expected)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::io::Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.runtime.block_on(self.response.chunk()) {
+                Ok(Some(chunk)) => {
+                    self.hasher.update(&chunk);
+                    self.chunk = chunk;
+                }
+                Ok(None) => {
+                    self.done = true;
+                    let actual = std::mem::take(&mut self.hasher).finish();
+                    if actual != self.expected {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("blob digest {actual}, expected {}", self.expected),
+                        ));
+                    }
+                }
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
+    }
 }
 
 async fn stream_to_file(

@@ -19,10 +19,11 @@
 //! zero bytes), since some registries reject a manifest without layers. On Platform < 0.13 the
 //! previous cache image is deleted after the new one is saved, when they differ.
 //!
-//! Restoring downloads a layer's blob by diffID into a temporary file (the registry client
-//! checks its digest) and extracts it with the same checks as the volume cache: entries only
-//! under the layer directory, diffID verified while extracting. A missing cache image is an
-//! empty cache; one that cannot be parsed is ignored, as in the reference.
+//! Restoring streams a layer's blob by diffID from the registry into the extractor (nothing
+//! lands on disk first; the blob digest is checked at the end of the stream) with the same
+//! checks as the volume cache: entries only under the layer directory, diffID verified while
+//! extracting. A missing cache image is an empty cache; one that cannot be parsed is ignored,
+//! as in the reference.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -197,7 +198,7 @@ impl ImageCache {
             .ok_or_else(|| CacheError::LayerNotFound(diff_id.to_string()))
     }
 
-    /// Downloads the blob of the layer `diff_id` and extracts it in place (entry names are
+    /// Streams the blob of the layer `diff_id` and extracts it in place (entry names are
     /// absolute paths) under `allowed_root`, verifying the diffID while extracting, exactly
     /// as [`super::VolumeCache::extract_layer`] does with a committed tar.
     pub fn extract_layer(
@@ -209,28 +210,21 @@ impl ImageCache {
         let Some(image) = &self.previous else {
             return Err(CacheError::LayerNotFound(diff_id.to_string()));
         };
-        let tmp = tempfile::Builder::new()
-            .prefix("cnb-cache-layer-")
-            .tempdir()
-            .map_err(super::io_err(
-                "create download directory",
-                &std::env::temp_dir(),
-            ))?;
-        let blob = tmp.path().join("blob");
-        self.registry
-            .download_blob(image, &layer.digest, &blob)
-            .map_err(|e| CacheError::Image {
-                action: "downloading layer of",
-                name: self.name(),
-                source: Box::new(e),
-            })?;
+        let blob =
+            self.registry
+                .open_blob(image, &layer.digest)
+                .map_err(|e| CacheError::Image {
+                    action: "downloading layer of",
+                    name: self.name(),
+                    source: Box::new(e),
+                })?;
         let expected = layer.diff_id.clone();
         let opts = ExtractOptions::new("/")
             .allowed_root(allowed_root)
             .compressed(cnb_layers::Compressed::Auto)
             .expect_diff_id(expected)
             .allow_external_symlinks(true);
-        cnb_layers::extract_file(&blob, &opts).map_err(|source| CacheError::Extract {
+        cnb_layers::extract(blob, &opts).map_err(|source| CacheError::Extract {
             diff_id: diff_id.to_string(),
             source,
         })
