@@ -63,6 +63,13 @@ impl Registry {
         self.inner.count_requests("PUT", hex)
     }
 
+    /// How many cross-repository mounts of the blob `digest` the access log shows (the
+    /// `POST` naming it in `mount=`).
+    pub fn blob_mounts_of(&self, digest: &str) -> usize {
+        let hex = digest.rsplit(':').next().unwrap_or(digest);
+        self.inner.count_requests("POST", hex)
+    }
+
     /// Pushes the OCI layout image at `layout` to `<host>/<repo_and_tag>` with skopeo and
     /// returns it as a base image (`reference` = `<host>/<repo>@sha256:…`).
     pub fn push(&self, layout: &Path, repo_and_tag: &str) -> BaseImage {

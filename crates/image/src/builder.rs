@@ -11,6 +11,7 @@ use crate::digest::sha256;
 use crate::error::{Error, Result};
 use crate::image::{BlobSource, Image, LayerInfo};
 use crate::manifest::{DOCKER_LAYER_GZIP, ManifestFormat, OCI_LAYER_GZIP, Platform, RawManifest};
+use crate::reference::ImageRef;
 
 /// A layer blob on disk with its digests, as a layer producer hands it over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +26,10 @@ pub struct LayerFile {
     pub size: u64,
     /// Media type; `None` means gzip in the image's [`ManifestFormat`].
     pub media_type: Option<String>,
+    /// Another repository that may hold this blob already (the exporter hands the cache image
+    /// the blobs it just pushed with the app image): a registry save on the same registry
+    /// mounts it from there instead of uploading it, and uploads the file when it cannot.
+    pub mount_from: Option<ImageRef>,
 }
 
 /// A layer of the image being built, and where its blob comes from.
@@ -164,7 +169,10 @@ impl ImageBuilder {
                     size: layer.size,
                     media_type,
                 },
-                source: BlobSource::File(layer.path),
+                source: BlobSource::File {
+                    path: layer.path,
+                    mount_from: layer.mount_from,
+                },
             },
             created_by,
         );

@@ -32,8 +32,14 @@ impl ImageSource {
 /// Where the content of a layer of a new image comes from when it is saved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlobSource {
-    /// A local file whose digest the caller computed (a layer tarball the exporter made).
-    File(PathBuf),
+    /// A local file whose digest the caller computed (a layer tarball the exporter made),
+    /// and maybe a repository of the target registry that holds the blob already.
+    File {
+        /// The blob.
+        path: PathBuf,
+        /// Mounted from here when possible (see [`crate::LayerFile::mount_from`]).
+        mount_from: Option<ImageRef>,
+    },
     /// A registry repository holding the blob (base or previous image): mounted or copied.
     Registry(ImageRef),
     /// A layout directory holding the blob, unless the layout is sparse.

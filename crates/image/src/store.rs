@@ -249,24 +249,34 @@ pub async fn save_remote(
     tags: &[ImageRef],
 ) -> SaveReport {
     let mut report = SaveReport::new(image);
+    // Once one tag is saved, the others mount its new blobs instead of uploading them again.
+    let mut saved: Option<&ImageRef> = None;
     for tag in tags {
-        match save_remote_one(client, image, tag).await {
-            Ok(()) => report.saved.push(tag.to_string()),
+        match save_remote_one(client, image, tag, saved).await {
+            Ok(()) => {
+                report.saved.push(tag.to_string());
+                saved = saved.or(Some(tag));
+            }
             Err(e) => report.failed.push((tag.to_string(), e)),
         }
     }
     report
 }
 
+/// Saves `image` to `tag`; `saved` is a tag that already holds its blobs.
 async fn save_remote_one(
     client: &RegistryClient,
     image: &BuiltImage,
     tag: &ImageRef,
+    saved: Option<&ImageRef>,
 ) -> Result<()> {
     let mut blobs = Vec::with_capacity(image.layers.len() + 1);
     for layer in &image.layers {
         let (data, mount_from) = match &layer.source {
-            BlobSource::File(path) => (BlobData::File(path.clone()), None),
+            BlobSource::File { path, mount_from } => (
+                BlobData::File(path.clone()),
+                saved.or(mount_from.as_ref()).cloned(),
+            ),
             BlobSource::Registry(r) => (BlobData::Remote(r.clone()), Some(r.clone())),
             BlobSource::Layout(dir) => {
                 let layout = Layout::at(dir.clone());
@@ -400,7 +410,7 @@ pub fn save_layout(image: &BuiltImage, dir: &Path, ref_name: Option<&str>) -> Re
     for layer in &image.layers {
         let digest = &layer.info.digest;
         match &layer.source {
-            BlobSource::File(path) => layout.import_blob(path, digest)?,
+            BlobSource::File { path, .. } => layout.import_blob(path, digest)?,
             BlobSource::Layout(src) => {
                 let src = Layout::at(src.clone());
                 if src.has_blob(digest) {

@@ -100,6 +100,28 @@ fn a_blob_streams_from_the_registry_as_it_is_read() {
 }
 
 #[test]
+fn tags_in_other_repositories_mount_the_blobs_of_the_first() {
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let (builder, _) = tiny_image(tmp.path(), "multi");
+    let image = builder.build().unwrap();
+    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let tags = [
+        ImageRef::parse(&reg.reference("cnb/one:latest")).unwrap(),
+        ImageRef::parse(&reg.reference("cnb/two:latest")).unwrap(),
+    ];
+    client.save(&image, &tags).unwrap().into_result().unwrap();
+    let stats = client.stats();
+    // The layer once, then mounted; the config (a few hundred bytes) to each.
+    assert_eq!(stats.blob_mounts, 1, "{stats:?}");
+    assert_eq!(stats.blob_uploads, 3, "{stats:?}");
+    assert_eq!(
+        skopeo_inspect_digest(&tags[1].to_string()),
+        image.digest().to_string()
+    );
+}
+
+#[test]
 fn blobs_are_never_uploaded_twice_and_mounted_across_repos() {
     let reg = registry();
     let tmp = tempfile::tempdir().unwrap();

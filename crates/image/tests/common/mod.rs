@@ -44,6 +44,7 @@ pub fn make_layer(dir: &Path, name: &str, files: &[(&str, &str)]) -> LayerFile {
         diff_id,
         size,
         media_type: None,
+        mount_from: None,
     }
 }
 

@@ -42,7 +42,7 @@ pub struct CacheExport<'a> {
 #[derive(Clone, Debug)]
 pub enum ProducedLayer {
     /// Its gzip blob, which a cache image takes as is.
-    Blob(LayerFile),
+    Blob(Box<LayerFile>),
     /// Its plain tar, already written into the volume cache's staging under its diffID from
     /// the same tar stream as the blob.
     StagedTar(TarInfo),

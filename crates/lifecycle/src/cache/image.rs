@@ -50,6 +50,7 @@ pub(crate) fn layer_file(info: cnb_layers::LayerInfo, path: std::path::PathBuf) 
         diff_id: info.diff_id,
         size: info.compressed_size,
         media_type: None,
+        mount_from: None,
     }
 }
 
@@ -404,6 +405,7 @@ fn empty_layer(dir: &Path) -> Result<LayerFile, CacheError> {
         diff_id: digest,
         size: bytes.len() as u64,
         media_type: Some(OCI_LAYER_GZIP.to_string()),
+        mount_from: None,
     })
 }
 

@@ -394,6 +394,11 @@ pub fn export_with_cache(
             &produced,
             share_blobs.then_some(cached.as_slice()),
             &staged,
+            // Where the blobs will be once the image is saved: a cache image on the same
+            // registry mounts them from there.
+            matches!(store, ImageStore::Registry(_))
+                .then(|| tags.first())
+                .flatten(),
         );
         let mut fingerprints = std::mem::take(&mut fingerprints);
         for (slot, info) in fresh.iter().zip(&produced) {
@@ -497,7 +502,8 @@ fn cache_layers(planned: &[PlannedLayer]) -> Vec<bool> {
 
 /// What the image export made of the `cache=true` buildpack layers, by layer directory (as
 /// the cache export names them): the tars staged in a volume cache (`staged`), and, when
-/// `blobs` marks the cache layers, the gzip blobs for a cache image.
+/// `blobs` marks the cache layers, the gzip blobs for a cache image, to be mounted from
+/// `app_image` where it can be.
 fn cache_layer_outputs(
     inputs: &ExportInputs,
     group: &[GroupElement],
@@ -505,6 +511,7 @@ fn cache_layer_outputs(
     produced: &[Option<(LayerInfo, PathBuf)>],
     blobs: Option<&[bool]>,
     staged: &[bool],
+    app_image: Option<&ImageRef>,
 ) -> HashMap<PathBuf, ProducedLayer> {
     let mut outputs = HashMap::new();
     for (i, (layer, produced)) in planned.iter().zip(produced).enumerate() {
@@ -523,7 +530,9 @@ fn cache_layer_outputs(
                 size: info.uncompressed_size,
             })
         } else if blobs.is_some_and(|cached| cached[i]) {
-            ProducedLayer::Blob(layer_file(info.clone(), path.clone()))
+            let mut blob = layer_file(info.clone(), path.clone());
+            blob.mount_from = app_image.cloned();
+            ProducedLayer::Blob(Box::new(blob))
         } else {
             continue;
         };

@@ -306,7 +306,7 @@ fn exp_028_blob_of_the_app_image_export_is_taken_as_is() {
         Compression::level(9),
     );
     let produced: HashMap<PathBuf, ProducedLayer> =
-        [(dir.clone(), ProducedLayer::Blob(blob.clone()))].into();
+        [(dir.clone(), ProducedLayer::Blob(Box::new(blob.clone())))].into();
     let md = export_with(&ws, &name, PlatformApi::V0_15, &produced);
     assert_eq!(
         md.buildpack(BP).unwrap().layers["both"].sha,
@@ -320,6 +320,40 @@ fn exp_028_blob_of_the_app_image_export_is_taken_as_is() {
     let uploads = upload_puts(&registry);
     export_with(&ws, &name, PlatformApi::V0_15, &produced);
     assert_eq!(upload_puts(&registry), uploads);
+}
+
+#[test]
+fn exp_028_blob_already_pushed_with_the_app_image_is_mounted_not_uploaded() {
+    let (registry, name, ws) = setup();
+    let dir = ws.layer(BP_DIR, "both", &["cache", "launch"], true);
+    let blobs = tempfile::tempdir().unwrap();
+    let blob = write_layer(
+        &LayerSource::dir(&dir, Owner::new(1000, 1000)).unwrap(),
+        blobs.path(),
+        Compression::level(9),
+    );
+    // The app image, pushed first, holds the blob.
+    let app = ImageRef::parse(&registry.reference("app:latest")).unwrap();
+    let mut image = ImageBuilder::empty(&Platform::host());
+    image.add_layer(blob.clone(), None);
+    client()
+        .save(&image.build().unwrap(), std::slice::from_ref(&app))
+        .unwrap()
+        .into_result()
+        .unwrap();
+    let mut shared = blob.clone();
+    shared.mount_from = Some(app);
+    let produced: HashMap<PathBuf, ProducedLayer> =
+        [(dir, ProducedLayer::Blob(Box::new(shared)))].into();
+    export_with(&ws, &name, PlatformApi::V0_15, &produced);
+    assert_eq!(
+        registry.count_requests("POST", &format!("mount={}", blob.digest)),
+        1,
+        "mounted from the app repository"
+    );
+    // Only the config went up to the cache repository.
+    assert_eq!(upload_puts(&registry), 1);
+    assert_eq!(pull(&name).layers()[0].digest, blob.digest);
 }
 
 #[test]
