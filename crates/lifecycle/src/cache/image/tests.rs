@@ -294,17 +294,23 @@ fn res_006_corrupt_or_missing_cached_layer_is_skipped_and_removed() {
     }
 }
 
-#[test]
-fn exp_028_blob_of_the_app_image_export_is_taken_as_is() {
-    let (registry, name, ws) = setup();
+/// A `launch=true, cache=true` layer `both` and the blob the app image export made of it,
+/// compressed at another level than the cache's so it is recognisable (its dir kept alive).
+fn app_export_blob(ws: &Ws) -> (PathBuf, LayerFile, tempfile::TempDir) {
     let dir = ws.layer(BP_DIR, "both", &["cache", "launch"], true);
-    // The app image export's blob, compressed at another level so it is recognisable.
     let blobs = tempfile::tempdir().unwrap();
     let blob = write_layer(
         &LayerSource::dir(&dir, Owner::new(1000, 1000)).unwrap(),
         blobs.path(),
         Compression::level(9),
     );
+    (dir, blob, blobs)
+}
+
+#[test]
+fn exp_028_blob_of_the_app_image_export_is_taken_as_is() {
+    let (registry, name, ws) = setup();
+    let (dir, blob, _blobs) = app_export_blob(&ws);
     let produced: HashMap<PathBuf, ProducedLayer> =
         [(dir.clone(), ProducedLayer::Blob(Box::new(blob.clone())))].into();
     let md = export_with(&ws, &name, PlatformApi::V0_15, &produced);
@@ -325,13 +331,7 @@ fn exp_028_blob_of_the_app_image_export_is_taken_as_is() {
 #[test]
 fn exp_028_blob_already_pushed_with_the_app_image_is_mounted_not_uploaded() {
     let (registry, name, ws) = setup();
-    let dir = ws.layer(BP_DIR, "both", &["cache", "launch"], true);
-    let blobs = tempfile::tempdir().unwrap();
-    let blob = write_layer(
-        &LayerSource::dir(&dir, Owner::new(1000, 1000)).unwrap(),
-        blobs.path(),
-        Compression::level(9),
-    );
+    let (dir, blob, _blobs) = app_export_blob(&ws);
     // The app image, pushed first, holds the blob.
     let app = ImageRef::parse(&registry.reference("app:latest")).unwrap();
     let mut image = ImageBuilder::empty(&Platform::host());
