@@ -820,3 +820,69 @@ fn exp_028_exp_033_cache_dir_gets_cache_layers() {
         "cached-cache-only-marker"
     ));
 }
+
+#[test]
+fn exp_036_legacy_bom_holds_every_bom_entry_and_is_exported() {
+    let ws = Workspace::new();
+    for id in ["acme/a", "acme/b"] {
+        let n = id.trim_start_matches("acme/");
+        ws.buildpack(id)
+            .build(&format!(
+                r#"printf '[[bom]]\nname = "launch-{n}"\n[bom.metadata]\nv = "1"\n[[bom]]\nname = "launch-{n}-2"\n' > "$L/launch.toml"
+printf '[[bom]]\nname = "build-{n}"\n' > "$L/build.toml""#
+            ))
+            .write();
+    }
+    let base = BaseImage::install_layout(&ws.layout_dir(), RUN);
+    ws.write("layers/analyzed.toml", base.analyzed_toml());
+    build(&ws, &["acme/a", "acme/b"]);
+    let entries = |kind: &str| -> BTreeSet<(String, String)> {
+        let path = format!("layers/sbom/{kind}/sbom.legacy.json");
+        let json: Value = serde_json::from_str(&ws.read(&path)).expect("legacy BOM is JSON");
+        json.as_array()
+            .expect("an array of entries")
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().expect("name").to_string(),
+                    e["buildpack"]["id"]
+                        .as_str()
+                        .expect("buildpack id")
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    let owned = |pairs: &[(&str, &str)]| -> BTreeSet<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        entries("launch"),
+        owned(&[
+            ("launch-a", "acme/a"),
+            ("launch-a-2", "acme/a"),
+            ("launch-b", "acme/b"),
+            ("launch-b-2", "acme/b"),
+        ])
+    );
+    assert_eq!(
+        entries("build"),
+        owned(&[("build-a", "acme/a"), ("build-b", "acme/b")])
+    );
+
+    // The launch one goes into the image's SBOM layer; the build one stays behind.
+    export_layout(&ws, &[APP]).success();
+    let tmp = scratch();
+    let l = rel(ws.layers());
+    let names: BTreeSet<String> = layout_image(&ws, APP)
+        .layer_entries(tmp.path())
+        .into_iter()
+        .flatten()
+        .map(|e| e.name)
+        .collect();
+    assert!(names.contains(&format!("{l}/sbom/launch/sbom.legacy.json")));
+    assert!(!names.contains(&format!("{l}/sbom/build/sbom.legacy.json")));
+}
