@@ -30,15 +30,13 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
+use cnb_image::Keychain;
+use cnb_layers::Owner;
 use cnb_platform_api::files::analyzed::AnalyzedFile;
 use cnb_platform_api::files::{FileError, GroupElement, GroupFile};
 use cnb_platform_api::labels::{CacheMetadata, LayersMetadata};
 use cnb_platform_api::{ExitCode, PlatformApi};
 use tracing::{debug, info, warn};
-
-use cnb_layers::Owner;
-
-use cnb_image::Keychain;
 
 use crate::cache::{CACHE_SBOM_LAYER_ID, Cache, CacheError, CacheImageSpec};
 use crate::fingerprint::{Fingerprints, Probe};
