@@ -25,13 +25,9 @@ fn push_read_back_and_skopeo_agrees() {
     let tmp = tempfile::tempdir().unwrap();
     let (builder, layer) = tiny_image(tmp.path(), "app");
     let image = builder.build().unwrap();
-    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let client = anonymous_client();
     let tag = ImageRef::parse(&reg.reference("cnb/app:v1")).unwrap();
-    let report = client
-        .save(&image, std::slice::from_ref(&tag))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    let report = save_to(&client, &image, &tag);
     assert_eq!(report.saved, vec![tag.to_string()]);
     assert_eq!(&report.digest, image.digest());
     assert_eq!(report.manifest_size, image.manifest.bytes.len() as u64);
@@ -82,13 +78,9 @@ fn a_blob_streams_from_the_registry_as_it_is_read() {
     let tmp = tempfile::tempdir().unwrap();
     let (builder, layer) = tiny_image(tmp.path(), "streamed");
     let image = builder.build().unwrap();
-    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let client = anonymous_client();
     let tag = ImageRef::parse(&reg.reference("cnb/streamed:v1")).unwrap();
-    client
-        .save(&image, std::slice::from_ref(&tag))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    save_to(&client, &image, &tag);
     let opened = client.open(&tag, &amd64()).unwrap().expect("image exists");
     let mut read = Vec::new();
     client
@@ -105,7 +97,7 @@ fn tags_in_other_repositories_mount_the_blobs_of_the_first() {
     let tmp = tempfile::tempdir().unwrap();
     let (builder, _) = tiny_image(tmp.path(), "multi");
     let image = builder.build().unwrap();
-    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let client = anonymous_client();
     let tags = [
         ImageRef::parse(&reg.reference("cnb/one:latest")).unwrap(),
         ImageRef::parse(&reg.reference("cnb/two:latest")).unwrap(),
@@ -127,13 +119,9 @@ fn blobs_are_never_uploaded_twice_and_mounted_across_repos() {
     let tmp = tempfile::tempdir().unwrap();
     let (builder, _) = tiny_image(tmp.path(), "base");
     let base = builder.build().unwrap();
-    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let client = anonymous_client();
     let base_ref = ImageRef::parse(&reg.reference("cnb/base:latest")).unwrap();
-    client
-        .save(&base, std::slice::from_ref(&base_ref))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    save_to(&client, &base, &base_ref);
     let after_first = client.stats();
     assert_eq!(
         after_first.blob_uploads, 2,
@@ -162,11 +150,7 @@ fn blobs_are_never_uploaded_twice_and_mounted_across_repos() {
         .set_label("io.buildpacks.app", "yes");
     let app = app.build().unwrap();
     let app_ref = ImageRef::parse(&reg.reference("cnb/app:latest")).unwrap();
-    client
-        .save(&app, std::slice::from_ref(&app_ref))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    save_to(&client, &app, &app_ref);
     let stats = client.stats();
     assert_eq!(stats.blob_mounts, 1, "{stats:?}");
     assert_eq!(stats.blob_uploads, 4, "{stats:?}");
@@ -224,7 +208,7 @@ fn skopeo_round_trips_preserve_digests_and_umoci_reads_our_layout() {
         skopeo_inspect_digest(&tag.to_string()),
         image.digest().to_string()
     );
-    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let client = anonymous_client();
     let opened = client.open(&tag, &amd64()).unwrap().unwrap();
     assert_eq!(opened.digest(), image.digest());
 
@@ -263,7 +247,7 @@ fn docker_media_types_are_read_and_kept() {
         .arg(format!("oci:{}:v1", store.path_for(&src).display()))
         .arg(format!("docker://{base_ref}")));
 
-    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let client = anonymous_client();
     let base = client.open(&base_ref, &amd64()).unwrap().unwrap();
     assert_eq!(base.format(), ManifestFormat::Docker);
     assert_eq!(base.label("io.buildpacks.test"), Some("dock"));
@@ -277,11 +261,7 @@ fn docker_media_types_are_read_and_kept() {
     let text = String::from_utf8(app.manifest.bytes.clone()).unwrap();
     assert!(!text.contains("vnd.oci"), "{text}");
     let app_ref = ImageRef::parse(&reg.reference("cnb/docker-app:v1")).unwrap();
-    client
-        .save(&app, std::slice::from_ref(&app_ref))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    save_to(&client, &app, &app_ref);
     assert_eq!(
         skopeo_inspect_digest(&app_ref.to_string()),
         app.digest().to_string()
@@ -296,13 +276,9 @@ fn index_entries_are_selected_by_platform() {
     let tmp = tempfile::tempdir().unwrap();
     let (builder, _) = tiny_image(tmp.path(), "multi");
     let image = builder.build().unwrap();
-    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let client = anonymous_client();
     let child = ImageRef::parse(&reg.reference("cnb/multi:amd64")).unwrap();
-    client
-        .save(&image, std::slice::from_ref(&child))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    save_to(&client, &image, &child);
     let index = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
         image.digest(),
@@ -335,11 +311,7 @@ fn basic_auth_from_env_and_docker_config_and_refused_without() {
     let keychain = Keychain::new(Some(&env_value), None).unwrap();
     let client = Registry::new(test_options(), keychain).unwrap();
     client.check_write_access(&tag).unwrap();
-    client
-        .save(&image, std::slice::from_ref(&tag))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    save_to(&client, &image, &tag);
     assert_eq!(
         client.open(&tag, &amd64()).unwrap().unwrap().digest(),
         image.digest()
@@ -361,7 +333,7 @@ fn basic_auth_from_env_and_docker_config_and_refused_without() {
     );
 
     // Anonymous: reads are "not found" (imgutil), access checks and pushes fail clearly.
-    let anon = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let anon = anonymous_client();
     assert!(anon.open(&tag, &amd64()).unwrap().is_none());
     let err = error_chain(&anon.check_read_access(&tag).unwrap_err());
     eprintln!("error: {err}");
@@ -404,11 +376,7 @@ fn insecure_tls_registry_needs_the_insecure_list() {
     let mut options = test_options();
     options.insecure_registries = vec!["127.0.0.1".to_owned()];
     let client = Registry::new(options, Keychain::anonymous()).unwrap();
-    client
-        .save(&image, std::slice::from_ref(&tag))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    save_to(&client, &image, &tag);
     assert_eq!(
         client.open(&tag, &amd64()).unwrap().unwrap().digest(),
         image.digest()
@@ -420,7 +388,7 @@ fn insecure_tls_registry_needs_the_insecure_list() {
 
     // Not listed: the self-signed certificate is rejected, and the plain-HTTP fallback
     // meets a TLS listener, so the operation fails with an error naming the registry.
-    let strict = Registry::new(test_options(), Keychain::anonymous()).unwrap();
+    let strict = anonymous_client();
     let err = strict.open(&tag, &amd64()).unwrap_err();
     let text = error_chain(&err);
     eprintln!("error: {text}");
@@ -435,12 +403,8 @@ fn localhost_names_resolve_without_nss() {
     let image = builder.build().unwrap();
     let tag = ImageRef::parse(&format!("localhost:{}/cnb/lh:v1", reg.port())).unwrap();
     assert_eq!(tag.registry(), format!("localhost:{}", reg.port()));
-    let client = Registry::new(test_options(), Keychain::anonymous()).unwrap();
-    client
-        .save(&image, std::slice::from_ref(&tag))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    let client = anonymous_client();
+    save_to(&client, &image, &tag);
     let back = client.open(&tag, &amd64()).unwrap().unwrap();
     assert_eq!(back.digest(), image.digest());
 }

@@ -33,6 +33,15 @@ fn build(ws: &Workspace, ids: &[&str]) -> Output {
     ws.builder().output()
 }
 
+/// Buildpack `A` (records its environment) detected by the detector and built: the env
+/// both phases see.
+fn detect_and_build_one_observer(ws: &Workspace) {
+    ws.buildpack("A").write();
+    ws.order(&[&["A"]]);
+    ws.detector().output().success();
+    build(ws, &["A"]).success();
+}
+
 fn metadata(ws: &Workspace) -> toml::Table {
     ws.toml("layers/config/metadata.toml")
 }
@@ -325,10 +334,7 @@ fn bld_019_bld_021_bld_022_pif_020_platform_env() {
     // and that HOME is never overridden; like the reference we let a user file win. HOME from
     // the lifecycle's environment passing through unchanged is asserted in the build-context
     // test (BLD-019).
-    ws.buildpack("A").write();
-    ws.order(&[&["A"]]);
-    ws.detector().output().success();
-    build(&ws, &["A"]).success();
+    detect_and_build_one_observer(&ws);
     for phase in ["detect", "build"] {
         let env = ws.obs("A", phase).env();
         assert_eq!(
@@ -391,10 +397,7 @@ fn bld_024_operator_env_rules() {
     ws.write("build-config/env/OP_OVR.override", "operator");
     ws.write("platform/env/OP_OVR", "user");
     ws.write("build-config/env/PATH.prepend", "/op/bin:");
-    ws.buildpack("A").write();
-    ws.order(&[&["A"]]);
-    ws.detector().output().success();
-    build(&ws, &["A"]).success();
+    detect_and_build_one_observer(&ws);
     for phase in ["detect", "build"] {
         let env = ws.obs("A", phase).env();
         assert_eq!(

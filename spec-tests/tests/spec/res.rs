@@ -151,18 +151,19 @@ fn res_006_corrupt_cache_layer_is_skipped_with_a_warning() {
     counter_app(&ws);
     let create = layout_creator_with_cache(&ws);
     create().success();
-    for e in fs::read_dir(ws.path("cache/committed"))
-        .expect("committed")
-        .flatten()
-    {
-        if e.file_name().to_string_lossy().ends_with(".tar") {
-            let mut bytes = fs::read(e.path()).expect("read");
-            if let Some(at) = bytes.windows(2).position(|w| w == b"1\n") {
-                bytes[at] = b'7';
-                fs::write(e.path(), bytes).expect("write");
-            }
+    for tar in committed_tars(&ws) {
+        let mut bytes = fs::read(&tar).expect("read");
+        if let Some(at) = bytes.windows(2).position(|w| w == b"1\n") {
+            bytes[at] = b'7';
+            fs::write(&tar, bytes).expect("write");
         }
     }
+    counter_rebuilt_without_its_cached_layer(&ws, create);
+}
+
+/// [RES-006] The build after the counter layer's cached tar was damaged: the restorer skips
+/// it with a warning, and the buildpack rebuilds it from scratch without its metadata.
+fn counter_rebuilt_without_its_cached_layer(ws: &Workspace, create: impl Fn() -> Output) -> Output {
     ws.reset_build();
     let out = create();
     out.success()
@@ -171,12 +172,13 @@ fn res_006_corrupt_cache_layer_is_skipped_with_a_warning() {
     assert_eq!(
         obs.file("seen").trim(),
         "0",
-        "RES-006: a bad layer is rebuilt"
+        "RES-006: the bad layer was restored\n{out}"
     );
     assert!(
         !obs.dir_has("counter-toml"),
-        "RES-006: no metadata without contents"
+        "RES-006: metadata without contents"
     );
+    out
 }
 
 /// Tar surgery for the bad-input tests, done with Python's `tarfile` (an independent tool).
@@ -234,20 +236,7 @@ fn res_006_tampered_tar_padding_is_detected_and_the_layer_rebuilt() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x5a;
     fs::write(&tar, bytes).expect("write");
-    ws.reset_build();
-    let out = create();
-    out.success()
-        .mentions("Skipping restore for layer acme/runtime:counter");
-    let obs = ws.obs("acme/runtime", "build");
-    assert_eq!(
-        obs.file("seen").trim(),
-        "0",
-        "tampered layer restored\n{out}"
-    );
-    assert!(
-        !obs.dir_has("counter-toml"),
-        "RES-006: metadata without contents"
-    );
+    counter_rebuilt_without_its_cached_layer(&ws, create);
 }
 
 #[test]
@@ -290,10 +279,7 @@ open(meta, "w").write(text.replace(old, new))
             &ws.path("cache/committed/io.buildpacks.lifecycle.cache.metadata"),
         ],
     );
-    ws.reset_build();
-    let out = create();
-    out.success()
-        .mentions("Skipping restore for layer acme/runtime:counter");
+    let out = counter_rebuilt_without_its_cached_layer(&ws, create);
     for escaped in [
         "escaped-sentinel",
         "layers/escaped-sentinel",
@@ -304,12 +290,6 @@ open(meta, "w").write(text.replace(old, new))
     assert!(
         !std::path::Path::new("/escaped-sentinel").exists(),
         "written at /"
-    );
-    let obs = ws.obs("acme/runtime", "build");
-    assert_eq!(obs.file("seen").trim(), "0", "unsafe layer restored\n{out}");
-    assert!(
-        !obs.dir_has("counter-toml"),
-        "RES-006: metadata without contents"
     );
 }
 

@@ -461,22 +461,7 @@ impl RegistryClient {
     pub async fn get_blob(&self, reference: &ImageRef, digest: &Digest) -> Result<Vec<u8>, Error> {
         const OP: &str = "get blob from";
         let err = |e| registry_err(OP, reference, e);
-        let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
-        let response = self
-            .inner
-            .send(
-                &endpoint,
-                &[pull_scope(reference)],
-                Method::GET,
-                &url,
-                |http| Ok(http.get(&url)),
-            )
-            .await
-            .map_err(err)?;
-        if !response.status().is_success() {
-            return Err(err(status_error(&Method::GET, &url, response).await));
-        }
+        let (response, url) = self.blob_response(OP, reference, digest).await?;
         let bytes = response.bytes().await.map_err(|source| {
             err(RegistryError::Http {
                 method: "GET".into(),
@@ -495,15 +480,16 @@ impl RegistryClient {
         Ok(bytes.to_vec())
     }
 
-    /// The response to a blob `GET`, status checked, body not read yet.
+    /// The response to a blob `GET` and its URL, status checked, body not read yet; errors
+    /// name `op`.
     async fn blob_response(
         &self,
+        op: &'static str,
         reference: &ImageRef,
         digest: &Digest,
     ) -> Result<(reqwest::Response, String), Error> {
-        const OP: &str = "download blob from";
-        let err = |e| registry_err(OP, reference, e);
-        let endpoint = self.endpoint(OP, reference).await?;
+        let err = |e| registry_err(op, reference, e);
+        let endpoint = self.endpoint(op, reference).await?;
         let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
         let response = self
             .inner
@@ -533,7 +519,9 @@ impl RegistryClient {
         reference: &ImageRef,
         digest: &Digest,
     ) -> Result<BlobReader, Error> {
-        let (response, _) = self.blob_response(reference, digest).await?;
+        let (response, _) = self
+            .blob_response("download blob from", reference, digest)
+            .await?;
         Ok(BlobReader {
             runtime: tokio::runtime::Handle::current(),
             response,
@@ -558,7 +546,7 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (response, url) = self.blob_response(reference, digest).await?;
+            let (response, url) = self.blob_response(OP, reference, digest).await?;
             let tmp = temp_path(dest);
             match stream_to_file(response, &tmp).await {
                 Ok((actual, size)) => {

@@ -14,7 +14,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cnb_image::digest::{DigestWriter, sha256};
-use cnb_image::{ImageBuilder, LayerFile, Platform, RegistryOptions, RetryPolicy};
+use cnb_image::{
+    BuiltImage, ImageBuilder, ImageRef, Keychain, LayerFile, Platform, Registry, RegistryOptions,
+    RetryPolicy, SaveReport,
+};
 
 /// Write a gzip tar layer with `files` (path, content) into `dir/<name>.tar.gz`, hashing the
 /// uncompressed stream (diffID) and the blob (digest) on the way, as a layer writer does.
@@ -58,6 +61,20 @@ pub fn tiny_image(dir: &Path, name: &str) -> (ImageBuilder, LayerFile) {
         .set_env("PATH", "/bin")
         .set_created("1980-01-01T00:00:01Z");
     (builder, layer)
+}
+
+/// An anonymous client with [`test_options`].
+pub fn anonymous_client() -> Registry {
+    Registry::new(test_options(), Keychain::anonymous()).unwrap()
+}
+
+/// Saves `image` to the one tag `tag`, which must succeed.
+pub fn save_to(client: &Registry, image: &BuiltImage, tag: &ImageRef) -> SaveReport {
+    client
+        .save(image, std::slice::from_ref(tag))
+        .unwrap()
+        .into_result()
+        .unwrap()
 }
 
 /// Options tuned for tests: few, short retries.
