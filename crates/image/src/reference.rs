@@ -2,11 +2,19 @@
 //! with weak validation (what the Go lifecycle uses), and their mapping to a path in a
 //! layout directory (Platform spec "Map an image reference to a path in the layout directory").
 //!
+//! Unlike ggcr's weak validation (which checks only the characters and length of the
+//! repository), a repository component that is empty, `.` or `..`, a registry that starts with
+//! `.` or holds `..`, and a tag that does not start with `[A-Za-z0-9_]` (the distribution
+//! spec's tag grammar) are rejected here: these parts become directory names in layouts and
+//! path segments in registry URLs, and such a component would leave the layout root or
+//! address another repository. Every [`ImageRef`] comes from [`ImageRef::parse`], so every
+//! [`ImageRef::layout_path`] is a relative path of plain components.
+//!
 //! Neighbours: [`crate::registry`] addresses repositories with [`ImageRef`]; [`crate::layout`]
 //! uses [`ImageRef::layout_path`].
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::image::Digest;
@@ -86,6 +94,14 @@ impl ImageRef {
         if !valid_repository(repository) {
             return Err(invalid(
                 "repository can only contain the characters `abcdefghijklmnopqrstuvwxyz0123456789_-./`",
+            ));
+        }
+        if repository
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(invalid(
+                "repository path components must not be empty, `.` or `..`",
             ));
         }
         let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
@@ -168,15 +184,33 @@ impl ImageRef {
 
     /// The relative path of this image in a layout directory:
     /// `<registry>/<repository>/<tag>` or `<registry>/<repository>/<algorithm>/<hex>`.
+    ///
+    /// Only plain components (never `/`-rooted, `.` or `..`): joined to a layout root, the
+    /// result stays under that root. [`parse`](Self::parse) guarantees it; a segment that
+    /// would break it (a bug) is dropped rather than followed.
     pub fn layout_path(&self) -> PathBuf {
-        let mut path = PathBuf::from(&self.registry);
-        path.push(&self.repository);
+        let mut segments: Vec<&str> = vec![&self.registry];
+        segments.extend(self.repository.split('/'));
         match &self.digest {
             Some(digest) => {
-                path.push(digest.algorithm().as_ref());
-                path.push(digest.digest());
+                segments.push(digest.algorithm().as_ref());
+                segments.push(digest.digest());
             }
-            None => path.push(self.tag().unwrap_or(DEFAULT_TAG)),
+            None => segments.push(self.tag().unwrap_or(DEFAULT_TAG)),
+        }
+        let mut path = PathBuf::new();
+        for segment in segments {
+            let plain = matches!(
+                Path::new(segment)
+                    .components()
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                [Component::Normal(_)]
+            ) && !segment.contains('/');
+            debug_assert!(plain, "unvalidated layout path segment {segment:?}");
+            if plain {
+                path.push(segment);
+            }
         }
         path
     }
@@ -224,8 +258,9 @@ impl FromStr for ImageRef {
     }
 }
 
+/// The distribution spec's tag grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`: no `.` or `..`.
 fn valid_tag(tag: &str) -> bool {
-    !tag.is_empty()
+    tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
         && tag.len() <= 128
         && tag
             .chars()
@@ -239,8 +274,12 @@ fn valid_repository(repository: &str) -> bool {
         && !repository.split('/').any(str::is_empty)
 }
 
+/// A host with optional port; never `.`, `..` or anything else that starts with `.` or holds
+/// `..` (a directory name in layouts).
 fn valid_registry(registry: &str) -> bool {
     !registry.is_empty()
+        && !registry.starts_with('.')
+        && !registry.contains("..")
         && registry
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
@@ -324,6 +363,53 @@ mod tests {
     fn rejects_invalid() {
         for bad in ["", "UPPER/case", "a//b", "x@sha256:abc", "x:bad tag", "x:"] {
             assert!(ImageRef::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn rejects_path_traversal_in_every_part() {
+        for bad in [
+            "example.com/../../../../../tmp/x:latest",
+            "example.com/./x:latest",
+            "example.com/x/..",
+            "example.com/x/.",
+            "../x",
+            "./x",
+            "..:5000/x",
+            ".example.com/x",
+            "a..b.com/x",
+            "x:..",
+            "x:.",
+            "x:.hidden",
+            "x:-dash",
+            "x@sha256:../../etc",
+            "x@../..:abc",
+            "x@sha256/../..:abc",
+            "x@sha256:abc/def",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        let err = ImageRef::parse("example.com/../x").unwrap_err();
+        assert!(err.to_string().contains("example.com/../x"), "{err}");
+    }
+
+    #[test]
+    fn layout_paths_are_plain_components() {
+        for good in [
+            "busybox",
+            "localhost:5000/a/b.c/d_e:v1.2-x",
+            "[::1]:5000/x:_t",
+            "example.com/a...b/c:t..t",
+        ] {
+            let path = ImageRef::parse(good).unwrap().layout_path();
+            assert!(
+                path.components().all(|c| matches!(c, Component::Normal(_))),
+                "{good}: {}",
+                path.display()
+            );
+        }
+        for ok in ["x:_", "x:0", "x:a..b"] {
+            assert!(ImageRef::parse(ok).is_ok(), "{ok} should be accepted");
         }
     }
 

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::Digest;
 
@@ -338,21 +338,45 @@ impl LayoutStore {
 
     /// Resolve what the phases are given: a path under the root, an identifier
     /// `<path>@sha256:<hex>` (as analyzed.toml records), or an image reference.
+    ///
+    /// A path must lie under the root (lexically: no `.` or `..` after the root), so that a
+    /// hostile analyzed.toml cannot make a phase read or write elsewhere.
     pub fn resolve(&self, name: &str) -> Result<(PathBuf, Option<Digest>)> {
         if name.starts_with(self.root.to_string_lossy().as_ref()) || name.starts_with('/') {
-            return Ok(match name.rsplit_once('@') {
+            let (path, digest) = match name.rsplit_once('@') {
                 Some((path, digest)) => {
                     let digest = digest.parse().map_err(|_| Error::InvalidReference {
                         input: name.to_owned(),
                         reason: "identifier does not have the format '<path>@<digest>'",
                     })?;
-                    (PathBuf::from(path), Some(digest))
+                    (path, Some(digest))
                 }
-                None => (PathBuf::from(name), None),
-            });
+                None => (name, None),
+            };
+            return Ok((self.confine(Path::new(path), name)?, digest));
         }
         let reference = ImageRef::parse(name)?;
         Ok((self.path_for(&reference), None))
+    }
+
+    /// `path` if it names a directory strictly under the root through plain components only.
+    fn confine(&self, path: &Path, name: &str) -> Result<PathBuf> {
+        let outside = || Error::InvalidReference {
+            input: name.to_owned(),
+            reason: "not a path under the layout directory",
+        };
+        let rest = match path.strip_prefix(&self.root) {
+            Ok(rest) => rest,
+            Err(_) => {
+                let root = std::path::absolute(&self.root).map_err(|_| outside())?;
+                path.strip_prefix(root).map_err(|_| outside())?
+            }
+        };
+        let plain = rest.components().all(|c| matches!(c, Component::Normal(_)));
+        if !plain || rest.as_os_str().is_empty() {
+            return Err(outside());
+        }
+        Ok(path.to_path_buf())
     }
 
     /// Open the image `name` (see [`resolve`](Self::resolve)). `Ok(None)` if absent.
@@ -475,6 +499,34 @@ impl ImageStore {
         match self {
             Self::Registry(r) => r.save(image, tags),
             Self::Layout(l) => Ok(l.save(image, tags)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_paths_stay_under_the_root() {
+        let store = LayoutStore::new("/layout");
+        let hex = "0".repeat(64);
+        let (dir, digest) = store
+            .resolve(&format!("/layout/example.com/run/latest@sha256:{hex}"))
+            .unwrap();
+        assert_eq!(dir, PathBuf::from("/layout/example.com/run/latest"));
+        assert!(digest.is_some());
+        for hostile in [
+            "/layout/../etc".to_owned(),
+            "/layout/x/../../tmp".to_owned(),
+            format!("/etc/x@sha256:{hex}"),
+            "/layout-evil/x".to_owned(),
+            "/layout".to_owned(),
+            "example.com/../../tmp/x".to_owned(),
+        ] {
+            let err = store.resolve(&hostile).unwrap_err();
+            assert!(err.to_string().contains(&hostile), "{err}");
         }
     }
 }

@@ -1,20 +1,40 @@
 //! The image arguments of the exporter, creator and rebaser ([EXP-001], [RBS-001]): every name a
 //! valid reference, all on one registry (the reference exempts only daemon targets, which this
-//! lifecycle does not have yet).
+//! lifecycle does not have yet); and [`check_references`], the gate every phase passes before
+//! it touches the disk or the network: no image name from a flag or a file may leave the
+//! layout root or address another repository than it says (see [`cnb_image::ImageRef`]).
 
-use cnb_image::ImageRef;
+use std::path::{Path, PathBuf};
+
+use cnb_image::{ImageRef, LayoutStore};
+use cnb_platform_api::files::{AnalyzedFile, RunFile, StackFile};
+use cnb_platform_api::{Inputs, Phase};
 
 /// Image arguments that cannot be used (exit 3 in every phase).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ImageArgsError {
     /// A name that is not a valid reference.
+    #[error("invalid image name {name:?}")]
     Invalid {
         /// The name.
         name: String,
         /// Why.
+        #[source]
+        source: Box<cnb_image::Error>,
+    },
+    /// A name in a file that is not a valid reference.
+    #[error("invalid image name {name:?} in {}", file.display())]
+    InvalidInFile {
+        /// The name.
+        name: String,
+        /// The file that holds it.
+        file: PathBuf,
+        /// Why.
+        #[source]
         source: Box<cnb_image::Error>,
     },
     /// Names on different registries; the registries, comma-separated.
+    #[error("images on different registries: {0}")]
     MultipleRegistries(String),
 }
 
@@ -48,4 +68,101 @@ pub fn unique_registries<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> V
         }
     }
     registries
+}
+
+/// Every image name the phase will use, from flags (image arguments, `-tag`, `-run-image`,
+/// `-image`, `-previous-image`, `-cache-image`, `-build-image`) and from the files it reads
+/// them from (run.toml / stack.toml images and mirrors; analyzed.toml for the restorer and
+/// exporter, which read back what an earlier phase, or anyone with write access, put there),
+/// is a valid reference or, in layout mode, a path under the layout root. Files that are
+/// missing or do not parse are left to the phase, which reports them as it always has.
+pub fn check_references(inputs: &Inputs, layout_root: Option<&Path>) -> Result<(), ImageArgsError> {
+    // Daemon names may be image IDs; this lifecycle refuses the daemon later anyway.
+    let daemon = inputs.daemon && layout_root.is_none();
+    let flags = [
+        &inputs.run_image,
+        &inputs.deprecated_run_image,
+        &inputs.cache_image,
+        &inputs.build_image,
+    ];
+    let mut names: Vec<&str> = flags.into_iter().flatten().map(String::as_str).collect();
+    if !daemon {
+        names.extend(inputs.previous_image.as_deref());
+    }
+    if inputs.phase != Phase::Restorer {
+        names.extend(inputs.args.iter().map(String::as_str));
+    }
+    names.extend(inputs.tags.iter().map(String::as_str));
+    for name in names.into_iter().filter(|n| !n.is_empty()) {
+        check_name(name, layout_root).map_err(|source| ImageArgsError::Invalid {
+            name: name.to_owned(),
+            source,
+        })?;
+    }
+    for (file, name) in file_references(inputs, daemon) {
+        check_name(&name, layout_root).map_err(|source| ImageArgsError::InvalidInFile {
+            name,
+            file: file.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// A reference, or in layout mode also a path (or `<path>@<digest>`) under the layout root.
+fn check_name(name: &str, layout_root: Option<&Path>) -> Result<(), Box<cnb_image::Error>> {
+    match layout_root {
+        Some(root) => LayoutStore::new(root).resolve(name).map(drop),
+        None => ImageRef::parse(name).map(drop),
+    }
+    .map_err(Box::new)
+}
+
+/// The image names in the run.toml / stack.toml and analyzed.toml the phase reads.
+fn file_references(inputs: &Inputs, daemon: bool) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    let reads_run_file = matches!(
+        inputs.phase,
+        Phase::Analyzer | Phase::Creator | Phase::Detector | Phase::Restorer | Phase::Exporter
+    );
+    let targets = inputs.platform_api.features().targets;
+    if reads_run_file && targets {
+        if let Ok(Some(run)) = RunFile::read_if_exists(&inputs.run_path) {
+            for image in run.images {
+                found.extend(
+                    image
+                        .candidates()
+                        .map(|n| (inputs.run_path.clone(), n.to_owned())),
+                );
+            }
+        }
+    } else if reads_run_file {
+        if let Ok(Some(stack)) = StackFile::read_if_exists(&inputs.stack_path) {
+            let image = stack.run_image;
+            found.extend(
+                image
+                    .candidates()
+                    .map(|n| (inputs.stack_path.clone(), n.to_owned())),
+            );
+        }
+    }
+    let reads_analyzed = matches!(inputs.phase, Phase::Restorer | Phase::Exporter);
+    if reads_analyzed
+        && !daemon
+        && let Ok(analyzed) = AnalyzedFile::read(&inputs.analyzed_path)
+    {
+        let path = &inputs.analyzed_path;
+        if let Some(run) = analyzed.run_image {
+            found.push((path.clone(), run.reference));
+            found.push((path.clone(), run.image));
+        }
+        for id in [analyzed.previous_image, analyzed.build_image]
+            .into_iter()
+            .flatten()
+        {
+            found.push((path.clone(), id.reference));
+        }
+    }
+    found.retain(|(_, name)| !name.is_empty());
+    found
 }

@@ -117,23 +117,46 @@ pub fn read_toml_if_exists<T: DeserializeOwned>(path: &Path) -> Result<Option<T>
     }
 }
 
-/// Encodes `value` as TOML and writes it to `path` atomically: the content goes to a temporary
-/// file in the same directory, which is then renamed over `path`, so a reader never sees a
-/// half-written file and a failure leaves no partial output behind. Parent directories are
-/// created.
+/// Encodes `value` as TOML and writes it to the output path `path` (see [`write_output`]).
 pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), FileError> {
     let text = toml::to_string(value).map_err(|source| FileError::Encode {
         path: path.to_path_buf(),
         source,
     })?;
-    write_atomic(path, text.as_bytes()).map_err(|source| FileError::Write {
+    write_output(path, text.as_bytes()).map_err(|source| FileError::Write {
         path: path.to_path_buf(),
         source,
     })
 }
 
+/// Writes `bytes` to an output path the way the reference does (`os.WriteFile`), without ever
+/// replacing what the platform put there: a symlink is followed (the target gets the bytes,
+/// the link stays), a device or FIFO gets the write and reports its error (`/dev/full`:
+/// ENOSPC), a directory fails. Only a regular file or a missing path is written atomically
+/// (temporary sibling, then rename), so a reader never sees a half-written file and a failure
+/// leaves the old content. Parent directories of a missing path are created.
+pub fn write_output(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => write_atomic(path, bytes),
+        Ok(_) => write_through(path, bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => write_atomic(path, bytes),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens `path` as `os.WriteFile` does (create, truncate, follow links) and writes `bytes`.
+fn write_through(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.flush()
+}
+
 /// Writes bytes to `path` through a temporary sibling and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -184,5 +207,37 @@ mod tests {
         fs::write(&path, "a = [").unwrap();
         let err = read_toml::<toml::Table>(&path).unwrap_err();
         assert!(err.to_string().contains("bad.toml"), "{err}");
+    }
+
+    #[test]
+    fn output_through_a_symlink_reaches_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.toml");
+        fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_output(&link, b"new").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+        // A dangling link creates its target, as os.WriteFile does.
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("created"), &dangling).unwrap();
+        write_output(&dangling, b"x").unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("created")).unwrap(), "x");
+    }
+
+    #[test]
+    fn output_to_a_device_or_directory_is_not_replaced() {
+        let err = write_output(Path::new("/dev/full"), b"x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28), "{err}");
+        write_output(Path::new("/dev/null"), b"x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        assert!(write_output(dir.path(), b"x").is_err());
+        assert!(dir.path().is_dir());
     }
 }

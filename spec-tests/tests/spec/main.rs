@@ -16,6 +16,7 @@ mod env;
 mod exp;
 mod fmt;
 mod r#gen;
+mod hostile_refs;
 mod lch;
 mod noop;
 mod oci_tools;

@@ -23,6 +23,11 @@ use crate::restore::{
 
 /// Dispatches to the phase.
 pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    // Every image name, from flags and files, before any disk or network access.
+    let layout = inputs.layout_dir.as_deref().filter(|_| inputs.layout);
+    let layout = layout.map(|d| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf()));
+    crate::image_args::check_references(inputs, layout.as_deref())
+        .map_err(|e| Failure::new(ExitCode::InvalidArgs, "resolve inputs", &e))?;
     match inputs.phase {
         Phase::Analyzer => analyzer(inputs),
         Phase::Detector => detector(inputs, env),

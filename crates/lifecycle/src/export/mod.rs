@@ -230,7 +230,8 @@ pub fn open_store(
 /// exports are checked too).
 pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, ExportError> {
     crate::image_args::parse_tags(images).map_err(|e| match e {
-        crate::image_args::ImageArgsError::Invalid { name, source } => {
+        crate::image_args::ImageArgsError::Invalid { name, source }
+        | crate::image_args::ImageArgsError::InvalidInFile { name, source, .. } => {
             ExportError::InvalidImage { name, source }
         }
         crate::image_args::ImageArgsError::MultipleRegistries(registries) => {

@@ -239,7 +239,8 @@ pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, RebaseError> {
         return Err(RebaseError::NoImages);
     }
     crate::image_args::parse_tags(images).map_err(|e| match e {
-        crate::image_args::ImageArgsError::Invalid { name, source } => {
+        crate::image_args::ImageArgsError::Invalid { name, source }
+        | crate::image_args::ImageArgsError::InvalidInFile { name, source, .. } => {
             RebaseError::InvalidImage { name, source }
         }
         crate::image_args::ImageArgsError::MultipleRegistries(registries) => {
