@@ -20,6 +20,7 @@ mod hostile_refs;
 mod lch;
 mod noop;
 mod oci_tools;
+mod output_paths;
 mod pif;
 mod rbs;
 mod res;
