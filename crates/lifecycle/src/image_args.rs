@@ -99,7 +99,7 @@ pub fn check_references(inputs: &Inputs, layout_root: Option<&Path>) -> Result<(
             source,
         })?;
     }
-    for (file, name) in file_references(inputs, daemon) {
+    for (file, name) in file_references(inputs, layout_root, daemon) {
         check_name(&name, layout_root).map_err(|source| ImageArgsError::InvalidInFile {
             name,
             file: file.clone(),
@@ -119,7 +119,11 @@ fn check_name(name: &str, layout_root: Option<&Path>) -> Result<(), Box<cnb_imag
 }
 
 /// The image names in the run.toml / stack.toml and analyzed.toml the phase reads.
-fn file_references(inputs: &Inputs, daemon: bool) -> Vec<(PathBuf, String)> {
+fn file_references(
+    inputs: &Inputs,
+    layout_root: Option<&Path>,
+    daemon: bool,
+) -> Vec<(PathBuf, String)> {
     let mut found = Vec::new();
     let reads_run_file = matches!(
         inputs.phase,
@@ -163,6 +167,12 @@ fn file_references(inputs: &Inputs, daemon: bool) -> Vec<(PathBuf, String)> {
             found.push((path.clone(), id.reference));
         }
     }
-    found.retain(|(_, name)| !name.is_empty());
+    found.retain(|(file, name)| {
+        // Outside layout mode a path in analyzed.toml (written by a layout-mode analyzer) is
+        // never turned into a directory or a URL; the phase reports it if it needs it.
+        let layout_path_without_layout =
+            layout_root.is_none() && file == &inputs.analyzed_path && name.starts_with('/');
+        !name.is_empty() && !layout_path_without_layout
+    });
     found
 }
