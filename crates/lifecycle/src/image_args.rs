@@ -129,25 +129,22 @@ fn file_references(
         inputs.phase,
         Phase::Analyzer | Phase::Creator | Phase::Detector | Phase::Restorer | Phase::Exporter
     );
-    let targets = inputs.platform_api.features().targets;
-    if reads_run_file && targets {
-        if let Ok(Some(run)) = RunFile::read_if_exists(&inputs.run_path) {
-            for image in run.images {
-                found.extend(
-                    image
-                        .candidates()
-                        .map(|n| (inputs.run_path.clone(), n.to_owned())),
-                );
+    if reads_run_file {
+        let candidates = if inputs.platform_api.features().targets {
+            RunFile::read_if_exists(&inputs.run_path)
+                .ok()
+                .flatten()
+                .map(|run| (&inputs.run_path, run.images))
+        } else {
+            StackFile::read_if_exists(&inputs.stack_path)
+                .ok()
+                .flatten()
+                .map(|stack| (&inputs.stack_path, vec![stack.run_image]))
+        };
+        if let Some((file, images)) = candidates {
+            for image in &images {
+                found.extend(image.candidates().map(|n| (file.clone(), n.to_owned())));
             }
-        }
-    } else if reads_run_file {
-        if let Ok(Some(stack)) = StackFile::read_if_exists(&inputs.stack_path) {
-            let image = stack.run_image;
-            found.extend(
-                image
-                    .candidates()
-                    .map(|n| (inputs.stack_path.clone(), n.to_owned())),
-            );
         }
     }
     let reads_analyzed = matches!(inputs.phase, Phase::Restorer | Phase::Exporter);

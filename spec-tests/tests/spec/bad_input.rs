@@ -195,7 +195,7 @@ fn rows() -> Vec<Row> {
         Row { name: "exporter -report is a directory", phase: Phase::Exporter, setup: |ws| dir_at(ws, "out/report.toml"), args: &["-report", "@out/report.toml"], code: 62, names: "@out/report.toml" },
         // references
         Row { name: "analyzer invalid image", phase: Phase::Analyzer, setup: |_| {}, args: &["-tag", "Not A Reference"], code: 3, names: "Not A Reference" },
-        Row { name: "analyzer -run-image hostile", phase: Phase::Analyzer, setup: |_| {}, args: &["-previous-image", "example.com/../../x:latest"], code: 3, names: "example.com/../../x:latest" },
+        Row { name: "analyzer -previous-image hostile", phase: Phase::Analyzer, setup: |_| {}, args: &["-previous-image", "example.com/../../x:latest"], code: 3, names: "example.com/../../x:latest" },
         Row { name: "rebaser invalid image", phase: Phase::Rebaser, setup: |_| {}, args: &["-previous-image", "example.com/a//b"], code: 3, names: "example.com/a//b" },
         Row { name: "restorer -build-image hostile", phase: Phase::Restorer, setup: |_| {}, args: &["-build-image", "example.com/x/.."], code: 3, names: "example.com/x/.." },
     ]
