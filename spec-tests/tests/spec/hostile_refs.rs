@@ -330,6 +330,27 @@ fn check(row: &Row) -> Vec<String> {
     )]
 }
 
+/// An extension's run.Dockerfile switching to a hostile run image: an extension output error
+/// (exit 92, as every other invalid Dockerfile), and analyzed.toml keeps the old run image.
+#[test]
+fn gen_hostile_run_dockerfile_from_exits_92() {
+    let ws = Workspace::new();
+    ws.extension("switch")
+        .without_detect()
+        .generate(&format!(
+            "mkdir -p \"$OUT\"\nprintf 'FROM {HOSTILE}\\n' > \"$OUT/run.Dockerfile\"\n"
+        ))
+        .write();
+    ws.buildpack("bp").write();
+    ws.order_with_extensions(&[&["switch"]], &[&["bp"]]);
+    let before = format!("[run-image]\nreference = \"{RUN}\"\nimage = \"{RUN}\"\n");
+    ws.write("layers/analyzed.toml", &before);
+    let out = ws.detector().output();
+    out.code(92).stderr_has(HOSTILE);
+    assert_eq!(ws.read("layers/analyzed.toml"), before);
+    assert!(!ws.exists("escaped"));
+}
+
 #[test]
 fn hostile_references_exit_3_in_every_phase_and_route() {
     let rows: Vec<Row> = [

@@ -94,6 +94,9 @@ pub enum ExportError {
     /// A platform file could not be read.
     #[error("read platform file")]
     Read(#[source] FileError),
+    /// report.toml could not be written (the error names the path).
+    #[error("write export report")]
+    WriteReport(#[source] FileError),
     /// analyzed.toml names no run image.
     #[error("run image not found in analyzed metadata")]
     NoRunImage,
@@ -461,7 +464,7 @@ pub fn export_with_cache(
         }
         report
             .write(&inputs.report_path)
-            .map_err(ExportError::Read)?;
+            .map_err(ExportError::WriteReport)?;
         if let Err(e) = fingerprints.save(&inputs.layers_dir) {
             tracing::debug!("Could not record layer fingerprints: {e}");
         }

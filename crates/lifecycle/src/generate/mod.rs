@@ -168,6 +168,16 @@ pub enum GenerateError {
         /// `context.build/` or `context.run/`.
         specific: PathBuf,
     },
+    /// A run.Dockerfile switches to a name that is not a valid image reference (e.g. one
+    /// with a `..` component, which would leave a layout root or address another repository).
+    #[error("invalid run image {image:?} in a run.Dockerfile")]
+    InvalidRunImage {
+        /// The name after `FROM`.
+        image: String,
+        /// Why.
+        #[source]
+        source: Box<cnb_image::Error>,
+    },
     /// A superseded run.Dockerfile could not be renamed to `.ignore`.
     #[error("failed to rename Dockerfile at {}", path.display())]
     Rename {
@@ -280,6 +290,14 @@ pub fn generate(
 
     tracing::debug!("Checking run image");
     let (new_base, extend) = select_run_image(&mut dockerfiles);
+    if let Some(image) = &new_base
+        && let Err(e) = cnb_image::ImageRef::parse(image)
+    {
+        return Err(GenerateError::InvalidRunImage {
+            image: image.clone(),
+            source: Box::new(e),
+        });
+    }
     if let Some(new_base) = new_base.filter(|b| is_new(inputs.platform_api, &analyzed, b)) {
         if !run_file.contains(&new_base) {
             tracing::warn!("new runtime base image '{new_base}' not found in run metadata");
