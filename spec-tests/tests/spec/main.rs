@@ -24,3 +24,4 @@ mod pif;
 mod rbs;
 mod res;
 mod static_bins;
+mod tls;

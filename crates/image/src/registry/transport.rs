@@ -105,7 +105,26 @@ pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
 }
 
 pub(crate) fn is_retryable_error(err: &reqwest::Error) -> bool {
-    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+    (err.is_connect() || err.is_timeout() || err.is_request() || err.is_body())
+        && !is_certificate_error(err)
+}
+
+/// Whether TLS refused the registry's certificate: asking again will not change that.
+fn is_certificate_error(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return matches!(tls, rustls::Error::InvalidCertificate(_));
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+        {
+            return matches!(tls, rustls::Error::InvalidCertificate(_));
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The backoff before attempt `attempt + 1`.
