@@ -17,8 +17,14 @@ pub(crate) enum RootSource {
 /// The roots to trust, as reqwest certificates.
 pub(crate) fn load() -> (Vec<reqwest::Certificate>, RootSource) {
     let native = rustls_native_certs::load_native_certs();
+    let named =
+        std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
     for error in &native.errors {
-        tracing::debug!(%error, "loading system certificate roots");
+        if named {
+            tracing::warn!("Loading certificate roots: {error}");
+        } else {
+            tracing::debug!(%error, "loading system certificate roots");
+        }
     }
     let system: Vec<_> = native
         .certs
@@ -37,8 +43,6 @@ pub(crate) fn load() -> (Vec<reqwest::Certificate>, RootSource) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn bundled_roots_are_usable() {
         let parsed = webpki_root_certs::TLS_SERVER_ROOT_CERTS

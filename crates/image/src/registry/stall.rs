@@ -167,7 +167,7 @@ mod tests {
             }
         };
         assert!(runtime.block_on(guard(moving, &progress, stall)).is_ok());
-        let stuck = tokio::time::sleep(Duration::from_secs(60));
+        let stuck = async { tokio::time::sleep(Duration::from_secs(60)).await };
         let started = std::time::Instant::now();
         assert!(
             runtime
