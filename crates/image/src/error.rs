@@ -161,6 +161,17 @@ pub enum RegistryError {
     /// A local file or JSON document involved in the request failed.
     #[error(transparent)]
     Local(Box<Error>),
+    /// Nothing moved for the stall bound (`CNB_REGISTRY_STALL_TIMEOUT`) while a request
+    /// body was sent or its response awaited.
+    #[error("{method} {url}: no progress for {:.1}s", after.as_secs_f64())]
+    Stalled {
+        /// Request method.
+        method: String,
+        /// Request URL (without its query).
+        url: String,
+        /// The stall bound.
+        after: Duration,
+    },
 }
 
 impl RegistryError {

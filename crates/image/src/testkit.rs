@@ -33,8 +33,9 @@ impl TestRegistry {
         Self::spawn(Some((username.to_owned(), password.to_owned())), false)
     }
 
-    /// Start an anonymous registry serving HTTPS with a self-signed certificate for
-    /// 127.0.0.1 (made with the `openssl` CLI): reachable only as an insecure registry.
+    /// Start an anonymous registry serving HTTPS with a certificate for 127.0.0.1 issued by a
+    /// throwaway CA (made with the `openssl` CLI, see [`TestRegistry::ca_certificate`]):
+    /// reachable only as an insecure registry, or with that CA as `SSL_CERT_FILE`.
     pub fn start_tls() -> io::Result<Self> {
         Self::spawn(None, true)
     }
@@ -65,28 +66,7 @@ impl TestRegistry {
             ));
         }
         if tls {
-            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-            let status = Command::new("openssl")
-                .args([
-                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                ])
-                .args([
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1",
-                ])
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map_err(|e| missing_tool("openssl", e))?;
-            if !status.success() {
-                return Err(io::Error::other(format!("openssl req failed: {status}")));
-            }
+            let (cert, key) = make_certificates(dir.path())?;
             let tls_block = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
@@ -147,6 +127,11 @@ impl TestRegistry {
     /// `127.0.0.1:<port>`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The PEM file of the CA that issued a TLS registry's certificate.
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     /// Whether it serves HTTPS.
@@ -240,4 +225,64 @@ pub fn which(program: &str) -> Option<PathBuf> {
             .map(|p| p.join(program))
             .find(|p| p.is_file())
     })
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 it issued, in `dir` (`ca.pem`,
+/// `cert.pem`, `key.pem`). A CA rather than one self-signed certificate because rustls
+/// refuses a CA certificate presented as the server's own.
+fn make_certificates(dir: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let openssl = |args: &[&str]| -> io::Result<()> {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| missing_tool("openssl", e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "openssl {} failed: {status}",
+                args[0]
+            )))
+        }
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=cnb-testkit-ca"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&ca)?;
+    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "key.pem", "-out", "server.csr"]);
+    openssl(&csr)?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "cert.pem",
+    ])?;
+    Ok((dir.join("cert.pem"), dir.join("key.pem")))
 }

@@ -9,6 +9,12 @@
 //!   local registries (loopback, RFC 1918, localhost) may also fall back to HTTP, as in
 //!   go-containerregistry;
 //! - bounded retries with exponential backoff on connection errors, timeouts, 5xx and 429;
+//! - a stall bound on every request ([`RegistryOptions::read_timeout`], set by
+//!   `CNB_REGISTRY_STALL_TIMEOUT`) apart from the time a large transfer takes; a streamed blob
+//!   whose body breaks resumes where it stopped (HTTP range request, else a fresh `GET` that
+//!   skips what was read); a broken upload starts a new upload session;
+//! - certificate roots from `SSL_CERT_FILE`/`SSL_CERT_DIR`, the system, or bundled Mozilla
+//!   roots, so a phase starts in a root file system without a CA bundle;
 //! - blobs are never uploaded twice: `HEAD` first, then a cross-repository mount when the
 //!   blob is known to live in another repository of the same registry, then an upload
 //!   (`POST` + `PUT ?digest=`: the distribution registry ignores a monolithic `POST` body);
@@ -17,7 +23,11 @@
 //!
 //! [`crate::store::Registry`] wraps this in a blocking facade for the phases.
 
+mod roots;
+mod stall;
 mod transport;
+
+pub use stall::{DEFAULT_STALL_TIMEOUT, STALL_TIMEOUT_ENV, parse_stall_timeout};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,7 +84,9 @@ pub struct RegistryOptions {
     pub connect_timeout: Duration,
     /// Whole-request timeout for requests without a large body (manifests, HEAD, tokens).
     pub request_timeout: Duration,
-    /// Longest silence while a blob is transferred.
+    /// The stall bound: the longest a request may go without progress (connecting, waiting
+    /// for headers, between body reads, sending an upload), however long the whole transfer
+    /// takes. Default: `CNB_REGISTRY_STALL_TIMEOUT` when it parses, else 30 s.
     pub read_timeout: Duration,
     /// Blob uploads in flight at once.
     pub max_concurrent_uploads: usize,
@@ -89,7 +101,10 @@ impl Default for RegistryOptions {
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(60),
-            read_timeout: Duration::from_secs(120),
+            read_timeout: stall::stall_timeout_from_env()
+                .ok()
+                .flatten()
+                .unwrap_or(DEFAULT_STALL_TIMEOUT),
             max_concurrent_uploads: 3,
             user_agent: concat!("cnb-lifecycle-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
@@ -206,6 +221,9 @@ pub struct RegistryClient {
 pub(crate) struct Inner {
     secure: reqwest::Client,
     insecure: reqwest::Client,
+    /// Without reqwest's read timeout, which would bound a whole upload (see [`stall`]).
+    upload_secure: reqwest::Client,
+    upload_insecure: reqwest::Client,
     keychain: Keychain,
     options: RegistryOptions,
     endpoints: tokio::sync::Mutex<HashMap<(String, bool), Arc<Endpoint>>>,
@@ -236,23 +254,34 @@ impl RegistryClient {
     pub fn new(options: RegistryOptions, keychain: Keychain) -> Result<Self, Error> {
         // Err means a provider is already installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let build = |insecure: bool| {
-            reqwest::Client::builder()
+        stall::stall_timeout_from_env().map_err(|reason| Error::Runtime { reason })?;
+        let (roots, source) = roots::load();
+        tracing::debug!(?source, count = roots.len(), "certificate roots");
+        let stall = options.read_timeout;
+        let build = |insecure: bool, read_timeout: bool| {
+            let mut builder = reqwest::Client::builder()
                 .user_agent(options.user_agent.clone())
-                .connect_timeout(options.connect_timeout)
-                .read_timeout(options.read_timeout)
-                .hickory_dns(true)
-                .tls_danger_accept_invalid_certs(insecure)
-                .build()
-                .map_err(|e| Error::Runtime {
-                    reason: format!("build HTTP client: {e}"),
-                })
+                .connect_timeout(options.connect_timeout.min(stall))
+                .hickory_dns(true);
+            if read_timeout {
+                builder = builder.read_timeout(stall);
+            }
+            if insecure {
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            } else {
+                builder = builder.tls_certs_only(roots.iter().cloned());
+            }
+            builder.build().map_err(|e| Error::Runtime {
+                reason: format!("build HTTP client: {}", crate::error::error_chain(&e)),
+            })
         };
         let max = options.max_concurrent_uploads.max(1);
         Ok(Self {
             inner: Arc::new(Inner {
-                secure: build(false)?,
-                insecure: build(true)?,
+                secure: build(false, true)?,
+                insecure: build(true, true)?,
+                upload_secure: build(false, false)?,
+                upload_insecure: build(true, false)?,
                 keychain,
                 endpoints: tokio::sync::Mutex::new(HashMap::new()),
                 tokens: TokenCache::default(),
@@ -321,29 +350,31 @@ impl RegistryClient {
     pub async fn get_manifest(&self, reference: &ImageRef) -> Result<Option<RawManifest>, Error> {
         const OP: &str = "get manifest of";
         let err = |e| registry_err(OP, reference, e);
-        let (response, url) = self
-            .manifest_request(OP, reference, pull_scope(reference), Method::GET, |r| {
-                r.header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
-            })
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(err(status_error(&Method::GET, &url, response).await));
-        }
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = response.bytes().await.map_err(|source| {
-            err(RegistryError::Http {
-                method: "GET".into(),
-                url: url.clone(),
-                source,
-            })
-        })?;
+        let mut attempt = 0;
+        let (bytes, content_type) = loop {
+            attempt += 1;
+            let (response, url) = self
+                .manifest_request(OP, reference, pull_scope(reference), Method::GET, |r| {
+                    r.header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+                })
+                .await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !response.status().is_success() {
+                return Err(err(status_error(&Method::GET, &url, response).await));
+            }
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match self.read_small_body(response, &url, attempt).await {
+                Ok(Some(bytes)) => break (bytes, content_type),
+                Ok(None) => continue,
+                Err(e) => return Err(err(e)),
+            }
+        };
         let raw = RawManifest::new(bytes.to_vec(), content_type.as_deref());
         if let Some(expected) = reference.digest()
             && &raw.digest != expected
@@ -460,15 +491,16 @@ impl RegistryClient {
     /// A small blob (config) in memory, digest-checked.
     pub async fn get_blob(&self, reference: &ImageRef, digest: &Digest) -> Result<Vec<u8>, Error> {
         const OP: &str = "get blob from";
-        let err = |e| registry_err(OP, reference, e);
-        let (response, url) = self.blob_response(OP, reference, digest).await?;
-        let bytes = response.bytes().await.map_err(|source| {
-            err(RegistryError::Http {
-                method: "GET".into(),
-                url: url.clone(),
-                source,
-            })
-        })?;
+        let mut attempt = 0;
+        let bytes = loop {
+            attempt += 1;
+            let (response, url) = self.blob_response(OP, reference, digest, 0).await?;
+            match self.read_small_body(response, &url, attempt).await {
+                Ok(Some(bytes)) => break bytes,
+                Ok(None) => continue,
+                Err(e) => return Err(registry_err(OP, reference, e)),
+            }
+        };
         let actual = crate::digest::sha256(&bytes);
         if &actual != digest {
             return Err(Error::DigestMismatch {
@@ -480,13 +512,43 @@ impl RegistryClient {
         Ok(bytes.to_vec())
     }
 
+    /// The body of a small response (manifest, config). `Ok(None)` when it broke or stalled
+    /// and attempt `attempt` may be followed by another (after a backoff): the caller then
+    /// sends the request again.
+    async fn read_small_body(
+        &self,
+        response: reqwest::Response,
+        url: &str,
+        attempt: u32,
+    ) -> Result<Option<bytes::Bytes>, RegistryError> {
+        let source = match response.bytes().await {
+            Ok(bytes) => return Ok(Some(bytes)),
+            Err(source) => source,
+        };
+        let policy = &self.inner.options.retry;
+        let failure = RegistryError::Http {
+            method: "GET".into(),
+            url: url.to_owned(),
+            source,
+        };
+        if attempt >= policy.max_attempts {
+            return Err(failure);
+        }
+        tracing::debug!(url, attempt, "response body broke, asking again");
+        self.inner.stats.count_retry();
+        tokio::time::sleep(transport::backoff(policy, attempt)).await;
+        Ok(None)
+    }
+
     /// The response to a blob `GET` and its URL, status checked, body not read yet; errors
-    /// name `op`.
+    /// name `op`. With `from` > 0 it asks for the bytes from there on (`Range`); the
+    /// registry may answer 206 with them, or 200 with the whole blob.
     async fn blob_response(
         &self,
         op: &'static str,
         reference: &ImageRef,
         digest: &Digest,
+        from: u64,
     ) -> Result<(reqwest::Response, String), Error> {
         let err = |e| registry_err(op, reference, e);
         let endpoint = self.endpoint(op, reference).await?;
@@ -498,7 +560,13 @@ impl RegistryClient {
                 &[pull_scope(reference)],
                 Method::GET,
                 &url,
-                |http| Ok(http.get(&url)),
+                |http| {
+                    let request = http.get(&url);
+                    Ok(match from {
+                        0 => request,
+                        from => request.header(reqwest::header::RANGE, format!("bytes={from}-")),
+                    })
+                },
             )
             .await
             .map_err(err)?;
@@ -510,21 +578,26 @@ impl RegistryClient {
 
     /// A blob as a blocking reader over the response body, for callers that consume it as
     /// it arrives (the restorer extracts cache image layers straight from the registry, so
-    /// nothing lands on disk first). Its digest is checked at the end of the stream: the
-    /// last read fails with [`std::io::ErrorKind::InvalidData`] on a mismatch. Not retried
-    /// once the body has started (the caller has consumed part of it). Read it from a thread
-    /// outside the async runtime.
+    /// nothing lands on disk first). A body that breaks or stalls is resumed where it
+    /// stopped, within the retry policy; the digest is checked over the whole stream at its
+    /// end: the last read fails with [`std::io::ErrorKind::InvalidData`] on a mismatch. Read
+    /// it from a thread outside the async runtime.
     pub async fn blob_reader(
         &self,
         reference: &ImageRef,
         digest: &Digest,
     ) -> Result<BlobReader, Error> {
         let (response, _) = self
-            .blob_response("download blob from", reference, digest)
+            .blob_response("download blob from", reference, digest, 0)
             .await?;
         Ok(BlobReader {
             runtime: tokio::runtime::Handle::current(),
+            client: self.clone(),
+            reference: reference.clone(),
             response,
+            skip: 0,
+            offset: 0,
+            resumes: 0,
             chunk: bytes::Bytes::new(),
             hasher: Hasher::default(),
             expected: digest.clone(),
@@ -546,7 +619,7 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (response, url) = self.blob_response(OP, reference, digest).await?;
+            let (response, url) = self.blob_response(OP, reference, digest, 0).await?;
             let tmp = temp_path(dest);
             match stream_to_file(response, &tmp).await {
                 Ok((actual, size)) => {
@@ -639,7 +712,8 @@ impl RegistryClient {
     }
 
     /// Upload a blob with known digest and size: `POST` a session, then `PUT` the content
-    /// with `?digest=`. The pair is retried as a unit.
+    /// with `?digest=`. A `PUT` that breaks (connection error, stall, 5xx, 429, an upload
+    /// session the registry forgot) starts over with a new session, within the retry policy.
     pub async fn upload_blob(
         &self,
         reference: &ImageRef,
@@ -650,105 +724,99 @@ impl RegistryClient {
         const OP: &str = "upload blob to";
         let err = |e| registry_err(OP, reference, e);
         let endpoint = self.endpoint(OP, reference).await?;
-        let start_url = Self::url(&endpoint, reference, "blobs/uploads/");
-        let scopes = [push_scope(reference)];
-        let timeout = self.inner.options.request_timeout;
         let policy = &self.inner.options.retry;
         let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let response = self
-                .inner
-                .send(&endpoint, &scopes, Method::POST, &start_url, |http| {
-                    Ok(http
-                        .post(&start_url)
-                        .timeout(timeout)
-                        .header(CONTENT_LENGTH, 0))
-                })
+            let failure = match self
+                .upload_once(&endpoint, reference, digest, size, data)
                 .await
-                .map_err(err)?;
-            if response.status() != StatusCode::ACCEPTED {
-                return Err(err(status_error(&Method::POST, &start_url, response).await));
+            {
+                Ok(()) => {
+                    let stats = &self.inner.stats;
+                    stats.blob_uploads.fetch_add(1, Ordering::Relaxed);
+                    stats.bytes_uploaded.fetch_add(size, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(Upload::Final(e)) => return Err(err(e)),
+                Err(Upload::Broken(e)) => e,
+            };
+            let delay = transport::backoff(policy, attempt);
+            if attempt >= policy.max_attempts || started.elapsed() + delay > policy.max_elapsed {
+                return Err(err(RegistryError::RetriesExhausted {
+                    attempts: attempt,
+                    elapsed: started.elapsed(),
+                    last: Box::new(failure),
+                }));
             }
-            let Some(location) = location(&response, &start_url) else {
-                return Err(err(RegistryError::Protocol(
-                    "upload session without Location header".into(),
-                )));
-            };
-            let put_url = match Url::parse(&location) {
-                Ok(mut url) => {
-                    url.query_pairs_mut().append_pair("digest", digest.as_ref());
-                    url.to_string()
-                }
-                Err(_) => {
-                    return Err(err(RegistryError::Protocol(format!(
-                        "unusable upload location {}",
-                        location.split('?').next().unwrap_or_default()
-                    ))));
-                }
-            };
-            let result = self
-                .inner
-                .send(&endpoint, &scopes, Method::PUT, &put_url, |http| {
-                    let body = match data {
-                        BlobData::Bytes(bytes) => reqwest::Body::from(bytes.as_ref().clone()),
-                        BlobData::File(path) => {
-                            let file = std::fs::File::open(path).map_err(|source| {
-                                RegistryError::Local(Box::new(Error::Io {
-                                    op: "open blob",
-                                    path: path.clone(),
-                                    source,
-                                }))
-                            })?;
-                            reqwest::Body::from(tokio::fs::File::from_std(file))
-                        }
-                        BlobData::Remote(_) => {
-                            return Err(RegistryError::Protocol(
-                                "remote blob data must be downloaded before upload".into(),
-                            ));
-                        }
-                    };
+            tracing::debug!(%digest, attempt, error = %crate::error::error_chain(&failure), "restarting blob upload");
+            self.inner.stats.count_retry();
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One upload session: `POST`, then `PUT` of the whole blob.
+    async fn upload_once(
+        &self,
+        endpoint: &Endpoint,
+        reference: &ImageRef,
+        digest: &Digest,
+        size: u64,
+        data: &BlobData,
+    ) -> Result<(), Upload> {
+        let start_url = Self::url(endpoint, reference, "blobs/uploads/");
+        let scopes = [push_scope(reference)];
+        let timeout = self.inner.options.request_timeout;
+        let response = self
+            .inner
+            .send(endpoint, &scopes, Method::POST, &start_url, |http| {
+                Ok(http
+                    .post(&start_url)
+                    .timeout(timeout)
+                    .header(CONTENT_LENGTH, 0))
+            })
+            .await
+            .map_err(Upload::Final)?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(Upload::Final(
+                status_error(&Method::POST, &start_url, response).await,
+            ));
+        }
+        let put_url = location(&response, &start_url)
+            .and_then(|location| Url::parse(&location).ok())
+            .map(|mut url| {
+                url.query_pairs_mut().append_pair("digest", digest.as_ref());
+                url.to_string()
+            })
+            .ok_or_else(|| {
+                Upload::Final(RegistryError::Protocol(
+                    "upload session without a usable Location header".into(),
+                ))
+            })?;
+        let progress = stall::Progress::new();
+        let result = self
+            .inner
+            .send_upload(
+                endpoint,
+                &scopes,
+                Method::PUT,
+                &put_url,
+                &progress,
+                |http| {
+                    let body = upload_body(data, &progress)?;
                     Ok(http
                         .put(&put_url)
                         .header(CONTENT_TYPE, "application/octet-stream")
                         .header(CONTENT_LENGTH, size)
                         .body(body))
-                })
-                .await;
-            let retry_unit = match result {
-                Ok(response)
-                    if response.status() == StatusCode::CREATED
-                        || response.status().is_success() =>
-                {
-                    self.inner
-                        .stats
-                        .blob_uploads
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.inner
-                        .stats
-                        .bytes_uploaded
-                        .fetch_add(size, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Ok(response) => {
-                    let e = status_error(&Method::PUT, &put_url, response).await;
-                    // A broken upload session (e.g. 404 BLOB_UPLOAD_UNKNOWN) is retried
-                    // with a new session; other statuses are final.
-                    if matches!(e, RegistryError::NotFound) {
-                        e
-                    } else {
-                        return Err(err(e));
-                    }
-                }
-                Err(e @ RegistryError::RetriesExhausted { .. }) => e,
-                Err(e) => return Err(err(e)),
-            };
-            if attempt >= policy.max_attempts.min(3) || started.elapsed() > policy.max_elapsed {
-                return Err(err(retry_unit));
-            }
-            self.inner.stats.count_retry();
-            tokio::time::sleep(transport::backoff(policy, attempt)).await;
+                },
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if upload_is_broken(&e) => Err(Upload::Broken(e)),
+            Err(e) => Err(Upload::Final(e)),
         }
     }
 
@@ -891,6 +959,50 @@ impl RegistryClient {
     }
 }
 
+/// How one upload session ended when it did not succeed.
+enum Upload {
+    /// Worth a new session.
+    Broken(RegistryError),
+    /// Not: the registry refused the blob, or a local problem.
+    Final(RegistryError),
+}
+
+/// Whether a failed upload `PUT` is worth a new upload session: the connection broke or
+/// stalled, the registry was overloaded, or it forgot the session (404 BLOB_UPLOAD_UNKNOWN).
+fn upload_is_broken(e: &RegistryError) -> bool {
+    match e {
+        RegistryError::Stalled { .. } | RegistryError::NotFound => true,
+        RegistryError::Http { source, .. } => transport::is_retryable_error(source),
+        RegistryError::Status { status, .. } => {
+            StatusCode::from_u16(*status).is_ok_and(transport::is_retryable_status)
+        }
+        _ => false,
+    }
+}
+
+/// The body of an upload `PUT`, reporting progress to the stall watchdog.
+fn upload_body(
+    data: &BlobData,
+    progress: &stall::Progress,
+) -> Result<reqwest::Body, RegistryError> {
+    match data {
+        BlobData::Bytes(bytes) => Ok(stall::tracked_bytes(
+            bytes.as_ref().clone(),
+            progress.clone(),
+        )),
+        BlobData::File(path) => stall::tracked_body(path, progress.clone()).map_err(|source| {
+            RegistryError::Local(Box::new(Error::Io {
+                op: "open blob",
+                path: path.clone(),
+                source,
+            }))
+        }),
+        BlobData::Remote(_) => Err(RegistryError::Protocol(
+            "remote blob data must be downloaded before upload".into(),
+        )),
+    }
+}
+
 /// The absolute `Location` of a response (registries may send a relative one).
 fn location(response: &reqwest::Response, request_url: &str) -> Option<String> {
     let value = response.headers().get(LOCATION)?.to_str().ok()?;
@@ -906,7 +1018,15 @@ enum StreamError {
 /// A blob being read from a registry response; see [`RegistryClient::blob_reader`].
 pub struct BlobReader {
     runtime: tokio::runtime::Handle,
+    client: RegistryClient,
+    reference: ImageRef,
     response: reqwest::Response,
+    /// Bytes at the start of `response` that were read before (a resume answered 200).
+    skip: u64,
+    /// Bytes of the blob read and hashed so far.
+    offset: u64,
+    /// Resumes so far.
+    resumes: u32,
     chunk: bytes::Bytes,
     hasher: Hasher,
     expected: Digest,
@@ -917,9 +1037,92 @@ impl std::fmt::Debug for BlobReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlobReader")
             .field("expected", &self.expected)
+            .field("offset", &self.offset)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
+}
+
+impl BlobReader {
+    /// The next bytes of the blob not seen yet; `None` at its end. Resumes a broken body.
+    fn next_chunk(&mut self) -> std::io::Result<Option<bytes::Bytes>> {
+        loop {
+            match self.runtime.block_on(self.response.chunk()) {
+                Ok(Some(mut chunk)) => {
+                    let skipped = self.skip.min(chunk.len() as u64);
+                    self.skip -= skipped;
+                    bytes::Buf::advance(&mut chunk, skipped as usize);
+                    if !chunk.is_empty() {
+                        return Ok(Some(chunk));
+                    }
+                }
+                Ok(None) if self.skip == 0 => return Ok(None),
+                Ok(None) => self.resume("the body ended early")?,
+                Err(e) => {
+                    let why = cnb_platform_api::exit::error_chain(&e);
+                    self.resume(&why)?
+                }
+            }
+        }
+    }
+
+    /// Ask again for the bytes from `offset` on, after a backoff; fails once the retry
+    /// policy's attempts are used up.
+    fn resume(&mut self, why: &str) -> std::io::Result<()> {
+        let policy = self.client.inner.options.retry.clone();
+        self.resumes += 1;
+        if self.resumes >= policy.max_attempts {
+            return Err(std::io::Error::other(format!(
+                "blob {}: gave up after {} attempts: {why}",
+                self.expected, self.resumes
+            )));
+        }
+        tracing::warn!(
+            "Resuming download of blob {} from byte {} ({why})",
+            self.expected,
+            self.offset
+        );
+        self.client.inner.stats.count_retry();
+        let (client, reference, digest, from) = (
+            self.client.clone(),
+            self.reference.clone(),
+            self.expected.clone(),
+            self.offset,
+        );
+        let delay = transport::backoff(&policy, self.resumes);
+        let response = self.runtime.block_on(async move {
+            tokio::time::sleep(delay).await;
+            client
+                .blob_response("download blob from", &reference, &digest, from)
+                .await
+        });
+        let (response, _) = response.map_err(|e| {
+            std::io::Error::other(format!(
+                "blob {}: resume from byte {from}: {}",
+                self.expected,
+                cnb_platform_api::exit::error_chain(&e)
+            ))
+        })?;
+        self.skip = match response.status() {
+            StatusCode::PARTIAL_CONTENT if content_range_start(&response) == Some(from) => 0,
+            StatusCode::PARTIAL_CONTENT => {
+                return Err(std::io::Error::other(format!(
+                    "blob {}: the registry resumed at another byte than {from}",
+                    self.expected
+                )));
+            }
+            _ => from,
+        };
+        self.response = response;
+        Ok(())
+    }
+}
+
+/// The first byte a 206 response holds (`Content-Range: bytes N-M/T`).
+fn content_range_start(response: &reqwest::Response) -> Option<u64> {
+    let value = response.headers().get(reqwest::header::CONTENT_RANGE)?;
+    let range = value.to_str().ok()?.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
 }
 
 impl std::io::Read for BlobReader {
@@ -928,12 +1131,13 @@ impl std::io::Read for BlobReader {
             if self.done {
                 return Ok(0);
             }
-            match self.runtime.block_on(self.response.chunk()) {
-                Ok(Some(chunk)) => {
+            match self.next_chunk()? {
+                Some(chunk) => {
                     self.hasher.update(&chunk);
+                    self.offset += chunk.len() as u64;
                     self.chunk = chunk;
                 }
-                Ok(None) => {
+                None => {
                     self.done = true;
                     let actual = std::mem::take(&mut self.hasher).finish();
                     if actual != self.expected {
@@ -943,7 +1147,6 @@ impl std::io::Read for BlobReader {
                         ));
                     }
                 }
-                Err(e) => return Err(std::io::Error::other(e)),
             }
         }
         let n = buf.len().min(self.chunk.len());

@@ -11,6 +11,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
+use super::stall::{self, Progress};
 use super::{Inner, RetryPolicy};
 use crate::auth::Credential;
 use crate::error::RegistryError;
@@ -103,8 +104,27 @@ pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
-fn is_retryable_error(err: &reqwest::Error) -> bool {
-    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+pub(crate) fn is_retryable_error(err: &reqwest::Error) -> bool {
+    (err.is_connect() || err.is_timeout() || err.is_request() || err.is_body())
+        && !is_certificate_error(err)
+}
+
+/// Whether TLS refused the registry's certificate: asking again will not change that.
+fn is_certificate_error(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return matches!(tls, rustls::Error::InvalidCertificate(_));
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+        {
+            return matches!(tls, rustls::Error::InvalidCertificate(_));
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The backoff before attempt `attempt + 1`.
@@ -489,6 +509,69 @@ impl Inner {
                 continue;
             }
             return Ok(response);
+        }
+        Err(RegistryError::Protocol("authorization loop".into()))
+    }
+}
+
+impl Inner {
+    /// Send one upload request (a `PUT` with a blob body), authorized (re-authenticating
+    /// once on a rejected cached token), under the stall bound watched through `progress`.
+    /// Not retried here: a broken upload starts over with a new upload session.
+    pub(crate) async fn send_upload<F>(
+        &self,
+        endpoint: &Endpoint,
+        scopes: &[String],
+        method: Method,
+        url: &str,
+        progress: &Progress,
+        build: F,
+    ) -> Result<Response, RegistryError>
+    where
+        F: Fn(&reqwest::Client) -> Result<RequestBuilder, RegistryError>,
+    {
+        let http = if endpoint.insecure {
+            &self.upload_insecure
+        } else {
+            &self.upload_secure
+        };
+        let stall = self.options.read_timeout;
+        let stalled = || RegistryError::Stalled {
+            method: method.to_string(),
+            url: strip_query(url),
+            after: stall,
+        };
+        let mut authorization = self.authorize(endpoint, scopes).await?;
+        for round in 0..2 {
+            let mut request = build(http)?;
+            if let Some(header) = &authorization.header {
+                request = request.header(AUTHORIZATION, header);
+            }
+            self.stats.count_request();
+            progress.touch();
+            let response = stall::guard(request.send(), progress, stall)
+                .await
+                .map_err(|()| stalled())?
+                .map_err(|source| RegistryError::Http {
+                    method: method.to_string(),
+                    url: strip_query(url),
+                    source,
+                })?;
+            if response.status() == StatusCode::UNAUTHORIZED
+                && round == 0
+                && self.forget(&authorization)
+            {
+                authorization = self.authorize(endpoint, scopes).await?;
+                continue;
+            }
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            // Reading an error body is bounded too.
+            progress.touch();
+            return stall::guard(status_error(&method, url, response), progress, stall)
+                .await
+                .map_or_else(|()| Err(stalled()), Err);
         }
         Err(RegistryError::Protocol("authorization loop".into()))
     }

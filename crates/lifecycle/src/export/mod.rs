@@ -694,10 +694,17 @@ fn produce_and_upload(
     std::thread::scope(|scope| {
         let (sender, blobs) = std::sync::mpsc::channel::<LayerFile>();
         let uploader = scope.spawn(move || {
+            // After one failure (retries spent) the rest is left to the save, so a failing
+            // registry costs one retry budget here, not one per layer.
+            let mut failed = false;
             for layer in blobs {
+                if failed {
+                    continue;
+                }
                 if let Err(e) = registry.push_layer(tag, &layer) {
+                    failed = true;
                     debug!(
-                        "Early upload of {} failed, the save retries it: {}",
+                        "Early upload of {} failed, the save uploads the rest: {}",
                         layer.digest,
                         crate::error_chain(&e)
                     );
