@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cnb_spec_tests::oci::layout_path;
-use cnb_spec_tests::{BaseImage, Output, Run, Running, Workspace};
+use cnb_spec_tests::{BaseImage, Output, Registry, Run, Running, Workspace};
 use serde_json::Value;
 
 const RUN: &str = "example.com/cnb/run:latest";
@@ -172,7 +172,11 @@ impl Event {
                 seen.len() > *n
             }
             Event::StagingNamed(staging, n) => {
-                names(staging).iter().filter(|n| n.ends_with(".tar")).count() >= *n
+                names(staging)
+                    .iter()
+                    .filter(|n| n.ends_with(".tar"))
+                    .count()
+                    >= *n
             }
             Event::Exists(path) => path.exists(),
             Event::LayoutBlobs(blobs, before, n) => names(blobs).len() > before + n,
@@ -219,7 +223,10 @@ fn listing(dir: &Path) -> Option<Listing> {
             .to_string();
         let mode = meta.permissions().mode() & 0o7777;
         let what = if meta.file_type().is_symlink() {
-            format!("link {mode:o} {}", fs::read_link(path).expect("readlink").display())
+            format!(
+                "link {mode:o} {}",
+                fs::read_link(path).expect("readlink").display()
+            )
         } else if meta.is_dir() {
             for e in fs::read_dir(path).expect("read_dir").flatten() {
                 walk(root, &e.path(), out);
@@ -310,8 +317,13 @@ impl Crash {
     /// A completed restore: succeeds, skips no cached layer as unusable, gives back only what
     /// the buildpack once wrote, leaves the cache whole. Returns the restored layers.
     fn check_restore(&self, out: &Output) -> BTreeSet<&'static str> {
-        out.success().never_mentions("Skipping restore for layer");
         assert_cache_whole(&self.cache);
+        self.check_restored_layers(out)
+    }
+
+    /// [`Crash::check_restore`] without the volume cache check (for a cache image).
+    fn check_restored_layers(&self, out: &Output) -> BTreeSet<&'static str> {
+        out.success().never_mentions("Skipping restore for layer");
         let mut restored = BTreeSet::new();
         for &name in CACHED {
             let Some(now) = listing(&self.layer(name)) else {
@@ -393,9 +405,17 @@ fn assert_tag_complete(layout: &Path) {
         let bytes = assert_blob(layout, digest, m["size"].as_u64());
         let manifest: Value = serde_json::from_slice(&bytes).expect("manifest JSON");
         let config = &manifest["config"];
-        assert_blob(layout, config["digest"].as_str().expect("config"), config["size"].as_u64());
+        assert_blob(
+            layout,
+            config["digest"].as_str().expect("config"),
+            config["size"].as_u64(),
+        );
         for layer in manifest["layers"].as_array().expect("layers") {
-            assert_blob(layout, layer["digest"].as_str().expect("layer"), layer["size"].as_u64());
+            assert_blob(
+                layout,
+                layer["digest"].as_str().expect("layer"),
+                layer["size"].as_u64(),
+            );
         }
     }
 }
@@ -457,7 +477,10 @@ fn assert_cache_whole(cache: &Path) {
 /// A kill point for the exporter: a random delay within its measured duration, or a random
 /// count of one kind of its file-system steps.
 fn exporter_kill_point(c: &Crash, rng: &mut Rng, measured: Duration) -> KillPoint {
-    let blobs = c.ws.layout_dir().join(layout_path(APP)).join("blobs/sha256");
+    let blobs =
+        c.ws.layout_dir()
+            .join(layout_path(APP))
+            .join("blobs/sha256");
     let staging = c.cache.join("staging");
     match rng.below(5) {
         0 | 1 => {
@@ -630,5 +653,88 @@ fn restorer_killed_mid_extraction_is_redone_exactly_on_the_next_restore() {
     assert!(
         killed * 3 >= rounds,
         "only {killed} of {rounds} restores were killed before they finished"
+    );
+}
+
+/// Copies `image` out of the registry with skopeo, which checks every blob against its digest
+/// while it reads it, into `dest` and checks the copy as [`assert_tag_complete`] does.
+fn assert_registry_image_complete(image: &str, dest: &Path) {
+    let _ = fs::remove_dir_all(dest);
+    fs::create_dir_all(dest).expect("scratch dir");
+    let out = Command::new("skopeo")
+        .args(["copy", "--insecure-policy", "--src-tls-verify=false"])
+        .arg(format!("docker://{image}"))
+        .arg(format!("oci:{}:latest", dest.display()))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "{image} is not complete in the registry:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_tag_complete(dest);
+}
+
+#[test]
+fn exporter_killed_mid_push_never_leaves_a_cache_image_with_missing_blobs() {
+    let (replay, mut rng, rounds) = Replay::new("exporter_killed_mid_push");
+    let rounds = if rounds == 0 { 4 } else { rounds };
+    let mut c = Crash::new();
+    let registry = Registry::start();
+    let base = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    let image = registry.reference("acme/crash:latest");
+    let cache = registry.reference("acme/crash-cache:latest");
+    let scratch = c.ws.path("scratch");
+    let build = |c: &mut Crash| {
+        c.ws.reset_build();
+        registry
+            .allow(c.ws.analyzer())
+            .args(["-run-image", &base.image, "-cache-image", &cache, &image])
+            .output()
+            .success();
+        c.ws.detector().output().success();
+        let out = registry
+            .allow(c.ws.restorer())
+            .args(["-cache-image", &cache])
+            .output();
+        c.check_restored_layers(&out);
+        c.build();
+    };
+    let exporter = |c: &Crash| {
+        registry
+            .allow(c.ws.exporter())
+            .args(["-cache-image", &cache, &image])
+    };
+    build(&mut c);
+    exporter(&c).output().success();
+    build(&mut c);
+    let started = Instant::now();
+    exporter(&c).output().success();
+    let measured = started.elapsed();
+
+    let mut killed = 0;
+    for round in 0..rounds {
+        build(&mut c);
+        let max = measured.as_micros() as u64 + 1;
+        let point = KillPoint::After(Duration::from_micros(rng.below(max)));
+        replay.at(format!("round {round} (exporter killed at {point:?})"));
+        let (was_killed, out) = run_and_kill(exporter(&c), &point);
+        eprintln!("round {round}: {point:?}, killed: {was_killed}");
+        if was_killed {
+            killed += 1;
+        } else {
+            out.success();
+        }
+        // Whichever manifests the tags name, every blob they name is there.
+        assert_registry_image_complete(&cache, &scratch.join("cache"));
+        assert_registry_image_complete(&image, &scratch.join("app"));
+    }
+    replay.at("the last build after the kills".into());
+    build(&mut c);
+    exporter(&c).output().success();
+    assert_registry_image_complete(&cache, &scratch.join("cache"));
+    assert!(
+        killed * 3 >= rounds,
+        "only {killed} of {rounds} exports were killed before they finished"
     );
 }

@@ -48,7 +48,10 @@ pub(super) fn clear_interrupted(layers_dir: &Path) -> Result<(), RestoreError> {
     let pending: Pending = toml::from_str(&text).unwrap_or_default();
     for rel in &pending.dirs {
         let Some(dir) = layer_dir(layers_dir, rel) else {
-            warn!("Ignoring {rel:?} in {}: not a layer directory", path.display());
+            warn!(
+                "Ignoring {rel:?} in {}: not a layer directory",
+                path.display()
+            );
             continue;
         };
         warn!(
