@@ -112,6 +112,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_interrupted_restore_leaves_nothing_half_extracted_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let layers = dir.path().join("layers");
+        let half = layers.join("acme_bp/deps");
+        let kept = layers.join("acme_bp/other");
+        let outside = dir.path().join("outside");
+        for d in [&half, &kept, &outside] {
+            fs::create_dir_all(d.join("lib")).unwrap();
+        }
+        fs::write(layers.join("acme_bp/deps.toml"), "[metadata]\n").unwrap();
+        begin(&layers, &[half.as_path()]).unwrap();
+        // A buildpack could write the record too: paths outside a layer are ignored.
+        let text = fs::read_to_string(layers.join(FILE_NAME)).unwrap();
+        let text = text.replace("]", ", \"../outside\", \"acme_bp\"]");
+        fs::write(layers.join(FILE_NAME), text).unwrap();
+
+        clear_interrupted(&layers).unwrap();
+        assert!(!half.exists() && !layers.join("acme_bp/deps.toml").exists());
+        assert!(kept.is_dir() && outside.is_dir() && layers.join("acme_bp").is_dir());
+        assert!(!layers.join(FILE_NAME).exists());
+
+        // Nothing pending: nothing removed; `end` clears the record.
+        clear_interrupted(&layers).unwrap();
+        begin(&layers, &[kept.as_path()]).unwrap();
+        end(&layers);
+        clear_interrupted(&layers).unwrap();
+        assert!(kept.is_dir());
+    }
+
+    #[test]
     fn only_two_plain_components_name_a_layer_directory() {
         let layers = Path::new("/layers");
         assert_eq!(
