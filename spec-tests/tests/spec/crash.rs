@@ -3,6 +3,9 @@
 //! buildpack wrote, leave a whole cache (every committed tar hashes to its name, no staging or
 //! backup left behind) and never leave a tag whose manifest names a missing or wrong blob.
 //!
+//! A killed exporter's scratch directory in the layout root (partial layer blobs) is removed by
+//! the next export.
+//!
 //! The kill points come from a seeded RNG: `CNB_CRASH_SEED=<n>` replays a failed run (the seed
 //! is printed when a test fails), `CNB_CRASH_ROUNDS=<n>` changes how many kills each test makes.
 //! A kill lands either after a random delay within the phase's measured duration, or when the
@@ -149,6 +152,8 @@ enum Event {
     LayoutBlobs(PathBuf, usize, usize),
     /// The path exists (the restorer extracting a layer).
     Exists(PathBuf),
+    /// An entry whose name starts with the prefix appears in the directory.
+    Named(PathBuf, &'static str),
 }
 
 impl Event {
@@ -179,6 +184,7 @@ impl Event {
                     >= *n
             }
             Event::Exists(path) => path.exists(),
+            Event::Named(dir, prefix) => names(dir).iter().any(|n| n.starts_with(prefix)),
             Event::LayoutBlobs(blobs, before, n) => names(blobs).len() > before + n,
         }
     }
@@ -374,6 +380,21 @@ impl Crash {
     fn assert_tag_complete(&self) {
         assert_tag_complete(&self.ws.layout_dir().join(layout_path(APP)));
     }
+
+    /// After a completed export: no scratch directory (`.export-*`, partial layer blobs) of
+    /// this or any killed export is left in the layout root.
+    fn assert_no_scratch_left(&self) {
+        let left: Vec<String> = fs::read_dir(self.ws.layout_dir())
+            .expect("layout root")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".export-"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "scratch dirs left in the layout root: {left:?}"
+        );
+    }
 }
 
 /// `blobs/<alg>/<hex>` of `layout` exists, has `size` bytes and hashes to `digest`.
@@ -519,7 +540,12 @@ fn exporter_killed_at_random_points_leaves_a_whole_cache_and_image() {
     let mut killed = 0;
     for round in 0..rounds {
         c.rebuild();
-        let point = exporter_kill_point(&c, &mut rng, measured);
+        // The first round always catches the export writing layer blobs into its scratch dir.
+        let point = if round == 0 {
+            KillPoint::When(Event::Named(c.ws.layout_dir(), ".export-"))
+        } else {
+            exporter_kill_point(&c, &mut rng, measured)
+        };
         replay.at(format!("round {round} (exporter killed at {point:?})"));
         let (was_killed, out) = run_and_kill(c.exporter(), &point);
         eprintln!("round {round}: {point:?}, killed: {was_killed}");
@@ -536,6 +562,7 @@ fn exporter_killed_at_random_points_leaves_a_whole_cache_and_image() {
             c.exporter().output().success();
             c.assert_tag_complete();
             assert_cache_whole(&c.cache);
+            c.assert_no_scratch_left();
         }
     }
     replay.at("the last build after the kills".into());
@@ -543,6 +570,7 @@ fn exporter_killed_at_random_points_leaves_a_whole_cache_and_image() {
     c.exporter().output().success();
     c.assert_tag_complete();
     assert_cache_whole(&c.cache);
+    c.assert_no_scratch_left();
     assert_oci_tool_validates(&c.ws.layout_dir().join(layout_path(APP)));
     assert!(
         killed * 3 >= rounds,
