@@ -22,7 +22,7 @@ mod workspace;
 pub use buildpack::{Buildpack, plan_script};
 pub use oci::{BaseImage, Image};
 pub use registry::Registry;
-pub use run::{BASE_PATH, Output, Run};
+pub use run::{BASE_PATH, Output, Run, Running};
 pub use user::{TEST_GID, TEST_UID, is_root, phase_ids};
 pub use workspace::{Obs, Workspace, read_toml};
 

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::os::unix::fs::lchown;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,12 @@ impl Run {
 
     /// Runs the phase to completion and captures its output.
     pub fn output(self) -> Output {
+        self.spawn().wait()
+    }
+
+    /// Starts the phase and returns at once; [`Running::wait`] finishes it like
+    /// [`Run::output`], [`Running::kill`] ends it with `SIGKILL` (crash tests).
+    pub fn spawn(self) -> Running {
         assert!(
             self.program.exists(),
             "{} does not exist: is its phase package a workspace member yet (bins::PHASES)?",
@@ -147,14 +153,43 @@ impl Run {
             let _ = err.read_to_end(&mut s);
             s
         });
-        let start = Instant::now();
+        Running {
+            child,
+            program: self.program,
+            args: self.args,
+            out_reader,
+            err_reader,
+            start: Instant::now(),
+        }
+    }
+}
+
+/// A phase started with [`Run::spawn`].
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    program: PathBuf,
+    args: Vec<String>,
+    out_reader: thread::JoinHandle<Vec<u8>>,
+    err_reader: thread::JoinHandle<Vec<u8>>,
+    start: Instant,
+}
+
+impl Running {
+    /// Whether the phase has exited already.
+    pub fn finished(&mut self) -> bool {
+        self.child.try_wait().expect("wait for phase").is_some()
+    }
+
+    /// Waits for the phase (killing it after the watchdog timeout) and captures its output.
+    pub fn wait(mut self) -> Output {
         let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for phase") {
+            if let Some(status) = self.child.try_wait().expect("wait for phase") {
                 break status;
             }
-            if start.elapsed() > TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
+            if self.start.elapsed() > TIMEOUT {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
                 panic!(
                     "{} {:?} did not finish within {TIMEOUT:?}",
                     self.program.display(),
@@ -163,13 +198,24 @@ impl Run {
             }
             thread::sleep(Duration::from_millis(5));
         };
+        self.collect(status)
+    }
+
+    /// `kill -9`s the phase (if it is still running) and captures what it wrote until then.
+    pub fn kill(mut self) -> Output {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for killed phase");
+        self.collect(status)
+    }
+
+    fn collect(self, status: ExitStatus) -> Output {
         let text = |v: Vec<u8>| String::from_utf8_lossy(&v).into_owned();
         Output {
             code: status
                 .code()
                 .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-            stdout: text(out_reader.join().expect("stdout reader")),
-            stderr: text(err_reader.join().expect("stderr reader")),
+            stdout: text(self.out_reader.join().expect("stdout reader")),
+            stderr: text(self.err_reader.join().expect("stderr reader")),
         }
     }
 }

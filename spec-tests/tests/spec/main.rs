@@ -10,6 +10,7 @@ mod bad_input;
 mod bld;
 mod cache_image;
 mod cmn;
+mod crash;
 mod cre;
 mod det;
 mod env;

@@ -7,6 +7,7 @@
 //! blob is mounted or skipped, never downloaded and uploaded again); set the config and labels
 //! ([`config`]); save to every tag; write the report.
 
+mod blob_dir;
 mod config;
 mod plan;
 
@@ -362,7 +363,7 @@ pub fn export_with_cache(
     let share_blobs = !inputs.parallel && matches!(cache, Some(Cache::Image(_)));
     let cached = cache_layers(&planned);
     let mut cache_blobs: HashMap<PathBuf, ProducedLayer> = HashMap::new();
-    let mut kept_blob_dir: Option<tempfile::TempDir> = None;
+    let mut kept_blob_dir: Option<BlobDir> = None;
     let export_cache = |cache: Option<Cache>, blobs: &HashMap<PathBuf, ProducedLayer>| {
         let mut cache = cache;
         let Some(cache) = cache.as_mut() else {
@@ -587,22 +588,44 @@ fn open_previous(
 }
 
 /// Where new layer blobs are written: inside the layout root when exporting to a layout, so
-/// saving is a rename or hard link; else a temporary directory.
-fn blob_dir(inputs: &ExportInputs) -> Result<tempfile::TempDir, ExportError> {
+/// saving is a rename or hard link (and what killed exporters left there is removed first,
+/// see [`blob_dir`]); else a temporary directory.
+fn blob_dir(inputs: &ExportInputs) -> Result<BlobDir, ExportError> {
     match &inputs.layout_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
                 path: dir.clone(),
                 source,
             })?;
-            tempfile::Builder::new().prefix(".export-").tempdir_in(dir)
+            blob_dir::BlobDir::create_in(dir).map(BlobDir::Layout)
         }
-        None => tempfile::Builder::new().prefix("cnb-export-").tempdir(),
+        None => tempfile::Builder::new()
+            .prefix("cnb-export-")
+            .tempdir()
+            .map(BlobDir::Temp),
     }
     .map_err(|source| ExportError::Io {
         path: inputs.layout_dir.clone().unwrap_or_else(std::env::temp_dir),
         source,
     })
+}
+
+/// A directory for new layer blobs, removed on drop.
+#[derive(Debug)]
+enum BlobDir {
+    /// In the layout root.
+    Layout(blob_dir::BlobDir),
+    /// In the temporary directory.
+    Temp(tempfile::TempDir),
+}
+
+impl BlobDir {
+    fn path(&self) -> &Path {
+        match self {
+            BlobDir::Layout(dir) => dir.path(),
+            BlobDir::Temp(dir) => dir.path(),
+        }
+    }
 }
 
 /// Tars, hashes and compresses every planned layer with a source, once, in parallel. With

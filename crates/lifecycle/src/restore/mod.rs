@@ -10,7 +10,8 @@
 //!
 //! A cached layer that cannot be restored (missing, corrupt, unsafe) is skipped with a warning
 //! and removed with its metadata and SBOMs, so the buildpack rebuilds it ([RES-006]: metadata
-//! and contents together or not at all). Other failures exit 42 ([RES-018]).
+//! and contents together or not at all). Other failures exit 42 ([RES-018]). A restore killed
+//! while extracting is redone from scratch by the next one ([`pending`]).
 //!
 //! Before that, the restorer binary brings analyzed.toml up to date with the build and run
 //! images and fills `<kaniko-dir>/cache` for the extender ([`images`], [RES-013]..[RES-017]);
@@ -22,6 +23,7 @@
 
 pub mod images;
 mod metadata;
+mod pending;
 mod sbom;
 
 use std::collections::BTreeSet;
@@ -291,6 +293,7 @@ pub fn restore_layers(
         }
     };
     let mut summary = RestoreSummary::default();
+    pending::clear_interrupted(r.layers_dir)?;
     metadata::restore_store_tomls(r)?;
     let shas = if r.skip_layers {
         info!("Skipping buildpack layer analysis");
@@ -345,7 +348,9 @@ pub fn restore_layers(
         });
     }
 
-    if let Some(cache) = cache {
+    if let Some(cache) = cache.filter(|_| !jobs.is_empty()) {
+        let dirs: Vec<&Path> = jobs.iter().map(|j| j.dir.as_path()).collect();
+        pending::begin(r.layers_dir, &dirs)?;
         let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
             let job = &jobs[i];
             debug!("Retrieving data for \"{}\"", job.sha);
@@ -378,6 +383,7 @@ pub fn restore_layers(
             }
         }
         record_fingerprints(r, &extracted);
+        pending::end(r.layers_dir);
     }
 
     let mut restored = shas;
