@@ -11,6 +11,7 @@ mod bld;
 mod cache_image;
 mod cmn;
 mod cre;
+mod credentials;
 mod det;
 mod env;
 mod exp;
