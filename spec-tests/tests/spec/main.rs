@@ -15,6 +15,7 @@ mod credentials;
 mod det;
 mod env;
 mod exp;
+mod flags;
 mod fmt;
 mod r#gen;
 mod lch;

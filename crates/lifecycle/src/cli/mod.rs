@@ -10,9 +10,9 @@
 //!    the phase's exit code.
 
 mod commands;
-mod daemon;
 pub mod flags;
 pub mod logging;
+mod unsupported;
 
 use std::ffi::OsString;
 
@@ -137,7 +137,7 @@ pub fn run(
         }
     }
     tracing::debug!("Starting {}...", phase.binary_name());
-    daemon::check(&mut inputs)?;
+    unsupported::check(&mut inputs, &flag_values)?;
     commands::run(&inputs, env)
 }
 

@@ -1,0 +1,202 @@
+//! No flag accepted and then ignored (issue 8, defect 4).
+//!
+//! - `-daemon` / `CNB_USE_DAEMON=true`: this lifecycle has no docker daemon support, so every
+//!   phase that takes the flag refuses it with one message, exit 3, before doing anything.
+//! - `-launch-cache`: only meaningful with the daemon; dropped with the reference's warning.
+//! - `restorer -generated`: never read by the reference either; an input error here.
+//! - `exporter -extended`: an error exactly when the reference would export an extended run
+//!   image from it (no extender here).
+//! - [`every_accepted_flag_has_a_pinned_effect`]: the audit table, one row per (phase, flag)
+//!   the binaries accept (read from their `-h`), each naming the test that shows the effect.
+
+use std::fs;
+
+use cnb_spec_tests::{Output, Run, Workspace};
+
+use crate::exp::{APP, RUN, built_app};
+
+const DAEMON_MESSAGE: &str = "failed to resolve inputs: -daemon (CNB_USE_DAEMON) is not supported: this lifecycle has no docker daemon support; publish to a registry, or use -layout";
+const LAUNCH_CACHE_WARNING: &str = "Ignoring -launch-cache, only intended for use with -daemon";
+
+/// Every phase that takes `-daemon`, as a platform would call it in layout mode (so the
+/// run would otherwise succeed or get far), with `extra` flags before the image.
+fn daemon_phases(ws: &Workspace, extra: &[&str]) -> Vec<(&'static str, Run)> {
+    let layout = ws.layout_dir();
+    vec![
+        (
+            "analyzer",
+            ws.analyzer()
+                .layout(&layout)
+                .args(extra)
+                .args(["-run-image", RUN, APP]),
+        ),
+        ("restorer", ws.restorer().layout(&layout).args(extra)),
+        (
+            "exporter",
+            ws.exporter().layout(&layout).args(extra).arg(APP),
+        ),
+        (
+            "creator",
+            ws.creator()
+                .layout(&layout)
+                .args(extra)
+                .args(["-run-image", RUN, APP]),
+        ),
+        ("rebaser", ws.rebaser().args(extra).arg(APP)),
+    ]
+}
+
+/// What a refused run must leave behind: nothing.
+#[track_caller]
+fn refused_before_any_work(ws: &Workspace, phase: &str, out: &Output, before: &[String]) {
+    assert_eq!(out.code, 3, "{phase}\n{out}");
+    out.no_panic().stderr_has(DAEMON_MESSAGE);
+    assert_eq!(out.stderr.lines().count(), 1, "{phase}: one line\n{out}");
+    assert_eq!(&listing(ws), before, "{phase} wrote something\n{out}");
+}
+
+/// Every path under the workspace's layers and layout dirs.
+fn listing(ws: &Workspace) -> Vec<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            out.push(e.path().display().to_string());
+            if e.path().is_dir() {
+                walk(&e.path(), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&ws.layers(), &mut out);
+    walk(&ws.layout_dir(), &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn daemon_flag_is_refused_with_one_message_in_every_phase() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    let before = listing(&ws);
+    for (phase, run) in daemon_phases(&ws, &["-daemon"]) {
+        refused_before_any_work(&ws, phase, &run.output(), &before);
+    }
+    // The variable, as a platform sets it.
+    for (phase, run) in daemon_phases(&ws, &[]) {
+        let out = run.env("CNB_USE_DAEMON", "true").output();
+        refused_before_any_work(&ws, phase, &out, &before);
+    }
+    // `-daemon=false` is no request for the daemon.
+    ws.analyzer()
+        .layout(&ws.layout_dir())
+        .args(["-daemon=false", "-run-image", RUN, APP])
+        .output()
+        .success();
+}
+
+#[test]
+fn use_daemon_is_not_a_restorer_input_before_platform_0_12() {
+    // The restorer has `-daemon` from Platform 0.12; before, CNB_USE_DAEMON is not its input
+    // (the reference never reads it there), so it is no reason to fail.
+    let ws = Workspace::new();
+    ws.write("layers/group.toml", "");
+    ws.write("layers/analyzed.toml", "");
+    ws.restorer()
+        .env("CNB_PLATFORM_API", "0.11")
+        .env("CNB_USE_DAEMON", "true")
+        .output()
+        .success();
+}
+
+#[test]
+fn launch_cache_is_dropped_with_the_reference_warning() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    let launch_cache = ws.path("launch-cache");
+    fs::create_dir_all(&launch_cache).expect("mkdir");
+    let lc = launch_cache.to_string_lossy().into_owned();
+    let runs = [
+        (
+            "analyzer",
+            ws.analyzer().layout(&ws.layout_dir()).args([
+                "-launch-cache",
+                &lc,
+                "-run-image",
+                RUN,
+                "example.com/acme/other:v1",
+            ]),
+        ),
+        (
+            "exporter",
+            ws.exporter()
+                .layout(&ws.layout_dir())
+                .args(["-launch-cache", &lc, APP]),
+        ),
+    ];
+    for (phase, run) in runs {
+        let out = run.output();
+        out.success();
+        assert!(
+            out.stderr
+                .contains(&format!("Warning: {LAUNCH_CACHE_WARNING}")),
+            "{phase}\n{out}"
+        );
+    }
+    // The variable too, and the directory is left as it was.
+    let out = ws
+        .exporter()
+        .layout(&ws.layout_dir())
+        .env("CNB_LAUNCH_CACHE_DIR", &launch_cache)
+        .arg(APP)
+        .output();
+    out.success().stderr_has(LAUNCH_CACHE_WARNING);
+    assert!(fs::read_dir(&launch_cache).expect("dir").next().is_none());
+}
+
+#[test]
+fn restorer_generated_flag_is_an_input_error() {
+    let ws = Workspace::new();
+    ws.write("layers/group.toml", "");
+    ws.write("layers/analyzed.toml", "");
+    let out = ws
+        .restorer()
+        .arg("-generated")
+        .arg(ws.path("generated"))
+        .output();
+    out.code(3)
+        .stderr_has("-generated is not used by the restorer");
+    // The variable a platform may set for every phase is not a restorer input.
+    ws.restorer()
+        .env("CNB_GENERATED_DIR", ws.path("generated"))
+        .output()
+        .success();
+}
+
+#[test]
+fn exporter_refuses_an_extended_run_image_it_cannot_export() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    let export = |ws: &Workspace| {
+        ws.exporter()
+            .layout(&ws.layout_dir())
+            .arg("-extended")
+            .arg(ws.path("extended"))
+            .arg(APP)
+            .output()
+    };
+    // Nothing extended: nothing to do with it, as in the reference.
+    export(&ws).success();
+    // An extended run image under <extended>/run: refused, not exported without it.
+    ws.write("extended/run/sha256:abc/index.json", "{}");
+    let out = export(&ws);
+    out.code(3)
+        .stderr_has("cannot export a run image extended by image extensions");
+    out.stderr_has(&ws.path("extended/run").display().to_string());
+    fs::remove_dir_all(ws.path("extended")).expect("rm");
+    // analyzed.toml asks for an extended run image.
+    let analyzed = ws.read("layers/analyzed.toml");
+    ws.write(
+        "layers/analyzed.toml",
+        analyzed.replace("[run-image]\n", "[run-image]\nextend = true\n"),
+    );
+    export(&ws).code(3).stderr_has("sets run-image.extend");
+}
