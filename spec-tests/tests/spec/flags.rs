@@ -200,3 +200,109 @@ fn exporter_refuses_an_extended_run_image_it_cannot_export() {
     );
     export(&ws).code(3).stderr_has("sets run-image.extend");
 }
+
+// ---------------------------------------------------------------- effects of accepted flags
+
+/// A uid:gid different from the harness's build user, so ownership shows which one won.
+const OTHER_UID: &str = "2345";
+const OTHER_GID: &str = "2346";
+
+/// `uid/gid` of `path`.
+fn owner_of(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    format!("{}/{}", m.uid(), m.gid())
+}
+
+/// A world-writable directory (mode 1777) for files a phase writes after dropping to
+/// [`OTHER_UID`].
+fn open_dir(ws: &Workspace, rel: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ws.path(rel);
+    fs::create_dir_all(&dir).expect("mkdir");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).expect("chmod");
+    dir
+}
+
+#[test]
+fn uid_and_gid_decide_who_owns_what_each_phase_writes() {
+    // Analyzer, restorer, creator and rebaser as root: they hand their volumes to -uid/-gid
+    // and write as that user. The exporter (as the build user) writes the app layer with
+    // -uid/-gid as its owner.
+    if !cnb_spec_tests::is_root() {
+        return;
+    }
+    let ids = ["-uid", OTHER_UID, "-gid", OTHER_GID];
+    let other = format!("{OTHER_UID}/{OTHER_GID}");
+    let ws = Workspace::new();
+    built_app(&ws);
+    let scratch = tempfile::tempdir().expect("scratch");
+    // Exporter: the owner of /workspace entries in the image.
+    ws.exporter()
+        .layout(&ws.layout_dir())
+        .args(ids)
+        .arg(APP)
+        .output()
+        .success();
+    let entries = crate::exp::layout_image(&ws, APP).layer_entries(scratch.path());
+    let index = entries
+        .iter()
+        .flatten()
+        .find(|e| e.name.ends_with("workspace/index.txt"))
+        .expect("index.txt in the app layer");
+    assert_eq!(index.owner, other, "exporter");
+    // Analyzer: analyzed.toml written after the drop.
+    fs::remove_file(ws.path("layers/analyzed.toml")).expect("rm");
+    ws.analyzer()
+        .as_current_user()
+        .layout(&ws.layout_dir())
+        .args(ids)
+        .args(["-run-image", RUN, "example.com/acme/fresh:v1"])
+        .output()
+        .success();
+    assert_eq!(
+        owner_of(&ws.path("layers/analyzed.toml")),
+        other,
+        "analyzer"
+    );
+    // Restorer: <layers> handed over.
+    let out = ws.restorer().as_current_user().args(ids).output();
+    out.success();
+    assert_eq!(owner_of(&ws.layers()), other, "restorer\n{out}");
+    // Rebaser: the report written after the drop (the layout repository is the platform's
+    // volume: opened to the other user here).
+    let reports = open_dir(&ws, "reports");
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(ws.layout_dir())
+        .status()
+        .expect("chmod");
+    assert!(status.success());
+    let out = ws
+        .rebaser()
+        .as_current_user()
+        .env("CNB_USE_LAYOUT", "true")
+        .env("CNB_LAYOUT_DIR", ws.layout_dir())
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args(ids)
+        .arg("-report")
+        .arg(reports.join("rebase.toml"))
+        .args(["-previous-image", APP, "example.com/acme/app:rebased"])
+        .output();
+    out.success();
+    assert_eq!(owner_of(&reports.join("rebase.toml")), other, "rebaser");
+    // Creator: the report written after the drop (buildpacks get a HOME they may write).
+    let home = open_dir(&ws, "open-home");
+    ws.reset_build();
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    let out = ws
+        .creator()
+        .as_current_user()
+        .layout(&ws.layout_dir())
+        .env("HOME", &home)
+        .args(ids)
+        .args(["-run-image", RUN, "example.com/acme/app:created"])
+        .output();
+    out.success();
+    assert_eq!(owner_of(&ws.path("layers/report.toml")), other, "creator");
+}
