@@ -306,3 +306,74 @@ fn uid_and_gid_decide_who_owns_what_each_phase_writes() {
     out.success();
     assert_eq!(owner_of(&ws.path("layers/report.toml")), other, "creator");
 }
+
+#[test]
+fn insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry() {
+    // A registry with a self-signed certificate: refused without -insecure-registry, used
+    // with it (and with CNB_INSECURE_REGISTRIES), in every phase that takes the flag.
+    let reg = cnb_image::testkit::TestRegistry::start_tls().expect("TLS registry");
+    let run_image = reg.reference("cnb/run:latest");
+    cnb_spec_tests::oci::skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--dest-tls-verify=false",
+        &format!(
+            "oci:{}:latest",
+            cnb_spec_tests::oci::run_image_layout().display()
+        ),
+        &format!("docker://{run_image}"),
+    ]);
+    let ws = Workspace::new();
+    built_app(&ws);
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    let image = reg.reference("acme/app:v1");
+    let cache = reg.reference("acme/cache:latest");
+    let host = reg.host();
+    let flag = ["-insecure-registry", host.as_str()];
+    // Without the flag: refused; with it: works.
+    let both = |phase: &str, run: &dyn Fn(&[&str]) -> Output| {
+        let out = run(&[]);
+        assert_ne!(
+            out.code, 0,
+            "{phase} reached the registry without the flag\n{out}"
+        );
+        out.no_panic();
+        run(&flag).success();
+    };
+    both("analyzer", &|extra| {
+        ws.analyzer()
+            .args(extra)
+            .args(["-run-image", &run_image, &image])
+            .output()
+    });
+    both("restorer", &|extra| {
+        ws.restorer()
+            .args(extra)
+            .args(["-cache-image", &cache])
+            .output()
+    });
+    both("exporter", &|extra| {
+        ws.exporter().args(extra).arg(&image).output()
+    });
+    both("rebaser", &|extra| {
+        ws.rebaser()
+            .args(extra)
+            .args(["-force", "-run-image", &run_image, &image])
+            .output()
+    });
+    ws.reset_build();
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    both("creator", &|extra| {
+        ws.creator()
+            .args(extra)
+            .args(["-run-image", &run_image])
+            .arg(reg.reference("acme/app:created"))
+            .output()
+    });
+    // The variable is the same input.
+    ws.analyzer()
+        .env("CNB_INSECURE_REGISTRIES", &host)
+        .args(["-run-image", &run_image, &image])
+        .output()
+        .success();
+}
