@@ -377,3 +377,80 @@ fn insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry() {
         .output()
         .success();
 }
+
+const PHASES: [&str; 7] = [
+    "analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser",
+];
+
+#[test]
+fn log_level_and_no_color_in_every_phase() {
+    // -log-level / CNB_LOG_LEVEL: the debug line every phase prints first appears only at
+    // debug. -no-color: this lifecycle never writes colour (no escape sequence, whatever
+    // the flag says), so the flag holds by construction; the check keeps it that way.
+    let ws = Workspace::new();
+    for phase in PHASES {
+        let starting = format!("Starting {phase}...");
+        let out = ws.run(phase).args(["-log-level", "debug"]).output();
+        assert!(out.stdout.contains(&starting), "{phase}\n{out}");
+        let out = ws.run(phase).env("CNB_LOG_LEVEL", "debug").output();
+        assert!(out.stdout.contains(&starting), "{phase} (env)\n{out}");
+        let out = ws.run(phase).output();
+        assert!(!out.all().contains(&starting), "{phase} (info)\n{out}");
+        let out = ws
+            .run(phase)
+            .args(["-no-color=false", "-log-level", "debug"])
+            .output();
+        assert!(!out.all().contains('\u{1b}'), "{phase} coloured\n{out}");
+    }
+}
+
+/// The report names at least one tag.
+#[track_caller]
+fn assert_tagged(report: &toml::Table) {
+    let tags = report
+        .get("image")
+        .and_then(|i| i.get("tags"))
+        .and_then(toml::Value::as_array);
+    assert!(tags.is_some_and(|t| !t.is_empty()), "{report:#?}");
+}
+
+#[test]
+fn report_path_follows_the_flag_in_every_phase_that_writes_one() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    let reports = ws.path("reports");
+    fs::create_dir_all(&reports).expect("mkdir");
+    ws.exporter()
+        .layout(&ws.layout_dir())
+        .arg("-report")
+        .arg(reports.join("export.toml"))
+        .arg(APP)
+        .output()
+        .success();
+    assert!(!ws.exists("layers/report.toml"));
+    let report = cnb_spec_tests::read_toml(&reports.join("export.toml"));
+    assert_tagged(&report);
+    ws.rebaser()
+        .env("CNB_USE_LAYOUT", "true")
+        .env("CNB_LAYOUT_DIR", ws.layout_dir())
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .arg("-report")
+        .arg(reports.join("rebase.toml"))
+        .args(["-previous-image", APP, "example.com/acme/app:rebased"])
+        .output()
+        .success();
+    assert!(!ws.exists("layers/report.toml"));
+    let report = cnb_spec_tests::read_toml(&reports.join("rebase.toml"));
+    assert_tagged(&report);
+    ws.reset_build();
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    ws.creator()
+        .layout(&ws.layout_dir())
+        .env("CNB_REPORT_PATH", reports.join("create.toml"))
+        .args(["-run-image", RUN, "example.com/acme/app:created"])
+        .output()
+        .success();
+    assert!(!ws.exists("layers/report.toml"));
+    let report = cnb_spec_tests::read_toml(&reports.join("create.toml"));
+    assert_tagged(&report);
+}
