@@ -454,3 +454,131 @@ fn report_path_follows_the_flag_in_every_phase_that_writes_one() {
     let report = cnb_spec_tests::read_toml(&reports.join("create.toml"));
     assert_tagged(&report);
 }
+
+const TARGET_ANALYZED: &str = "[run-image]\n  reference = \"\"\n  [run-image.target]\n    os = \"linux\"\n    arch = \"amd64\"\n";
+
+#[test]
+fn detector_and_builder_read_inputs_moved_off_their_defaults() {
+    // Each input at a path only its flag names; what the buildpacks see, or where the
+    // outputs land, shows the flag was read.
+    let ws = Workspace::new();
+    ws.buildpack("A").write();
+    ws.order(&[&["A"]]);
+    ws.write("elsewhere/analyzed.toml", TARGET_ANALYZED);
+    ws.write("elsewhere/build-config/env/OPERATOR_VAR", "from-flag");
+    let at = |rel: &str| ws.path(rel).to_string_lossy().into_owned();
+    ws.detector()
+        .args(["-analyzed", &at("elsewhere/analyzed.toml")])
+        .args(["-build-config", &at("elsewhere/build-config")])
+        .args(["-group", &at("elsewhere/group.toml")])
+        .args(["-plan", &at("elsewhere/plan.toml")])
+        .output()
+        .success();
+    let env = ws.obs("A", "detect").env();
+    assert_eq!(env["CNB_TARGET_OS"], "linux", "detector -analyzed");
+    assert_eq!(env["OPERATOR_VAR"], "from-flag", "detector -build-config");
+    assert!(ws.exists("elsewhere/group.toml") && !ws.exists("layers/group.toml"));
+    assert!(ws.exists("elsewhere/plan.toml") && !ws.exists("layers/plan.toml"));
+    ws.builder()
+        .args(["-analyzed", &at("elsewhere/analyzed.toml")])
+        .args(["-build-config", &at("elsewhere/build-config")])
+        .args(["-group", &at("elsewhere/group.toml")])
+        .args(["-plan", &at("elsewhere/plan.toml")])
+        .output()
+        .success();
+    let env = ws.obs("A", "build").env();
+    assert_eq!(env["CNB_TARGET_OS"], "linux", "builder -analyzed");
+    assert_eq!(env["OPERATOR_VAR"], "from-flag", "builder -build-config");
+}
+
+#[test]
+fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    let at = |rel: &str| ws.path(rel).to_string_lossy().into_owned();
+    // Exporter: analyzed.toml, group.toml, project metadata and the launcher SBOM elsewhere.
+    fs::create_dir_all(ws.path("elsewhere/launcher-sbom")).expect("mkdir");
+    for name in ["analyzed.toml", "group.toml"] {
+        fs::rename(
+            ws.path(&format!("layers/{name}")),
+            ws.path(&format!("elsewhere/{name}")),
+        )
+        .expect("move");
+    }
+    ws.write(
+        "elsewhere/project-metadata.toml",
+        "[source]\ntype = \"git\"\n[source.version]\ncommit = \"abc123\"\n",
+    );
+    ws.write(
+        "elsewhere/launcher-sbom/launcher.sbom.cdx.json",
+        r#"{"bomFormat":"CycloneDX","specVersion":"1.4","version":1,"metadata":{"x":"launcher-from-flag"}}"#,
+    );
+    ws.exporter()
+        .layout(&ws.layout_dir())
+        .args(["-analyzed", &at("elsewhere/analyzed.toml")])
+        .args(["-group", &at("elsewhere/group.toml")])
+        .args(["-project-metadata", &at("elsewhere/project-metadata.toml")])
+        .args(["-launcher-sbom", &at("elsewhere/launcher-sbom")])
+        .arg(APP)
+        .output()
+        .success();
+    let image = crate::exp::layout_image(&ws, APP);
+    let pmd = image.label_json("io.buildpacks.project.metadata");
+    assert_eq!(
+        pmd["source"]["version"]["commit"], "abc123",
+        "-project-metadata"
+    );
+    let md = image.label_json("io.buildpacks.lifecycle.metadata");
+    assert!(
+        md["runImage"]["reference"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "-analyzed: {md}"
+    );
+    let groups = md["buildpacks"].as_array().expect("buildpacks").len();
+    assert_eq!(groups, 2, "-group: {md}");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let has_launcher_sbom = image
+        .layer_entries(scratch.path())
+        .iter()
+        .flatten()
+        .any(|e| {
+            e.name
+                .contains("buildpacksio_lifecycle/launcher/sbom.cdx.json")
+        });
+    assert!(has_launcher_sbom, "-launcher-sbom");
+    // Restorer: the group elsewhere decides whose layer metadata comes back.
+    ws.write(
+        "elsewhere/analyzed-with-metadata.toml",
+        format!(
+            "{}\n[metadata]\n[[metadata.buildpacks]]\nkey = \"acme/runtime\"\nversion = \"0.0.1\"\n[metadata.buildpacks.layers.rt]\nsha = \"sha256:0\"\nlaunch = true\n",
+            fs::read_to_string(ws.path("elsewhere/analyzed.toml")).expect("analyzed")
+        ),
+    );
+    ws.reset_build();
+    ws.restorer()
+        .args(["-analyzed", &at("elsewhere/analyzed-with-metadata.toml")])
+        .args(["-group", &at("elsewhere/group.toml")])
+        .output()
+        .success();
+    assert!(
+        ws.exists("layers/acme_runtime/rt.toml"),
+        "restorer -analyzed/-group"
+    );
+    // Creator: the order elsewhere.
+    ws.reset_build();
+    fs::create_dir_all(ws.path("elsewhere")).expect("mkdir");
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    fs::rename(
+        ws.path("layers/order.toml"),
+        ws.path("elsewhere/order.toml"),
+    )
+    .expect("move");
+    ws.creator()
+        .layout(&ws.layout_dir())
+        .args(["-order", &at("elsewhere/order.toml")])
+        .args(["-run-image", RUN, "example.com/acme/app:created"])
+        .output()
+        .success();
+    assert!(ws.obs("app-bp", "build").ran(), "creator -order");
+}
