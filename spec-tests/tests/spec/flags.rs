@@ -11,7 +11,7 @@
 
 use std::fs;
 
-use cnb_spec_tests::{Output, Run, Workspace};
+use cnb_spec_tests::{BaseImage, Output, Run, Workspace};
 
 use crate::exp::{APP, RUN, built_app};
 
@@ -581,4 +581,111 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
         .output()
         .success();
     assert!(ws.obs("app-bp", "build").ran(), "creator -order");
+}
+
+#[test]
+fn stack_before_platform_0_12_names_the_run_image() {
+    // -stack (Platform < 0.12): the analyzer and creator take the run image from it when
+    // -run-image is not given; the exporter records its mirrors in the image's metadata.
+    let registry = cnb_spec_tests::Registry::start();
+    let base = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    let ws = Workspace::new();
+    built_app(&ws);
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    let mirror = "mirror.example.com/cnb/run:latest";
+    ws.write(
+        "elsewhere/stack.toml",
+        format!(
+            "[run-image]\n  image = \"{}\"\n  mirrors = [\"{mirror}\"]\n",
+            base.image
+        ),
+    );
+    let stack = ws.path("elsewhere/stack.toml");
+    let layers = ws.layers();
+    let old_api = |phase: &str| {
+        registry
+            .allow(ws.run(phase))
+            .env("CNB_PLATFORM_API", "0.11")
+            .arg("-layers")
+            .arg(&layers)
+    };
+    let image = registry.reference("acme/app:v1");
+    // Without -stack there is no run image at all.
+    old_api("analyzer").arg(&image).output().code(3);
+    old_api("analyzer")
+        .arg("-stack")
+        .arg(&stack)
+        .arg(&image)
+        .output()
+        .success();
+    let analyzed = ws.toml("layers/analyzed.toml");
+    assert_eq!(
+        analyzed["run-image"]["reference"].as_str(),
+        Some(base.reference.as_str()),
+        "analyzer -stack"
+    );
+    old_api("exporter")
+        .args(["-app", &ws.app().to_string_lossy()])
+        .args([
+            "-launcher",
+            &cnb_spec_tests::bins::static_launcher().to_string_lossy(),
+        ])
+        .arg("-stack")
+        .arg(&stack)
+        .arg(&image)
+        .output()
+        .success();
+    let md = registry
+        .image("acme/app:v1")
+        .label_json("io.buildpacks.lifecycle.metadata");
+    assert_eq!(
+        md["stack"]["runImage"]["mirrors"][0], mirror,
+        "exporter -stack: {md}"
+    );
+    ws.reset_build();
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    let created = registry.reference("acme/app:created");
+    old_api("creator")
+        .args(["-app", &ws.app().to_string_lossy()])
+        .args(["-buildpacks", &ws.buildpacks().to_string_lossy()])
+        .args(["-platform", &ws.platform().to_string_lossy()])
+        .args([
+            "-launcher",
+            &cnb_spec_tests::bins::static_launcher().to_string_lossy(),
+        ])
+        .arg("-stack")
+        .arg(&stack)
+        .arg(&created)
+        .output()
+        .success();
+    let md = registry
+        .image("acme/app:created")
+        .label_json("io.buildpacks.lifecycle.metadata");
+    assert_eq!(
+        md["runImage"]["reference"],
+        base.reference.as_str(),
+        "creator -stack"
+    );
+}
+
+#[test]
+fn analyzer_cache_image_is_checked_for_write_access() {
+    // The analyzer's only use of -cache-image (as the reference's): it must be writable.
+    let ws = Workspace::new();
+    BaseImage::install_layout(&ws.layout_dir(), RUN);
+    let locked =
+        cnb_image::testkit::TestRegistry::start_with_basic_auth("u", "p").expect("registry");
+    let analyze = |extra: &[&str]| {
+        ws.analyzer()
+            .layout(&ws.layout_dir())
+            .env("CNB_INSECURE_REGISTRIES", locked.host())
+            .args(extra)
+            .args(["-run-image", RUN, APP])
+            .output()
+    };
+    analyze(&[]).success();
+    let cache = locked.reference("acme/cache");
+    let out = analyze(&["-cache-image", &cache]);
+    assert_ne!(out.code, 0, "{out}");
+    out.stderr_has(&cache);
 }
