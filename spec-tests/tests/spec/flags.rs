@@ -132,7 +132,15 @@ fn launch_cache_is_dropped_with_the_reference_warning() {
                 .args(["-launch-cache", &lc, APP]),
         ),
     ];
-    for (phase, run) in runs {
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    let creator = ws.creator().layout(&ws.layout_dir()).args([
+        "-launch-cache",
+        &lc,
+        "-run-image",
+        RUN,
+        "example.com/acme/created:v1",
+    ]);
+    for (phase, run) in runs.into_iter().chain([("creator", creator)]) {
         let out = run.output();
         out.success();
         assert!(
@@ -489,6 +497,32 @@ fn detector_and_builder_read_inputs_moved_off_their_defaults() {
     let env = ws.obs("A", "build").env();
     assert_eq!(env["CNB_TARGET_OS"], "linux", "builder -analyzed");
     assert_eq!(env["OPERATOR_VAR"], "from-flag", "builder -build-config");
+
+    // Detector -generated: an extension's Dockerfile lands where the flag says.
+    let ws = Workspace::new();
+    ws.extension("ext/static")
+        .without_detect()
+        .without_generate()
+        .file("detect/plan.toml", "")
+        .file(
+            "generate/build.Dockerfile",
+            "ARG base_image\nFROM ${base_image}\n",
+        )
+        .write();
+    ws.buildpack("A").write();
+    ws.order_with_extensions(&[&["ext/static"]], &[&["A"]]);
+    ws.write("layers/analyzed.toml", TARGET_ANALYZED);
+    let generated = ws.path("elsewhere/generated");
+    ws.detector()
+        .arg("-generated")
+        .arg(&generated)
+        .output()
+        .success();
+    assert!(
+        generated.join("ext_static/build.Dockerfile").is_file(),
+        "detector -generated"
+    );
+    assert!(!ws.exists("layers/generated/ext_static"));
 }
 
 #[test]
@@ -565,7 +599,8 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
         ws.exists("layers/acme_runtime/rt.toml"),
         "restorer -analyzed/-group"
     );
-    // Creator: the order elsewhere.
+    // Creator: order, build config, platform, run.toml, project metadata and launcher SBOM
+    // elsewhere; no -run-image (run.toml names it).
     ws.reset_build();
     fs::create_dir_all(ws.path("elsewhere")).expect("mkdir");
     ws.order(&[&["acme/runtime", "app-bp"]]);
@@ -574,13 +609,45 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
         ws.path("elsewhere/order.toml"),
     )
     .expect("move");
+    ws.write("elsewhere/build-config/env/OPERATOR_VAR", "from-flag");
+    ws.write("elsewhere/platform/env/PLATFORM_VAR", "from-flag");
+    ws.write(
+        "elsewhere/run.toml",
+        format!("[[images]]\n  image = \"{RUN}\"\n"),
+    );
+    fs::remove_file(ws.path("cnb/run.toml")).expect("rm run.toml");
+    let created = "example.com/acme/app:created";
     ws.creator()
         .layout(&ws.layout_dir())
         .args(["-order", &at("elsewhere/order.toml")])
-        .args(["-run-image", RUN, "example.com/acme/app:created"])
+        .args(["-build-config", &at("elsewhere/build-config")])
+        .args(["-platform", &at("elsewhere/platform")])
+        .args(["-run", &at("elsewhere/run.toml")])
+        .args(["-project-metadata", &at("elsewhere/project-metadata.toml")])
+        .args(["-launcher-sbom", &at("elsewhere/launcher-sbom")])
+        .arg(created)
         .output()
         .success();
-    assert!(ws.obs("app-bp", "build").ran(), "creator -order");
+    let env = ws.obs("app-bp", "build").env();
+    assert_eq!(env["OPERATOR_VAR"], "from-flag", "creator -build-config");
+    assert_eq!(env["PLATFORM_VAR"], "from-flag", "creator -platform");
+    let image = crate::exp::layout_image(&ws, created);
+    let md = image.label_json("io.buildpacks.lifecycle.metadata");
+    assert_eq!(md["runImage"]["image"], RUN, "creator -run: {md}");
+    let pmd = image.label_json("io.buildpacks.project.metadata");
+    assert_eq!(
+        pmd["source"]["version"]["commit"], "abc123",
+        "creator -project-metadata"
+    );
+    let has_launcher_sbom = image
+        .layer_entries(scratch.path())
+        .iter()
+        .flatten()
+        .any(|e| {
+            e.name
+                .contains("buildpacksio_lifecycle/launcher/sbom.cdx.json")
+        });
+    assert!(has_launcher_sbom, "creator -launcher-sbom");
 }
 
 #[test]
