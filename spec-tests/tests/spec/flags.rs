@@ -756,3 +756,247 @@ fn analyzer_cache_image_is_checked_for_write_access() {
     assert_ne!(out.code, 0, "{out}");
     out.stderr_has(&cache);
 }
+
+#[test]
+fn exporter_refuses_run_image_and_image() {
+    // The exporter's run image is the one in analyzed.toml: both flags are refused, each by
+    // its own name (the reference's messages), before anything is written.
+    let ws = Workspace::new();
+    built_app(&ws);
+    for flag in ["-run-image", "-image"] {
+        let out = ws
+            .exporter()
+            .layout(&ws.layout_dir())
+            .args([flag, RUN, APP])
+            .output();
+        out.code(3)
+            .stderr_has(&format!("failed to resolve inputs: {flag} is unsupported"));
+        assert!(!ws.exists("layers/report.toml"));
+    }
+}
+
+// ---------------------------------------------------------------- the audit table
+
+/// (phase, flag, observable effect, `module::test` that shows it). One row per flag each
+/// binary accepts (at Platform 0.15, and `-stack` at 0.11); `every_accepted_flag_has_a_pinned_effect`
+/// keeps the table complete and the tests real.
+#[rustfmt::skip]
+const AUDIT: &[(&str, &str, &str, &str)] = &[
+    // analyzer
+    ("analyzer", "analyzed", "analyzed.toml written there", "ana::ana_009_ana_010_ana_013_ana_015_first_build_in_layout_mode"),
+    ("analyzer", "cache-image", "write access checked", "flags::analyzer_cache_image_is_checked_for_write_access"),
+    ("analyzer", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("analyzer", "gid", "owner of analyzed.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("analyzer", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
+    ("analyzer", "launch-cache", "reference warning, dir untouched", "flags::launch_cache_is_dropped_with_the_reference_warning"),
+    ("analyzer", "layers", "outputs under it", "ana::ana_006_ana_017_run_image_from_run_toml_and_env"),
+    ("analyzer", "layout", "images from the layout dir", "ana::ana_009_ana_010_ana_013_ana_015_first_build_in_layout_mode"),
+    ("analyzer", "layout-dir", "images from the layout dir", "ana::ana_009_ana_010_ana_013_ana_015_first_build_in_layout_mode"),
+    ("analyzer", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("analyzer", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("analyzer", "previous-image", "metadata from that image", "ana::ana_009_ana_012_ana_014_previous_app_image"),
+    ("analyzer", "run", "run image from run.toml", "ana::ana_006_ana_017_run_image_from_run_toml_and_env"),
+    ("analyzer", "run-image", "run image recorded", "ana::ana_009_ana_010_ana_013_ana_015_first_build_in_layout_mode"),
+    ("analyzer", "skip-layers", "no layer metadata restored", "ana::ana_009_ana_012_ana_014_previous_app_image"),
+    ("analyzer", "stack", "run image from stack.toml (< 0.12)", "flags::stack_before_platform_0_12_names_the_run_image"),
+    ("analyzer", "tag", "tags validated", "ana::ana_001_ana_002_ana_003_ana_004_ana_016_invalid_references_exit_3"),
+    ("analyzer", "uid", "owner of analyzed.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("analyzer", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // detector
+    ("detector", "analyzed", "target env from it", "flags::detector_and_builder_read_inputs_moved_off_their_defaults"),
+    ("detector", "app", "bin/detect runs there", "det::det_013_det_014_det_016_det_017_detect_context"),
+    ("detector", "build-config", "operator env for bin/detect", "flags::detector_and_builder_read_inputs_moved_off_their_defaults"),
+    ("detector", "buildpacks", "buildpacks found there", "det::det_001_buildpacks_dir_defaults_to_cnb_buildpacks"),
+    ("detector", "extensions", "extensions found there", "gen::gen_001_gen_006_gen_008_gen_009_gen_014_gen_019_static_extension"),
+    ("detector", "generated", "Dockerfiles written there", "flags::detector_and_builder_read_inputs_moved_off_their_defaults"),
+    ("detector", "group", "group.toml written there", "flags::detector_and_builder_read_inputs_moved_off_their_defaults"),
+    ("detector", "layers", "outputs under it", "det::det_001_pif_002_output_defaults_follow_layers"),
+    ("detector", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("detector", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("detector", "order", "order read there", "det::det_002_explicit_order_flag_and_env"),
+    ("detector", "plan", "plan.toml written there", "flags::detector_and_builder_read_inputs_moved_off_their_defaults"),
+    ("detector", "platform", "platform dir for bin/detect", "det::det_013_det_014_det_016_det_017_detect_context"),
+    ("detector", "run", "run images for extensions", "gen::gen_015_gen_016_gen_017_gen_018_det_062_last_switch_wins"),
+    ("detector", "system", "system buildpacks added", "det::det_003_det_004_det_005_system_buildpacks"),
+    ("detector", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // restorer
+    ("restorer", "analyzed", "layer metadata from it", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("restorer", "build-image", "saved to the kaniko cache", "res::res_013_res_016_build_and_run_images_saved_to_the_kaniko_cache"),
+    ("restorer", "cache-dir", "layers restored from it", "noop::exp_009_exp_035_unchanged_layers_reused_and_same_size_edits_seen"),
+    ("restorer", "cache-image", "layers restored from it", "cache_image::exp_028_res_004_cache_image_with_the_separate_phases"),
+    ("restorer", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("restorer", "generated", "refused, exit 3 (unused by the reference)", "flags::restorer_generated_flag_is_an_input_error"),
+    ("restorer", "gid", "owner of <layers>", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("restorer", "group", "whose layers come back", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("restorer", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
+    ("restorer", "layers", "restored under it", "res::res_001_res_002_skip_layers_writes_only_store_toml"),
+    ("restorer", "layout", "run image target from the layout", "res::res_015_run_image_switched_by_an_extension_gets_its_target_in_layout_mode"),
+    ("restorer", "layout-dir", "run image target from the layout", "res::res_015_run_image_switched_by_an_extension_gets_its_target_in_layout_mode"),
+    ("restorer", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("restorer", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("restorer", "run", "run image access re-checked", "res::res_014_the_run_image_the_analyzer_chose_must_still_be_readable"),
+    ("restorer", "skip-layers", "only store.toml restored", "res::res_001_res_002_skip_layers_writes_only_store_toml"),
+    ("restorer", "uid", "owner of <layers>", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("restorer", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // builder
+    ("builder", "analyzed", "target env from it", "flags::detector_and_builder_read_inputs_moved_off_their_defaults"),
+    ("builder", "app", "bin/build runs there", "bld::bld_005_bld_006_bld_007_bld_009_build_context"),
+    ("builder", "build-config", "operator env for bin/build", "flags::detector_and_builder_read_inputs_moved_off_their_defaults"),
+    ("builder", "buildpacks", "buildpacks found there", "bld::bld_002_builds_run_in_group_order"),
+    ("builder", "group", "group read there", "bld::bld_001_group_and_plan_paths_from_flags_and_env"),
+    ("builder", "layers", "layers written under it", "bld::bld_005_bld_006_bld_007_bld_009_build_context"),
+    ("builder", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("builder", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("builder", "plan", "plan read there", "bld::bld_001_group_and_plan_paths_from_flags_and_env"),
+    ("builder", "platform", "platform env for bin/build", "bld::bld_019_bld_021_bld_022_pif_020_platform_env"),
+    ("builder", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // exporter
+    ("exporter", "analyzed", "run image from it", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("exporter", "app", "app layer from it", "exp::exp_012_exp_013_app_slices"),
+    ("exporter", "cache-dir", "cache layers written", "exp::exp_028_exp_033_cache_dir_gets_cache_layers"),
+    ("exporter", "cache-image", "cache image written", "cache_image::exp_028_res_004_cache_image_with_the_separate_phases"),
+    ("exporter", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("exporter", "extended", "refused when it holds an extended run image", "flags::exporter_refuses_an_extended_run_image_it_cannot_export"),
+    ("exporter", "gid", "owner of app layer entries", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("exporter", "group", "buildpacks exported", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("exporter", "image", "refused, exit 3", "flags::exporter_refuses_run_image_and_image"),
+    ("exporter", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
+    ("exporter", "launch-cache", "reference warning, dir untouched", "flags::launch_cache_is_dropped_with_the_reference_warning"),
+    ("exporter", "launcher", "launcher in the image", "exp::exp_014_exp_015_lch_002_lch_006_image_runs_in_a_rootfs"),
+    ("exporter", "launcher-sbom", "launcher SBOM in the image", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("exporter", "layers", "layers exported from it", "exp::exp_008_exp_010_exp_016_exp_025_layers_in_order_with_normalised_entries"),
+    ("exporter", "layout", "image written to the layout", "exp::exp_003_exp_007_exp_030_pif_030_layout_export_onto_the_run_image"),
+    ("exporter", "layout-dir", "image written to the layout", "exp::exp_003_exp_007_exp_030_pif_030_layout_export_onto_the_run_image"),
+    ("exporter", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("exporter", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("exporter", "parallel", "image and cache exported together, same result", "cache_image::exp_028_res_004_cache_image_with_the_separate_phases"),
+    ("exporter", "process-type", "default process / entrypoint", "exp::exp_017_exp_005_entrypoint_follows_process_type"),
+    ("exporter", "project-metadata", "project metadata label", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("exporter", "report", "report written there", "flags::report_path_follows_the_flag_in_every_phase_that_writes_one"),
+    ("exporter", "run", "run image mirrors in the label", "exp::exp_018_exp_019_exp_020_exp_021_exp_022_exp_023_fmt_024_config_and_labels"),
+    ("exporter", "run-image", "refused, exit 3", "flags::exporter_refuses_run_image_and_image"),
+    ("exporter", "stack", "mirrors in the label (< 0.12)", "flags::stack_before_platform_0_12_names_the_run_image"),
+    ("exporter", "uid", "owner of app layer entries", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("exporter", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // creator
+    ("creator", "app", "app built and exported", "cre::cre_001_creator_equals_the_phases_in_sequence"),
+    ("creator", "build-config", "operator env for bin/build", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("creator", "buildpacks", "buildpacks found there", "cre::cre_001_creator_equals_the_phases_in_sequence"),
+    ("creator", "cache-dir", "layers cached and restored", "res::res_004_res_006_cached_layer_round_trip_through_the_creator"),
+    ("creator", "cache-image", "layers cached and restored", "cache_image::exp_028_res_004_cache_image_round_trip_through_the_creator"),
+    ("creator", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("creator", "gid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("creator", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
+    ("creator", "launch-cache", "reference warning, dir untouched", "flags::launch_cache_is_dropped_with_the_reference_warning"),
+    ("creator", "launcher", "launcher in the image", "cre::cre_001_creator_equals_the_phases_in_sequence"),
+    ("creator", "launcher-sbom", "launcher SBOM in the image", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("creator", "layers", "layers under it", "cre::cre_001_creator_equals_the_phases_in_sequence"),
+    ("creator", "layout", "image written to the layout", "cre::cre_001_creator_equals_the_phases_in_sequence"),
+    ("creator", "layout-dir", "image written to the layout", "cre::cre_001_creator_equals_the_phases_in_sequence"),
+    ("creator", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("creator", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("creator", "order", "order read there", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("creator", "parallel", "NO OBSERVABLE EFFECT (concurrency only); accepted", "flags::every_accepted_flag_has_a_pinned_effect"),
+    ("creator", "platform", "platform env for bin/build", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("creator", "previous-image", "defaults to the image", "cre::cre_004_previous_image_defaults_to_the_image"),
+    ("creator", "process-type", "unknown type fails the export", "cre::cre_005_exit_codes_come_from_each_phase"),
+    ("creator", "project-metadata", "project metadata label", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("creator", "report", "report written there", "flags::report_path_follows_the_flag_in_every_phase_that_writes_one"),
+    ("creator", "run", "run image from run.toml", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
+    ("creator", "run-image", "run image used", "cre::cre_001_creator_equals_the_phases_in_sequence"),
+    ("creator", "skip-restore", "only store.toml restored", "cre::cre_002_skip_restore_restores_only_store_toml"),
+    ("creator", "stack", "run image from stack.toml (< 0.12)", "flags::stack_before_platform_0_12_names_the_run_image"),
+    ("creator", "system", "system buildpacks added", "flags::creator_system_adds_system_buildpacks"),
+    ("creator", "tag", "extra tags written", "cre::cre_003_tags_are_extra_images"),
+    ("creator", "uid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("creator", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // rebaser
+    ("rebaser", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("rebaser", "force", "target checks skipped", "rbs::rbs_002_not_rebasable_app_refused_unless_forced"),
+    ("rebaser", "gid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("rebaser", "image", "deprecated run image", "rbs::rbs_010_rbs_014_run_image_flag_must_name_image_or_mirror_unless_forced"),
+    ("rebaser", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
+    ("rebaser", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("rebaser", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("rebaser", "previous-image", "that image is rebased", "rbs::rbs_003_previous_image_is_rebased_and_left_alone"),
+    ("rebaser", "report", "report written there", "flags::report_path_follows_the_flag_in_every_phase_that_writes_one"),
+    ("rebaser", "run-image", "new base", "rbs::rbs_010_rbs_014_run_image_flag_must_name_image_or_mirror_unless_forced"),
+    ("rebaser", "uid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    ("rebaser", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+];
+
+#[test]
+fn creator_system_adds_system_buildpacks() {
+    // -system (Platform 0.15): its pre buildpack runs in the creator's build.
+    let ws = Workspace::new();
+    BaseImage::install_layout(&ws.layout_dir(), RUN);
+    for id in ["pre", "A"] {
+        ws.buildpack(id).write();
+    }
+    ws.order(&[&["A"]]);
+    ws.write(
+        "elsewhere/system.toml",
+        "[system]\n[[system.pre.buildpacks]]\nid = \"pre\"\nversion = \"1.0\"\n",
+    );
+    ws.creator()
+        .layout(&ws.layout_dir())
+        .arg("-system")
+        .arg(ws.path("elsewhere/system.toml"))
+        .args(["-run-image", RUN, APP])
+        .output()
+        .success();
+    assert!(ws.obs("pre", "build").ran(), "the system buildpack built");
+}
+
+/// The flags `phase` lists in its usage at `api`.
+fn usage_flags(ws: &Workspace, phase: &str, api: &str) -> Vec<String> {
+    let out = ws
+        .run(phase)
+        .env("CNB_PLATFORM_API", api)
+        .arg("-h")
+        .output();
+    out.success();
+    out.stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("  -"))
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn every_accepted_flag_has_a_pinned_effect() {
+    let ws = Workspace::new();
+    let mut accepted = std::collections::BTreeSet::new();
+    for phase in PHASES {
+        for api in ["0.15", "0.11"] {
+            for flag in usage_flags(&ws, phase, api) {
+                accepted.insert((phase.to_string(), flag));
+            }
+        }
+    }
+    let rows: std::collections::BTreeSet<(String, String)> = AUDIT
+        .iter()
+        .map(|(p, f, _, _)| (p.to_string(), f.to_string()))
+        .collect();
+    let missing: Vec<_> = accepted.difference(&rows).collect();
+    assert!(
+        missing.is_empty(),
+        "accepted flags with no audit row: {missing:?}"
+    );
+    let stale: Vec<_> = rows.difference(&accepted).collect();
+    assert!(
+        stale.is_empty(),
+        "audit rows for flags no phase accepts: {stale:?}"
+    );
+    // Each named test exists in its module.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec");
+    for (phase, flag, _, test) in AUDIT {
+        let (module, name) = test.split_once("::").expect("module::test");
+        let source = fs::read_to_string(dir.join(format!("{module}.rs")))
+            .unwrap_or_else(|e| panic!("{module}.rs: {e}"));
+        assert!(
+            source.contains(&format!("#[test]\nfn {name}(")),
+            "{phase} -{flag}: no test {test}"
+        );
+    }
+}

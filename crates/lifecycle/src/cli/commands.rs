@@ -353,12 +353,18 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
             "at least one image argument is required",
         ));
     }
-    if inputs.run_image.is_some() || inputs.deprecated_run_image.is_some() {
-        return Err(Failure::msg(
-            ExitCode::InvalidArgs,
-            "resolve inputs",
-            "-run-image is unsupported",
-        ));
+    // The run image comes from analyzed.toml; the reference refuses both flags.
+    for (given, flag) in [
+        (inputs.run_image.is_some(), "-run-image"),
+        (inputs.deprecated_run_image.is_some(), "-image"),
+    ] {
+        if given {
+            return Err(Failure::msg(
+                ExitCode::InvalidArgs,
+                "resolve inputs",
+                &format!("{flag} is unsupported"),
+            ));
+        }
     }
     refuse_extended_run_image(inputs)?;
     let layout = layout_dir(inputs)?;
