@@ -110,7 +110,7 @@ impl Fingerprints {
     /// Writes the records atomically; a failure only costs the next export some time.
     pub fn save(&self, layers_dir: &Path) -> io::Result<()> {
         let text = toml::to_string(self).map_err(io::Error::other)?;
-        cnb_platform_api::files::write_output(&layers_dir.join(FILE_NAME), text.as_bytes())
+        cnb_platform_api::files::write_atomic(&layers_dir.join(FILE_NAME), text.as_bytes())
     }
 }
 
