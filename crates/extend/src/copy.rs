@@ -54,7 +54,9 @@ pub fn resolve_sources(
     let has_glob = pattern.contains(['*', '?', '[']);
     if !has_glob {
         let host = context.join(&rel);
-        if (!rel.as_os_str().is_empty() && ignore.excluded(&rel)) || fs::symlink_metadata(&host).is_err() {
+        if (!rel.as_os_str().is_empty() && ignore.excluded(&rel))
+            || fs::symlink_metadata(&host).is_err()
+        {
             return Err(format!(
                 "{pattern}: not found in the build context or excluded by .dockerignore"
             ));
@@ -227,7 +229,8 @@ fn finish(host: &Path, mode: u32, src: Option<&fs::Metadata>, job: &CopyJob) -> 
     fs::set_permissions(host, fs::Permissions::from_mode(mode)).map_err(io("chmod", host))?;
     if let Some(Ok(mtime)) = src.map(fs::Metadata::modified) {
         let f = File::open(host).map_err(io("open", host))?;
-        f.set_modified(mtime).map_err(io("setting mtime of", host))?;
+        f.set_modified(mtime)
+            .map_err(io("setting mtime of", host))?;
     }
     Ok(())
 }

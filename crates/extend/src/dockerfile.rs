@@ -197,7 +197,9 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn step_kind(inst: &Instruction<'_>, text: &str, escape: char) -> Result<StepKind, String> {
     Ok(match inst {
-        Instruction::Arg(a) => StepKind::Arg(crate::expand::split_words(&a.arguments.value, escape)),
+        Instruction::Arg(a) => {
+            StepKind::Arg(crate::expand::split_words(&a.arguments.value, escape))
+        }
         Instruction::Env(e) => StepKind::Env(e.arguments.value.to_string()),
         Instruction::Label(l) => StepKind::Label(l.arguments.value.to_string()),
         Instruction::User(u) => StepKind::User(u.arguments.value.to_string()),
@@ -217,7 +219,13 @@ fn step_kind(inst: &Instruction<'_>, text: &str, escape: char) -> Result<StepKin
                 .iter()
                 .map(|h| (h.span.start, h.span.end, h.value.as_ref()))
                 .collect();
-            StepKind::Run(command(&r.arguments, text, escape, r.run.span.end, &heredocs))
+            StepKind::Run(command(
+                &r.arguments,
+                text,
+                escape,
+                r.run.span.end,
+                &heredocs,
+            ))
         }
         Instruction::Cmd(c) => StepKind::Cmd(command(&c.arguments, text, escape, 0, &[])),
         Instruction::Entrypoint(e) => {
@@ -226,7 +234,9 @@ fn step_kind(inst: &Instruction<'_>, text: &str, escape: char) -> Result<StepKin
         Instruction::Copy(c) => {
             let mut spec = copy_spec(false, &c.options, &c.src, &c.dest.value)?;
             if let Some(from) = flag(&c.options, "from") {
-                return Err(format!("COPY --from={from} is not supported: one stage only"));
+                return Err(format!(
+                    "COPY --from={from} is not supported: one stage only"
+                ));
             }
             spec.add = false;
             StepKind::Copy(spec)
@@ -244,10 +254,12 @@ fn step_kind(inst: &Instruction<'_>, text: &str, escape: char) -> Result<StepKin
 }
 
 fn flag(options: &[Flag<'_>], name: &str) -> Option<String> {
-    options
-        .iter()
-        .find(|f| f.name.value == name)
-        .map(|f| f.value.as_ref().map(|v| v.value.to_string()).unwrap_or_default())
+    options.iter().find(|f| f.name.value == name).map(|f| {
+        f.value
+            .as_ref()
+            .map(|v| v.value.to_string())
+            .unwrap_or_default()
+    })
 }
 
 fn copy_spec(
@@ -292,7 +304,9 @@ fn command(
     heredocs: &[(usize, usize, &str)],
 ) -> RunCommand {
     match c {
-        Command::Exec(args) => RunCommand::Exec(args.value.iter().map(|a| a.value.to_string()).collect()),
+        Command::Exec(args) => {
+            RunCommand::Exec(args.value.iter().map(|a| a.value.to_string()).collect())
+        }
         Command::Shell(s) => {
             let Some(&(_, last_end, _)) = heredocs.last() else {
                 return RunCommand::Shell(join_continuations(s.value, escape));
@@ -301,8 +315,12 @@ fn command(
                 return RunCommand::Shell(heredocs[0].2.to_owned());
             }
             // From the first `<<` to the end of the last delimiter line, verbatim.
-            let start = text[keyword_end..].find("<<").map_or(keyword_end, |i| keyword_end + i);
-            let end = text[last_end..].find('\n').map_or(text.len(), |i| last_end + i);
+            let start = text[keyword_end..]
+                .find("<<")
+                .map_or(keyword_end, |i| keyword_end + i);
+            let end = text[last_end..]
+                .find('\n')
+                .map_or(text.len(), |i| last_end + i);
             RunCommand::Shell(text[start..end].to_owned())
         }
         _ => RunCommand::Shell(String::new()),
@@ -317,7 +335,10 @@ fn join_continuations(s: &str, escape: char) -> String {
         if c == escape {
             // Skip trailing whitespace between the escape and the newline, as Docker does.
             let mut look = chars.clone();
-            while look.peek().is_some_and(|c| *c == ' ' || *c == '\t' || *c == '\r') {
+            while look
+                .peek()
+                .is_some_and(|c| *c == ' ' || *c == '\t' || *c == '\r')
+            {
                 look.next();
             }
             if look.peek() == Some(&'\n') {
@@ -385,14 +406,19 @@ mod tests {
         assert_eq!(d.global_args, vec![("base_image".to_owned(), None)]);
         assert_eq!(d.steps.len(), 2);
         assert_eq!(d.steps[0].line, 3);
-        assert!(matches!(&d.steps[0].kind, StepKind::Run(RunCommand::Shell(s)) if s == "echo a   b"));
+        assert!(
+            matches!(&d.steps[0].kind, StepKind::Run(RunCommand::Shell(s)) if s == "echo a   b")
+        );
         assert_eq!(d.steps[0].text, "RUN echo a \\\n  b");
     }
 
     #[test]
     fn heredocs_become_scripts() {
-        let d = parse("FROM x\nRUN <<EOF\necho hi\nEOF\nRUN <<X cat > /f\nab\nX\n").expect("parses");
-        assert!(matches!(&d.steps[0].kind, StepKind::Run(RunCommand::Shell(s)) if s == "echo hi\n"));
+        let d =
+            parse("FROM x\nRUN <<EOF\necho hi\nEOF\nRUN <<X cat > /f\nab\nX\n").expect("parses");
+        assert!(
+            matches!(&d.steps[0].kind, StepKind::Run(RunCommand::Shell(s)) if s == "echo hi\n")
+        );
         assert!(
             matches!(&d.steps[1].kind, StepKind::Run(RunCommand::Shell(s)) if s == "<<X cat > /f\nab\nX"),
             "{:?}",
@@ -405,7 +431,10 @@ mod tests {
         for (text, needle) in [
             ("FROM a\nFROM b\n", ":2: multi-stage"),
             ("FROM a\nCOPY --from=b /x /y\n", ":2: COPY --from=b"),
-            ("FROM a\n\nRUN --mount=type=cache,target=/c true\n", ":3: RUN --mount"),
+            (
+                "FROM a\n\nRUN --mount=type=cache,target=/c true\n",
+                ":3: RUN --mount",
+            ),
             ("RUN true\nFROM a\n", "expected FROM"),
         ] {
             let e = parse(text).expect_err(text).to_string();

@@ -6,7 +6,7 @@
 //! directory) change the root; when layers are wanted, the root is snapshotted after each of
 //! them and the difference becomes one layer (none when nothing changed, as kaniko does).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cnb_image::config::{History, ImageConfig};
@@ -148,14 +148,18 @@ impl<'a> Evaluator<'a> {
         for (name, default) in &self.df.global_args {
             let value = match (self.build_arg(name), default) {
                 (Some(v), _) => Some(v),
-                (None, Some(d)) => Some(self.expand_with(&globals, d).map_err(|m| self.file_err(m))?),
+                (None, Some(d)) => Some(
+                    self.expand_with(&globals, d)
+                        .map_err(|m| self.file_err(m))?,
+                ),
                 (None, None) => None,
             };
             if let Some(v) = value {
                 globals.push((name.clone(), v));
             }
         }
-        self.expand_with(&globals, &self.df.from).map_err(|m| self.file_err(m))
+        self.expand_with(&globals, &self.df.from)
+            .map_err(|m| self.file_err(m))
     }
 
     fn file_err(&self, message: String) -> Error {
@@ -176,7 +180,7 @@ impl<'a> Evaluator<'a> {
             .iter()
             .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
             .collect();
-        v.extend(self.env().into_iter());
+        v.extend(self.env());
         Vars(v)
     }
 
@@ -268,7 +272,10 @@ impl<'a> Evaluator<'a> {
         if !first.contains('=') {
             let rest = raw.trim_start()[first.len()..].trim();
             if what == "LABEL" || rest.is_empty() {
-                return Err(self.err(step, format!("{what} {first}: must be of the form KEY=VALUE")));
+                return Err(self.err(
+                    step,
+                    format!("{what} {first}: must be of the form KEY=VALUE"),
+                ));
             }
             return Ok(vec![(self.expand(step, first)?, self.expand(step, rest)?)]);
         }
@@ -361,7 +368,11 @@ impl<'a> Evaluator<'a> {
         self.walker = Some((walker, after));
         match layer {
             Some(blob) => {
-                self.state.config.rootfs.diff_ids.push(blob.info.diff_id.clone());
+                self.state
+                    .config
+                    .rootfs
+                    .diff_ids
+                    .push(blob.info.diff_id.clone());
                 self.state.layers.push(NewLayer {
                     blob,
                     created_by: step.text.clone(),
@@ -388,10 +399,10 @@ impl<'a> Evaluator<'a> {
     fn run_env(&self, user: &passwd::ExecUser) -> Vec<(String, String)> {
         let mut env = self.env();
         for (k, v) in &self.args {
-            if let Some(v) = v {
-                if !env.iter().any(|(e, _)| e == k) {
-                    env.push((k.clone(), v.clone()));
-                }
+            if let Some(v) = v
+                && !env.iter().any(|(e, _)| e == k)
+            {
+                env.push((k.clone(), v.clone()));
             }
         }
         if !env.iter().any(|(k, _)| k == "PATH") {
@@ -471,7 +482,9 @@ impl<'a> Evaluator<'a> {
                 u32::from_str_radix(raw, 8)
                     .ok()
                     .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| self.err(step, format!("invalid --chmod={raw}: octal bits expected")))?,
+                    .ok_or_else(|| {
+                        self.err(step, format!("invalid --chmod={raw}: octal bits expected"))
+                    })?,
             ),
             None => None,
         };
@@ -498,9 +511,4 @@ fn set_env(config: &mut ImageConfig, key: &str, value: &str) {
         Some(e) => *e = entry,
         None => env.push(entry),
     }
-}
-
-/// The `io.buildpacks`-agnostic helper the extender uses to name a root's user.
-pub fn root_is(path: &Path) -> bool {
-    path == Path::new("/")
 }

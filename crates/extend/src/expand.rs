@@ -20,7 +20,10 @@ impl Lookup for Vec<(String, String)> {
 
 /// The last value of `name` in a list of pairs.
 pub fn find(list: &[(String, String)], name: &str) -> Option<String> {
-    list.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    list.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// Expands one word: quotes removed, escapes applied, variables substituted.
@@ -79,10 +82,11 @@ pub fn split_words(text: &str, escape: char) -> Vec<String> {
             _ => {}
         }
         word.push(c);
-        if c == escape && quote != Some('\'') {
-            if let Some(n) = chars.next() {
-                word.push(n);
-            }
+        if c == escape
+            && quote != Some('\'')
+            && let Some(n) = chars.next()
+        {
+            word.push(n);
         }
     }
     if !word.is_empty() {
@@ -251,7 +255,10 @@ mod tests {
 
     #[test]
     fn quotes_and_escapes() {
-        assert_eq!(ex(r#"'$A' "$A" \$A "\$A" "a\b" \"q"#), r#"$A a $A $A a\b "q"#);
+        assert_eq!(
+            ex(r#"'$A' "$A" \$A "\$A" "a\b" \"q"#),
+            r#"$A a $A $A a\b "q"#
+        );
         assert_eq!(ex(r#""x y"z"#), "x yz");
         assert_eq!(
             expand_word("`$A ``", '`', &vars()).expect("expands"),

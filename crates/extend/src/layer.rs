@@ -54,7 +54,8 @@ pub fn write_layer(
     let gz = GzBuilder::new().write(blob, flate2::Compression::new(compression.get()));
     let mut tw = gotar::Writer::new(HashWriter::new(gz));
     for path in &changes.deleted {
-        tw.write_header(&whiteout(path)).map_err(|e| tar_err(path, e))?;
+        tw.write_header(&whiteout(path))
+            .map_err(|e| tar_err(path, e))?;
     }
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -152,8 +153,16 @@ fn header(rel: &Path, m: &Meta) -> Option<Header> {
         uid: i64::from(m.uid),
         gid: i64::from(m.gid),
         mtime: Timestamp::from_secs(m.mtime.0),
-        devmajor: if is_dev { i64::from(libc::major(m.rdev)) } else { 0 },
-        devminor: if is_dev { i64::from(libc::minor(m.rdev)) } else { 0 },
+        devmajor: if is_dev {
+            i64::from(libc::major(m.rdev))
+        } else {
+            0
+        },
+        devminor: if is_dev {
+            i64::from(libc::minor(m.rdev))
+        } else {
+            0
+        },
         ..Header::default()
     })
 }

@@ -33,13 +33,15 @@ pub fn resolve(root: &Path, spec: &str) -> Result<ExecUser, String> {
     let passwd = read_db(root, "passwd");
     let groups = read_db(root, "group");
     let user = if user.is_empty() { "0" } else { user };
-    let entry = passwd.iter().find(|e| {
-        e.len() >= 4 && (e[0] == user || (user.parse::<u32>().is_ok() && e[2] == user))
-    });
+    let entry = passwd
+        .iter()
+        .find(|e| e.len() >= 4 && (e[0] == user || (user.parse::<u32>().is_ok() && e[2] == user)));
     let (uid, mut gid, home, name) = match (entry, user.parse::<u32>()) {
         (Some(e), _) => (
-            e[2].parse::<u32>().map_err(|_| format!("bad uid in passwd entry of {}", e[0]))?,
-            e[3].parse::<u32>().map_err(|_| format!("bad gid in passwd entry of {}", e[0]))?,
+            e[2].parse::<u32>()
+                .map_err(|_| format!("bad uid in passwd entry of {}", e[0]))?,
+            e[3].parse::<u32>()
+                .map_err(|_| format!("bad gid in passwd entry of {}", e[0]))?,
             e.get(5).cloned().unwrap_or_else(|| "/".into()),
             Some(e[0].clone()),
         ),
@@ -68,10 +70,11 @@ pub fn resolve(root: &Path, spec: &str) -> Result<ExecUser, String> {
             if let Some(name) = &name {
                 for e in &groups {
                     let member = e.get(3).is_some_and(|m| m.split(',').any(|m| m == name));
-                    if let (true, Some(Ok(g))) = (member, e.get(2).map(|g| g.parse::<u32>())) {
-                        if g != gid && !supplementary.contains(&g) {
-                            supplementary.push(g);
-                        }
+                    if let (true, Some(Ok(g))) = (member, e.get(2).map(|g| g.parse::<u32>()))
+                        && g != gid
+                        && !supplementary.contains(&g)
+                    {
+                        supplementary.push(g);
                     }
                 }
             }
@@ -109,7 +112,10 @@ mod tests {
     fn names_and_ids_resolve_in_the_root() {
         let r = root();
         let u = resolve(r.path(), "cnb").expect("cnb");
-        assert_eq!((u.uid, u.gid, u.groups.clone(), u.home.as_str()), (1000, 1001, vec![10], "/home/cnb"));
+        assert_eq!(
+            (u.uid, u.gid, u.groups.clone(), u.home.as_str()),
+            (1000, 1001, vec![10], "/home/cnb")
+        );
         let u = resolve(r.path(), "1000:staff").expect("1000:staff");
         assert_eq!((u.uid, u.gid, u.groups.len()), (1000, 50, 0));
         let u = resolve(r.path(), "4242").expect("unknown uid");

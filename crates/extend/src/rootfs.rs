@@ -104,7 +104,10 @@ mod tests {
         symlink("../../../../etc", r.join("usr/esc")).expect("link");
         assert_eq!(resolve(r, Path::new("/bin/x")), r.join("usr/bin/x"));
         assert_eq!(resolve(r, Path::new("/abs/bin")), r.join("usr/bin"));
-        assert_eq!(resolve(r, Path::new("/usr/esc/passwd")), r.join("etc/passwd"));
+        assert_eq!(
+            resolve(r, Path::new("/usr/esc/passwd")),
+            r.join("etc/passwd")
+        );
         assert_eq!(resolve(r, Path::new("/bin")), r.join("bin"));
         assert_eq!(resolve_follow(r, Path::new("/bin")), r.join("usr/bin"));
         assert_eq!(image_path("/w", "../a/./b"), PathBuf::from("/a/b"));

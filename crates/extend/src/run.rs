@@ -67,7 +67,9 @@ pub fn run(p: &Process, output: &dyn Output) -> std::io::Result<ExitStatus> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let root = (p.root != Path::new("/")).then(|| cstring(&p.root)).transpose()?;
+    let root = (p.root != Path::new("/"))
+        .then(|| cstring(&p.root))
+        .transpose()?;
     let cwd = cstring(&p.cwd)?;
     enter(&mut cmd, root, cwd, p.user.clone());
     let mut child = cmd.spawn()?;
