@@ -7,11 +7,13 @@
 //! restores the mtime (`cp -p`, `tar`) is still seen. Pseudo file systems, mount points and
 //! caller-given paths are not walked.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use crate::error::{Result, io};
 
@@ -83,6 +85,7 @@ pub struct Walker {
     root: PathBuf,
     /// Host paths never walked.
     ignored: BTreeSet<PathBuf>,
+    threads: usize,
 }
 
 /// Paths below `/` that are never part of an image layer.
@@ -107,6 +110,7 @@ impl Walker {
         Walker {
             root: root.to_path_buf(),
             ignored,
+            threads: 2,
         }
     }
 
@@ -120,47 +124,91 @@ impl Walker {
         &self.root
     }
 
-    /// Takes a snapshot: the top-level directories are walked on two threads.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        let mut top = Vec::new();
-        let mut snap = Snapshot::default();
-        self.read_dir(&self.root, &mut snap, &mut top)?;
-        let halves = split_by_weight(top);
-        let results: Vec<Result<Snapshot>> = std::thread::scope(|s| {
-            let handles: Vec<_> = halves
-                .into_iter()
-                .map(|dirs| {
-                    s.spawn(move || {
-                        let mut part = Snapshot::default();
-                        for d in dirs {
-                            self.walk(&d, &mut part)?;
-                        }
-                        Ok(part)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Ok(Snapshot::default())))
-                .collect()
-        });
-        for r in results {
-            snap.entries.extend(r?.entries);
-        }
-        Ok(snap)
+    /// Walks with `threads` workers (default 2: the machines this runs on are small).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 
-    fn walk(&self, dir: &Path, snap: &mut Snapshot) -> Result<()> {
-        let mut subdirs = Vec::new();
-        self.read_dir(dir, snap, &mut subdirs)?;
-        for d in subdirs {
-            self.walk(&d, snap)?;
+    /// Takes a snapshot. Workers share one stack of directories still to read, so the
+    /// walk spreads over them whatever the shape of the tree.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let queue = Queue {
+            state: Mutex::new((vec![self.root.clone()], 0)),
+            ready: Condvar::new(),
+        };
+        let parts: Vec<Result<Vec<(PathBuf, Meta)>>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..self.threads)
+                .map(|_| s.spawn(|| self.work(&queue)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(io("walking", &self.root)(std::io::Error::other(
+                            "a walker thread panicked",
+                        )))
+                    })
+                })
+                .collect()
+        });
+        let mut all = Vec::new();
+        for p in parts {
+            all.append(&mut p?);
         }
-        Ok(())
+        // Sorting bytewise first (memcmp) leaves the map's build almost nothing to reorder:
+        // comparing `Path`s component by component is what made inserts slow.
+        all.sort_unstable_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+        Ok(Snapshot {
+            entries: all.into_iter().collect(),
+        })
+    }
+
+    /// One worker: reads directories from the queue until none is left and no other worker
+    /// can add more. After an error, the queue is drained so the others stop too.
+    fn work(&self, queue: &Queue) -> Result<Vec<(PathBuf, Meta)>> {
+        let mut part = Vec::new();
+        let mut found = Vec::new();
+        let mut result = Ok(());
+        loop {
+            let dir = {
+                let mut st = queue.state.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if let Some(d) = st.0.pop() {
+                        st.1 += 1;
+                        break Some(d);
+                    }
+                    if st.1 == 0 {
+                        break None;
+                    }
+                    st = queue.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let Some(dir) = dir else {
+                queue.ready.notify_all();
+                return result.map(|()| part);
+            };
+            if result.is_ok() {
+                result = self.read_dir(&dir, &mut part, &mut found);
+            }
+            let mut st = queue.state.lock().unwrap_or_else(|p| p.into_inner());
+            if result.is_ok() {
+                st.0.append(&mut found);
+            } else {
+                st.0.clear();
+            }
+            st.1 -= 1;
+            queue.ready.notify_all();
+        }
     }
 
     /// Records the entries of `dir`, pushing its subdirectories to `subdirs`.
-    fn read_dir(&self, dir: &Path, snap: &mut Snapshot, subdirs: &mut Vec<PathBuf>) -> Result<()> {
+    fn read_dir(
+        &self,
+        dir: &Path,
+        part: &mut Vec<(PathBuf, Meta)>,
+        subdirs: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             // Removed while walking (a RUN's leftover process): nothing to record.
@@ -173,7 +221,8 @@ impl Walker {
             if self.ignored.contains(&path) {
                 continue;
             }
-            let md = match std::fs::symlink_metadata(&path) {
+            // fstatat on the open directory: cheaper than an lstat of the full path.
+            let md = match entry.metadata() {
                 Ok(md) => md,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io("lstat", &path)(e)),
@@ -183,7 +232,7 @@ impl Walker {
                 subdirs.push(path.clone());
             }
             let rel = path.strip_prefix(&self.root).unwrap_or(&path).to_path_buf();
-            snap.entries.insert(rel, meta);
+            part.push((rel, meta));
         }
         Ok(())
     }
@@ -198,12 +247,10 @@ pub fn host_path(root: &Path, image_path: &Path) -> PathBuf {
     }
 }
 
-/// Splits top-level directories into two groups; `usr` (usually most of an image) alone.
-fn split_by_weight(dirs: Vec<PathBuf>) -> Vec<Vec<PathBuf>> {
-    let (heavy, rest): (Vec<PathBuf>, Vec<PathBuf>) = dirs
-        .into_iter()
-        .partition(|d| d.file_name() == Some(OsStr::new("usr")));
-    vec![heavy, rest]
+/// Directories still to read, and how many workers are reading one.
+struct Queue {
+    state: Mutex<(Vec<PathBuf>, usize)>,
+    ready: Condvar,
 }
 
 /// Mount points of this process (field 5 of `/proc/self/mountinfo`, octal escapes decoded).
@@ -251,36 +298,58 @@ impl Changes {
     }
 }
 
-/// Compares `before` and `after`.
+/// Compares `before` and `after` in one ordered pass over both.
 pub fn diff(before: &Snapshot, after: &Snapshot) -> Changes {
     let mut changed = BTreeSet::new();
-    for (path, meta) in &after.entries {
-        if before.entries.get(path) != Some(meta) {
-            for a in path.ancestors().skip(1) {
-                if a.as_os_str().is_empty() || !changed.insert(a.to_path_buf()) {
-                    break;
+    let mut deleted = Vec::new();
+    let mut old = before.entries.iter().peekable();
+    let mut new = after.entries.iter().peekable();
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((o, _)), Some((n, _))) => o.cmp(n),
+        };
+        match order {
+            Ordering::Less => {
+                if let Some((path, _)) = old.next() {
+                    deleted.push(path.clone());
                 }
             }
-            changed.insert(path.clone());
+            Ordering::Greater => {
+                if let Some((path, _)) = new.next() {
+                    add_with_ancestors(&mut changed, path);
+                }
+            }
+            Ordering::Equal => {
+                if let (Some((path, o)), Some((_, n))) = (old.next(), new.next())
+                    && o != n
+                {
+                    add_with_ancestors(&mut changed, path);
+                }
+            }
         }
     }
-    // Ancestors already in the layer are fine; drop ones that no longer exist (cannot
-    // happen for a path present in `after`, kept for safety).
-    changed.retain(|p: &PathBuf| after.entries.contains_key(p));
-    let mut deleted = Vec::new();
-    for path in before.entries.keys() {
-        if after.entries.contains_key(path) {
-            continue;
-        }
+    // One whiteout per deleted tree: keep a deletion only where the parent is still a
+    // directory (not deleted, not replaced by a file).
+    deleted.retain(|path| {
         let parent = path.parent().unwrap_or(Path::new(""));
-        let parent_is_dir =
-            parent.as_os_str().is_empty() || after.entries.get(parent).is_some_and(Meta::is_dir);
-        if parent_is_dir {
-            deleted.push(path.clone());
-        }
-    }
+        parent.as_os_str().is_empty() || after.entries.get(parent).is_some_and(Meta::is_dir)
+    });
     Changes {
         changed: changed.into_iter().collect(),
         deleted,
+    }
+}
+
+fn add_with_ancestors(changed: &mut BTreeSet<PathBuf>, path: &Path) {
+    if !changed.insert(path.to_path_buf()) {
+        return;
+    }
+    for a in path.ancestors().skip(1) {
+        if a.as_os_str().is_empty() || !changed.insert(a.to_path_buf()) {
+            break;
+        }
     }
 }
