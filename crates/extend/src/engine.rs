@@ -79,6 +79,10 @@ pub struct Applied {
 pub fn apply(df: &Dockerfile, state: &mut ImageState, opts: &ApplyOptions) -> Result<Applied> {
     let mut ev = Evaluator::new(df, state, opts)?;
     let from = ev.from()?;
+    // Docker and BuildKit give a base without `PATH` the default one, in the config.
+    if !ev.env().iter().any(|(k, _)| k == "PATH") {
+        set_env(&mut ev.state.config, "PATH", DEFAULT_PATH);
+    }
     for step in &df.steps {
         ev.step(step)?;
     }

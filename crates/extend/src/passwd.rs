@@ -10,7 +10,8 @@ pub struct ExecUser {
     pub uid: u32,
     /// Primary group ID.
     pub gid: u32,
-    /// Supplementary groups (from `/etc/group` membership, when no group was given).
+    /// Groups of the process: the primary group, then (when no group was given) those
+    /// listing the user in `/etc/group`, as a container started by Docker gets them.
     pub groups: Vec<u32>,
     /// Home directory (`/` when the user is not in the passwd file).
     pub home: String,
@@ -80,6 +81,7 @@ pub fn resolve(root: &Path, spec: &str) -> Result<ExecUser, String> {
             }
         }
     }
+    supplementary.insert(0, gid);
     Ok(ExecUser {
         uid,
         gid,
@@ -114,10 +116,10 @@ mod tests {
         let u = resolve(r.path(), "cnb").expect("cnb");
         assert_eq!(
             (u.uid, u.gid, u.groups.clone(), u.home.as_str()),
-            (1000, 1001, vec![10], "/home/cnb")
+            (1000, 1001, vec![1001, 10], "/home/cnb")
         );
         let u = resolve(r.path(), "1000:staff").expect("1000:staff");
-        assert_eq!((u.uid, u.gid, u.groups.len()), (1000, 50, 0));
+        assert_eq!((u.uid, u.gid, u.groups.clone()), (1000, 50, vec![50]));
         let u = resolve(r.path(), "4242").expect("unknown uid");
         assert_eq!((u.uid, u.gid, u.home.as_str()), (4242, 0, "/"));
         assert!(resolve(r.path(), "nobody").is_err());

@@ -160,7 +160,7 @@ fn args_env_user_workdir_shell_and_heredoc_interplay() {
         "an ARG is visible only after its declaration:\n{env}"
     );
     assert_eq!(read(r, "work/sub/uid.txt"), "0\n");
-    // An explicit group: no supplementary groups (runc GetExecUser).
+    // An explicit group: the process has just that group (as under Docker).
     assert_eq!(
         read(r, "tmp/id"),
         "1000\n1001\n1001\n/work/sub\n/home/cnb\n"
@@ -184,7 +184,12 @@ fn args_env_user_workdir_shell_and_heredoc_interplay() {
     let env = c.env.clone().unwrap_or_default();
     assert_eq!(
         env,
-        vec!["GREETING=hello world", "FROM_ARG=1000", "UNSET=fallback"],
+        vec![
+            format!("PATH={}", cnb_extend::engine::DEFAULT_PATH),
+            "GREETING=hello world".into(),
+            "FROM_ARG=1000".into(),
+            "UNSET=fallback".into()
+        ],
         "no ARG in the config"
     );
     let labels = c.labels.clone().unwrap_or_default();
