@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cnb_image::config::{History, ImageConfig};
 use cnb_layers::Compression;
@@ -352,13 +353,16 @@ impl<'a> Evaluator<'a> {
 
     /// Runs a file system instruction and captures its changes as a layer.
     fn fs_step(&mut self, step: &Step, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        let started = Instant::now();
         f(self)?;
         let Some((walker, before)) = self.walker.take() else {
             self.history(step, true);
             return Ok(());
         };
+        let ran = started.elapsed();
         let after = walker.snapshot()?;
         let changes = snapshot::diff(&before, &after);
+        let snapshotted = started.elapsed();
         let layer = match (&self.opts.layers_dir, changes.is_empty()) {
             (Some(dir), false) => Some(layer::write_layer(
                 walker.root(),
@@ -369,6 +373,16 @@ impl<'a> Evaluator<'a> {
             )?),
             _ => None,
         };
+        tracing::debug!(
+            line = step.line,
+            entries = after.entries.len(),
+            changed = changes.changed.len(),
+            deleted = changes.deleted.len(),
+            run_ms = ran.as_millis(),
+            snapshot_ms = (snapshotted - ran).as_millis(),
+            layer_ms = (started.elapsed() - snapshotted).as_millis(),
+            "instruction applied"
+        );
         self.walker = Some((walker, after));
         match layer {
             Some(blob) => {
