@@ -53,7 +53,9 @@ pub fn resolve_sources(
     let rel = clean.strip_prefix("/").unwrap_or(&clean).to_path_buf();
     let has_glob = pattern.contains(['*', '?', '[']);
     if !has_glob {
-        let host = context.join(&rel);
+        // Symlinks in the context resolve inside it: an app dir used as the context must
+        // not hand out files of the container it runs in.
+        let host = rootfs::resolve_follow(context, &clean);
         if (!rel.as_os_str().is_empty() && ignore.excluded(&rel))
             || fs::symlink_metadata(&host).is_err()
         {
@@ -93,7 +95,8 @@ fn walk_matches(
         let s = child.to_string_lossy();
         if child.components().count() == depth {
             if go_match(pat.as_bytes(), s.as_bytes()).unwrap_or(false) {
-                found.push(Src::Path(context.join(&child), child.clone()));
+                let host = rootfs::resolve_follow(context, &Path::new("/").join(&child));
+                found.push(Src::Path(host, child.clone()));
             }
         } else if context.join(&child).is_dir() && !context.join(&child).is_symlink() {
             walk_matches(context, &child, pat, ignore, found)?;

@@ -276,6 +276,21 @@ fn copy_and_add_with_chown_chmod_globs_dockerignore_and_tar() {
         (1000, 1001, &b"A"[..])
     );
 
+    std::os::unix::fs::symlink("/etc", c.join("escape")).expect("symlink");
+    // `/etc/passwd` exists on this machine: without the rule it would be copied.
+    let escape = dockerfile("FROM x\nCOPY escape/passwd /x\n");
+    let err = apply(
+        &escape,
+        &mut ImageState::default(),
+        &options(r, c, layers.path(), out.clone()),
+    )
+    .expect_err("a context symlink resolves inside the context");
+    assert!(
+        err.to_string().contains("not found in the build context"),
+        "{err}"
+    );
+    assert!(!r.join("x").exists());
+
     let bad = dockerfile("FROM x\nENV A=1\n\nCOPY skip.log /x\n");
     let err = apply(
         &bad,
