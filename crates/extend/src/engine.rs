@@ -115,6 +115,10 @@ impl Lookup for Vars {
 
 impl<'a> Evaluator<'a> {
     fn new(df: &'a Dockerfile, state: &'a mut ImageState, opts: &'a ApplyOptions) -> Result<Self> {
+        if opts.root != std::path::Path::new("/") {
+            crate::rootfs::ensure_devices(&opts.root)
+                .map_err(io("creating devices in", opts.root.join("dev")))?;
+        }
         let walker = match &opts.layers_dir {
             Some(dir) => {
                 let mut w = Walker::new(&opts.root, &opts.ignore_paths);

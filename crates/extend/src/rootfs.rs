@@ -89,6 +89,49 @@ pub fn image_path(workdir: &str, path: &str) -> PathBuf {
     out
 }
 
+/// The character devices every container has (`null`, `zero`, `full`, `random`,
+/// `urandom`, `tty`), created in `<root>/dev` where missing: a root entered with `chroot`
+/// has no `/dev` mount (no mounts are allowed where the extender runs), and shells redirect
+/// background jobs to `/dev/null`. `/dev` is never captured in layers.
+pub fn ensure_devices(root: &Path) -> std::io::Result<()> {
+    let dev = root.join("dev");
+    std::fs::create_dir_all(&dev)?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let path = dev.join(name);
+        if std::fs::symlink_metadata(&path).is_err() {
+            mknod_char(&path, major, minor)?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn mknod_char(path: &Path, major: u32, minor: u32) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: mknod(2) with a NUL-terminated path that lives across the call.
+    let rc = unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(major, minor),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -353,3 +353,14 @@ fn add_with_ancestors(changed: &mut BTreeSet<PathBuf>, path: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_octal(r"/mnt/with\040space"), b"/mnt/with space");
+        assert_eq!(unescape_octal(r"/a\134b\04"), b"/a\\b\\04");
+    }
+}

@@ -340,3 +340,22 @@ fn without_a_layers_dir_nothing_is_snapshotted() {
     assert!(state.layers.is_empty());
     assert!(state.config.history.iter().all(|h| h.empty_layer));
 }
+
+#[test]
+fn run_leaves_no_background_process_behind() {
+    let root = busybox_root();
+    let layers = tempfile::tempdir().expect("tempdir");
+    let out = Arc::new(Captured::default());
+    // The daemon keeps the output pipes open: without killing the process group, reading
+    // the output would wait for it (1000 s).
+    let df = dockerfile("ARG base_image\nFROM ${base_image}\nRUN sleep 1000 & echo started\n");
+    let started = std::time::Instant::now();
+    apply(
+        &df,
+        &mut ImageState::default(),
+        &options(root.path(), root.path(), layers.path(), out.clone()),
+    )
+    .expect("applies");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(*out.0.lock().expect("lock"), vec!["started".to_owned()]);
+}
