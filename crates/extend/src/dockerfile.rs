@@ -243,13 +243,13 @@ fn step_kind(inst: &Instruction<'_>, text: &str, escape: char) -> Result<StepKin
         }
         Instruction::Add(a) => StepKind::Copy(copy_spec(true, &a.options, &a.src, &a.dest.value)?),
         Instruction::From(_) => return Err("unexpected FROM".into()),
-        other => StepKind::Ignored(
-            format!("{other:?}")
-                .split('(')
-                .next()
-                .unwrap_or_default()
-                .to_uppercase(),
-        ),
+        Instruction::Expose(_) => StepKind::Ignored("EXPOSE".into()),
+        Instruction::Volume(_) => StepKind::Ignored("VOLUME".into()),
+        Instruction::Stopsignal(_) => StepKind::Ignored("STOPSIGNAL".into()),
+        Instruction::Healthcheck(_) => StepKind::Ignored("HEALTHCHECK".into()),
+        Instruction::Onbuild(_) => StepKind::Ignored("ONBUILD".into()),
+        Instruction::Maintainer(_) => StepKind::Ignored("MAINTAINER".into()),
+        _ => StepKind::Ignored("an unknown instruction".into()),
     })
 }
 
@@ -410,6 +410,13 @@ mod tests {
             matches!(&d.steps[0].kind, StepKind::Run(RunCommand::Shell(s)) if s == "echo a   b")
         );
         assert_eq!(d.steps[0].text, "RUN echo a \\\n  b");
+    }
+
+    #[test]
+    fn instructions_outside_the_list_are_kept_as_warnings() {
+        let d = parse("FROM x\nEXPOSE 8080\nCMD [\"serve\"]\n").expect("parses");
+        assert!(matches!(&d.steps[0].kind, StepKind::Ignored(n) if n == "EXPOSE"));
+        assert!(matches!(&d.steps[1].kind, StepKind::Cmd(RunCommand::Exec(a)) if a == &["serve"]));
     }
 
     #[test]
