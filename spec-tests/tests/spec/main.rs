@@ -14,6 +14,7 @@ mod cre;
 mod det;
 mod env;
 mod exp;
+mod extract_safety;
 mod fmt;
 mod r#gen;
 mod lch;
