@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// Labels are strings in the config; non-UTF-8 cannot reach the decoder.
-fn label<T: ImageLabel + std::fmt::Debug>(bytes: &[u8]) {
+fn label<T: ImageLabel + std::fmt::Debug + PartialEq>(bytes: &[u8]) {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };

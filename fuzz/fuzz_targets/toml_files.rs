@@ -122,7 +122,7 @@ fn parse(selector: u8, text: &str) {
 /// A platform file whose `read` is `read_toml` (parse only, no extra validation).
 fn platform<T>(text: &str, path: &Path)
 where
-    T: std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+    T: std::fmt::Debug + PartialEq + serde::Serialize + serde::de::DeserializeOwned,
 {
     if let Ok(value) = parse_toml::<T>(text, path) {
         toml_round_trip(&path.display().to_string(), &value);
