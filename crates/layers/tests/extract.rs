@@ -191,7 +191,8 @@ fn escaping_symlinks_are_refused() {
 /// same archive (made before it, or after it) was accepted and pointed outside the root.
 #[test]
 fn symlinks_escaping_through_other_links_are_refused() {
-    let cases: [(&str, &[(&str, u8, &str, &[u8])]); 2] = [
+    type Entries<'a> = &'a [(&'a str, u8, &'a str, &'a [u8])];
+    let cases: [(&str, Entries); 2] = [
         (
             "parent reached through a link to the root",
             &[
