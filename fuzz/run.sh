@@ -36,6 +36,11 @@ else
   echo "fuzz: no nightly toolchain and RUSTC_BOOTSTRAP does not work: skipping the fuzz run" >&2
   exit 0
 fi
+# libfuzzer-sys compiles libFuzzer (C++).
+if ! command -v c++ >/dev/null 2>&1; then
+  echo "fuzz: no C++ compiler (c++) for libFuzzer: skipping the fuzz run" >&2
+  exit 0
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz" >&2
   if ! cargo install cargo-fuzz --locked; then
