@@ -14,7 +14,11 @@
 //!   outside the allowed root, and a final symlink is replaced, never written through;
 //! - symlink targets must resolve, as the host kernel would resolve them,
 //!   inside the allowed root (absolute targets are host paths), unless
-//!   [`ExtractOptions::allow_external_symlinks`] is set;
+//!   [`ExtractOptions::allow_external_symlinks`] is set: each target is checked
+//!   lexically when its entry is read, and every symlink again, through the
+//!   links on disk, once the whole archive is extracted (a target's `..` can
+//!   climb out through another link of the same archive, created before or
+//!   after it);
 //! - hard-link targets must name an entry inside the allowed root.
 //!
 //! On any error, or a diffID mismatch when one was expected, everything this
@@ -24,7 +28,7 @@
 //! files are truncated and keep their mode, and PAX global headers are ignored.
 //! Devices and FIFOs are refused, as the reference refuses them.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -209,6 +213,9 @@ struct Extractor<'a> {
     dir_modes: Vec<(PathBuf, u32)>,
     /// Host directories already verified to lie inside the allowed root.
     verified: HashSet<PathBuf>,
+    /// Symlinks this extraction created or replaced, with their entry names, for the final
+    /// check when external symlinks are refused.
+    symlinks: Vec<(PathBuf, Vec<u8>)>,
     buf: Vec<u8>,
 }
 
@@ -232,6 +239,7 @@ impl<'a> Extractor<'a> {
             created: Vec::new(),
             dir_modes: Vec::new(),
             verified: HashSet::new(),
+            symlinks: Vec::new(),
             buf: vec![0u8; 256 * 1024],
         })
     }
@@ -244,6 +252,7 @@ impl<'a> Extractor<'a> {
                 entries += 1;
             }
         }
+        self.check_symlinks()?;
         // Hash whatever follows the end-of-archive marker too.
         let mut rest = tr.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|source| Error::Read { source })?;
@@ -542,6 +551,39 @@ impl<'a> Extractor<'a> {
         if !replaced {
             self.created.push(path.to_path_buf());
         }
+        if !self.opts.allow_external_symlinks {
+            self.symlinks.push((path.to_path_buf(), h.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// The final symlink check: every symlink this archive made, resolved through the links
+    /// now on disk, must land inside the allowed root. The per-entry check is lexical from
+    /// the entry's parent, which misses `a/b -> ..` followed by `a/b/c/l -> ../../x` (the
+    /// parent is really one level up) and a `..` through a link created later. An escaping
+    /// link is removed (a replaced one is not in the undo list) and the extraction fails.
+    fn check_symlinks(&mut self) -> Result<()> {
+        let Some(root) = self.canonical_base.clone() else {
+            return Ok(());
+        };
+        for (path, entry) in std::mem::take(&mut self.symlinks) {
+            let Ok(target) = fs::read_link(&path) else {
+                continue; // replaced by a later entry
+            };
+            match resolve_on_disk(&path) {
+                Some(resolved) if !resolved.starts_with(&root) => {
+                    let _ = fs::remove_file(&path);
+                    return Err(Error::UnsafeEntry {
+                        entry: show(&entry),
+                        reason: format!(
+                            "symlink target {} resolves outside the allowed root through other links",
+                            target.display()
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -574,6 +616,41 @@ impl<'a> Extractor<'a> {
         }
         Ok(())
     }
+}
+
+/// Resolves `path` (absolute) the way the kernel would: symlinks on disk are followed (their
+/// `..` climbs from where they point), and the part that does not exist is taken lexically.
+/// `None` for a symlink loop (the kernel's ELOOP: it resolves nowhere).
+fn resolve_on_disk(path: &Path) -> Option<PathBuf> {
+    const MAX_LINKS: u32 = 40;
+    let mut links = 0;
+    let mut cur = PathBuf::from("/");
+    let mut pending: VecDeque<PathBuf> = path.components().map(|c| c.as_os_str().into()).collect();
+    while let Some(c) = pending.pop_front() {
+        match Path::new(&c).components().next() {
+            Some(Component::RootDir) => cur = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                cur.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let next = cur.join(name);
+                match fs::read_link(&next) {
+                    Ok(target) => {
+                        links += 1;
+                        if links > MAX_LINKS {
+                            return None;
+                        }
+                        for t in target.components().rev() {
+                            pending.push_front(t.as_os_str().into());
+                        }
+                    }
+                    Err(_) => cur = next,
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(cur)
 }
 
 fn make_writable(p: &Path) -> io::Result<()> {

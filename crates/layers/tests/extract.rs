@@ -186,6 +186,47 @@ fn escaping_symlinks_are_refused() {
     );
 }
 
+/// Found by the `tar_extract` fuzz target: the per-entry check resolved a relative target
+/// lexically from the entry's path, so a target whose `..` climbs through another link of the
+/// same archive (made before it, or after it) was accepted and pointed outside the root.
+#[test]
+fn symlinks_escaping_through_other_links_are_refused() {
+    type Entries<'a> = &'a [(&'a str, u8, &'a str, &'a [u8])];
+    let cases: [(&str, Entries); 2] = [
+        (
+            "parent reached through a link to the root",
+            &[
+                ("/a", typeflag::DIR, "", b""),
+                ("/a/b", typeflag::SYMLINK, "..", b""),
+                ("/a/b/c", typeflag::DIR, "", b""),
+                ("/a/b/c/l", typeflag::SYMLINK, "../../outside", b""),
+            ],
+        ),
+        (
+            "link made after the target that climbs through it",
+            &[
+                ("/l", typeflag::SYMLINK, "z/../outside", b""),
+                ("/z", typeflag::SYMLINK, ".", b""),
+            ],
+        ),
+    ];
+    for (what, entries) in cases {
+        let dest = tempfile::tempdir().unwrap();
+        let err = extract(&tar_of(entries)[..], &ExtractOptions::new(dest.path())).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsafeEntry { entry, reason } if entry.ends_with("/l") && reason.contains("outside")),
+            "{what}: {err}"
+        );
+        assert_eq!(list(dest.path()), Vec::<String>::new(), "{what}: undone");
+        // With external symlinks allowed, the same archive extracts.
+        extract(
+            &tar_of(entries)[..],
+            &ExtractOptions::new(dest.path()).allow_external_symlinks(true),
+        )
+        .unwrap();
+    }
+}
+
 #[test]
 fn nothing_is_written_through_symlinks() {
     let outside = tempfile::tempdir().unwrap();

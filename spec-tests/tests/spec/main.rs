@@ -16,6 +16,7 @@ mod credentials;
 mod det;
 mod env;
 mod exp;
+mod extract_safety;
 mod faults;
 mod flags;
 mod fmt;
