@@ -102,7 +102,10 @@ impl Archive<'_> {
     /// Writes the archive into `sink`; with `omit`, daemon layers are empty entries.
     pub fn write(&self, omit: bool, sink: &mut dyn Write) -> Result<Written> {
         self.check_sendable(omit)?;
-        let mut tar = gotar::Writer::new(Counter { inner: sink, count: 0 });
+        let mut tar = gotar::Writer::new(Counter {
+            inner: sink,
+            count: 0,
+        });
         let mut diff_ids = Vec::with_capacity(self.layers.len());
         let mut sent = HashSet::new();
         let mut omitted = 0;

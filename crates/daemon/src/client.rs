@@ -168,7 +168,7 @@ impl Client {
             Ok(out) => out,
             Err(e) => {
                 // The daemon may have answered early (then closed): prefer its message.
-                let answer = read_answer(&mut conn, "POST", |h, b| load_answer(h, b));
+                let answer = read_answer(&mut conn, "POST", load_answer);
                 conn.broken = true;
                 return Err(match answer {
                     Ok(Err(message)) => self.load_error(image, message),
@@ -176,8 +176,8 @@ impl Client {
                 });
             }
         };
-        let answer = read_answer(&mut conn, "POST", |h, b| load_answer(h, b))
-            .map_err(|e| self.inner.io(&what, e))?;
+        let answer =
+            read_answer(&mut conn, "POST", load_answer).map_err(|e| self.inner.io(&what, e))?;
         // A failure while writing the archive explains the daemon's complaint: report it.
         let value = out?;
         let loaded = answer.map_err(|m| self.load_error(image, m))?;
@@ -210,7 +210,6 @@ impl Client {
         let mut body = conn.body(&head, "GET");
         if head.status != 200 {
             let message = error_message(&mut body).map_err(|e| self.inner.io(&what, e));
-            drop(body);
             let message = message.inspect_err(|_| conn.broken = true)?;
             let err = self.inner.status(&what, head.status, message);
             return Err(if head.status == 404 {
@@ -290,7 +289,11 @@ impl Inner {
         let answer = (|| {
             conn.send("GET", "/_ping")?;
             read_answer(&mut conn, "GET", |h, b| {
-                Ok((h.status, h.header("api-version").map(str::to_owned), b.bytes(MAX_JSON)?))
+                Ok((
+                    h.status,
+                    h.header("api-version").map(str::to_owned),
+                    b.bytes(MAX_JSON)?,
+                ))
             })
         })();
         let (status, api, body) = answer.map_err(|e| {
@@ -489,7 +492,10 @@ mod tests {
     #[test]
     fn negotiates_down_and_refuses_old_daemons() {
         let host = Host::Unix("/x".into());
-        assert_eq!(negotiate(&host, Some("1.41")).ok(), Some(ApiVersion::new(1, 41)));
+        assert_eq!(
+            negotiate(&host, Some("1.41")).ok(),
+            Some(ApiVersion::new(1, 41))
+        );
         assert_eq!(negotiate(&host, Some("1.99")).ok(), Some(ApiVersion::MAX));
         let err = negotiate(&host, Some("1.39")).expect_err("too old");
         assert!(err.to_string().contains("1.39"), "{err}");

@@ -79,7 +79,13 @@ mod tests {
             Host::parse("tcp://h:1234/").ok(),
             Some(Host::Tcp("h:1234".into()))
         );
-        for bad in ["", "unix://", "ssh://x", "/var/run/docker.sock", "tcp://a/b"] {
+        for bad in [
+            "",
+            "unix://",
+            "ssh://x",
+            "/var/run/docker.sock",
+            "tcp://a/b",
+        ] {
             assert!(matches!(Host::parse(bad), Err(Error::BadHost(_))), "{bad}");
         }
     }

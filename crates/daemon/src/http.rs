@@ -80,7 +80,10 @@ impl Head {
         {
             return Framing::Chunked;
         }
-        match self.header("content-length").and_then(|v| v.trim().parse().ok()) {
+        match self
+            .header("content-length")
+            .and_then(|v| v.trim().parse().ok())
+        {
             Some(n) => Framing::Length(n),
             None => Framing::Close,
         }
@@ -174,7 +177,11 @@ impl Conn {
         let state = match head.framing(method) {
             Framing::Length(n) => State::Length(n),
             Framing::Chunked => State::ChunkStart,
-            Framing::Close => State::Close,
+            Framing::Close => {
+                // Read to EOF: the daemon closes the connection after this body.
+                self.broken = true;
+                State::Close
+            }
         };
         Body {
             reader: &mut self.reader,

@@ -50,7 +50,9 @@ pub fn load(client: &Client, archive: &Archive<'_>, containerd_store: bool) -> R
                 });
             }
             Err(e @ (Error::Load { .. } | Error::Status { .. })) if can_retry => {
-                tracing::debug!("loading {image} without its base layers failed ({e}); sending them");
+                tracing::debug!(
+                    "loading {image} without its base layers failed ({e}); sending them"
+                );
                 let (written, names) = client.load(image, |sink| archive.write(false, sink))?;
                 let bytes_sent = written.bytes;
                 return Ok(Loaded {
@@ -110,7 +112,9 @@ pub fn save_layer(client: &Client, image: &str, diff_id: &Digest, dir: &Path) ->
             if got.digest() != wanted {
                 continue;
             }
-            let tmp = buffered.into_inner().map_err(|e| file_err(dir, e.into_error()))?;
+            let tmp = buffered
+                .into_inner()
+                .map_err(|e| file_err(dir, e.into_error()))?;
             match tmp.persist_noclobber(&dest) {
                 Ok(_) => {}
                 Err(e) if dest.exists() => drop(e),
