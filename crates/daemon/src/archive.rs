@@ -4,7 +4,8 @@
 //!
 //! A tar entry's header carries its size, so a layer built from a directory is tarred twice:
 //! once into a hasher (diffID and size), then into the archive, checking that both passes agree.
-//! The second pass reads from the page cache; it costs far less than a temporary file would.
+//! The second pass reads from the page cache; it costs far less than a temporary file would,
+//! and the first pass of the next layer runs on another thread while a layer is being sent.
 //! The config and manifest come last because they need every diffID: Docker and podman both
 //! unpack the whole archive before reading `manifest.json`.
 
@@ -12,10 +13,11 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
 
 use cnb_layers::digest::{HashReader, sha256};
 use cnb_layers::gotar::{self, Header, Timestamp, WriteError, typeflag};
-use cnb_layers::{Digest, LayerSource};
+use cnb_layers::{Digest, LayerSource, TarInfo};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -106,15 +108,19 @@ impl Archive<'_> {
             inner: sink,
             count: 0,
         });
-        let mut diff_ids = Vec::with_capacity(self.layers.len());
-        let mut sent = HashSet::new();
-        let mut omitted = 0;
-        for layer in self.layers {
-            let (diff_id, was_omitted) = write_layer(&mut tar, layer, omit, &sent)?;
-            omitted += usize::from(was_omitted);
-            sent.insert(diff_id.clone());
-            diff_ids.push(diff_id);
-        }
+        let (diff_ids, omitted) = std::thread::scope(|scope| {
+            let measured = spawn_measuring(scope, self.layers, omit);
+            let mut diff_ids = Vec::with_capacity(self.layers.len());
+            let mut sent = HashSet::new();
+            let mut omitted = 0;
+            for layer in self.layers {
+                let (diff_id, was_omitted) = write_layer(&mut tar, layer, omit, &sent, &measured)?;
+                omitted += usize::from(was_omitted);
+                sent.insert(diff_id.clone());
+                diff_ids.push(diff_id);
+            }
+            Ok::<_, Error>((diff_ids, omitted))
+        })?;
         let config = config_with_diff_ids(self.config, &diff_ids)?;
         let config_digest = sha256(&config);
         let config_name = format!("{}.json", config_digest.digest());
@@ -157,6 +163,37 @@ impl Write for Counter<'_> {
     }
 }
 
+/// The first pass over directory layers (diffID and size), in order.
+type Measured = Receiver<cnb_layers::Result<TarInfo>>;
+
+/// Runs the first (measuring) pass of the directory layers on another thread, at most one layer
+/// ahead of the second pass, so that hashing layer N+1 overlaps sending layer N.
+fn spawn_measuring<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    layers: &'scope [Layer],
+    omit: bool,
+) -> Measured {
+    let (tx, rx) = mpsc::sync_channel(1);
+    scope.spawn(move || {
+        for source in layers.iter().filter_map(|l| sent_source(l, omit)) {
+            let info = cnb_layers::write_uncompressed(source, io::sink()).map(|(info, _)| info);
+            if tx.send(info).is_err() {
+                return; // The writer stopped.
+            }
+        }
+    });
+    rx
+}
+
+/// The directory content that [`write_layer`] will send for `layer`, if any.
+fn sent_source(layer: &Layer, omit: bool) -> Option<&LayerSource> {
+    match layer {
+        Layer::Source { source, .. } => Some(source),
+        Layer::InDaemon { fallback, .. } if !omit => sent_source(fallback.as_deref()?, false),
+        _ => None,
+    }
+}
+
 /// Writes one layer entry (none if a layer with the same diffID was already written); returns
 /// its diffID and whether it was sent empty.
 fn write_layer(
@@ -164,6 +201,7 @@ fn write_layer(
     layer: &Layer,
     omit: bool,
     sent: &HashSet<Digest>,
+    measured: &Measured,
 ) -> Result<(Digest, bool)> {
     match layer {
         Layer::InDaemon { diff_id, .. } if omit => {
@@ -177,7 +215,7 @@ fn write_layer(
             let fallback = fallback.as_deref().ok_or_else(|| Error::MissingLayer {
                 diff_id: diff_id.to_string(),
             })?;
-            let (got, _) = write_layer(tar, fallback, false, sent)?;
+            let (got, _) = write_layer(tar, fallback, false, sent, measured)?;
             if &got != diff_id {
                 return Err(Error::LayerChanged {
                     name: format!("{diff_id} (its content hashes to {got})"),
@@ -185,7 +223,9 @@ fn write_layer(
             }
             Ok((got, false))
         }
-        Layer::Source { source, name } => write_source(tar, source, name, sent).map(|d| (d, false)),
+        Layer::Source { source, name } => {
+            write_source(tar, source, name, sent, measured).map(|d| (d, false))
+        }
         Layer::Tar { path, diff_id } => {
             write_tar_file(tar, path, diff_id.as_ref(), sent).map(|d| (d, false))
         }
@@ -197,12 +237,18 @@ fn write_source(
     source: &LayerSource,
     name: &str,
     sent: &HashSet<Digest>,
+    measured: &Measured,
 ) -> Result<Digest> {
     let layer_err = |source| Error::Layer {
         name: name.to_owned(),
         source,
     };
-    let (measured, _) = cnb_layers::write_uncompressed(source, io::sink()).map_err(layer_err)?;
+    let measured = measured
+        .recv()
+        .map_err(|_| Error::LayerChanged {
+            name: name.to_owned(),
+        })?
+        .map_err(layer_err)?;
     if sent.contains(&measured.diff_id) {
         return Ok(measured.diff_id);
     }
