@@ -232,7 +232,7 @@ impl Client {
         Error::Load {
             host: self.inner.host.to_string(),
             image: image.to_owned(),
-            message,
+            message: one_line(&message),
         }
     }
 
@@ -389,9 +389,19 @@ fn error_message(body: &mut Body<'_>) -> io::Result<String> {
 
 fn text_message(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) if !e.message.is_empty() => e.message,
-        _ => String::from_utf8_lossy(body).trim().to_owned(),
+        Ok(e) if !e.message.is_empty() => one_line(&e.message),
+        _ => one_line(&String::from_utf8_lossy(body)),
     }
+}
+
+/// A daemon message on one line (podman lists alternatives on several).
+fn one_line(message: &str) -> String {
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join(" ")
 }
 
 /// `min(server, MAX)`; a server below [`ApiVersion::MIN`] is refused. A server that sends no

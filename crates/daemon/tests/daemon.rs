@@ -278,6 +278,7 @@ fn errors(daemon: &Daemon) {
         "{err}"
     );
     assert!(err.to_string().contains("bad:1"), "{err}");
+    assert!(!err.to_string().contains('\n'), "{err}");
     client.ping().expect("ping after a refused load");
 }
 
