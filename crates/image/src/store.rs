@@ -129,6 +129,44 @@ impl Registry {
         self.block_on(open_remote(&self.client, reference, platform))?
     }
 
+    /// Open an image the phase only reads (run, build, previous or extension base image)
+    /// through the configured mirror ([`crate::mirrors`]), if its registry has one. When the
+    /// mirror fails or lacks the image, the original registry is asked instead, with a
+    /// warning, unless mirror-only mode is on. The image keeps the original's name and
+    /// identifier; its blobs are read from wherever its manifest came from.
+    pub fn open_read_only(
+        &self,
+        reference: &ImageRef,
+        platform: &Platform,
+    ) -> Result<Option<Image>> {
+        let Some(mirrors) = self.client.options().mirrors.clone() else {
+            return self.open(reference, platform);
+        };
+        let Some(mirrored) = mirrors.rewrite(reference) else {
+            return self.open(reference, platform);
+        };
+        let failure = match self.open(&mirrored, platform) {
+            Ok(Some(image)) => {
+                tracing::debug!("Reading {reference} from mirror {}", mirrored.registry());
+                return Ok(Some(image.mirrored_from(reference)));
+            }
+            Ok(None) => "the mirror does not have it".to_owned(),
+            Err(e) => crate::error::error_chain(&e),
+        };
+        if mirrors.mirror_only {
+            return Err(Error::Mirror {
+                image: reference.to_string(),
+                mirror: mirrored.registry().to_owned(),
+                reason: failure,
+            });
+        }
+        tracing::warn!(
+            "Warning: mirror {} failed for {reference} ({failure}); reading from the original registry",
+            mirrored.registry()
+        );
+        self.open(reference, platform)
+    }
+
     /// Save `image` under each of `tags` (sequentially; blobs of one tag concurrently).
     pub fn save(&self, image: &BuiltImage, tags: &[ImageRef]) -> Result<SaveReport> {
         self.block_on(save_remote(&self.client, image, tags))
@@ -490,6 +528,15 @@ impl ImageStore {
     pub fn open(&self, name: &str, platform: &Platform) -> Result<Option<Image>> {
         match self {
             Self::Registry(r) => r.open(&ImageRef::parse(name)?, platform),
+            Self::Layout(l) => l.open(name, platform),
+        }
+    }
+
+    /// Open an image the phase only reads (see [`Registry::open_read_only`]); layouts have
+    /// no mirrors.
+    pub fn open_read_only(&self, name: &str, platform: &Platform) -> Result<Option<Image>> {
+        match self {
+            Self::Registry(r) => r.open_read_only(&ImageRef::parse(name)?, platform),
             Self::Layout(l) => l.open(name, platform),
         }
     }
