@@ -92,11 +92,34 @@ impl fmt::Debug for Credential {
 }
 
 /// Where credentials come from; see the module docs for the order.
+///
+/// A phase that drops privileges calls [`Keychain::preresolve`] while still root, with every
+/// registry it will talk to: the docker config and its helpers are then read once, and never
+/// again (like the reference's `ResolvedKeychain`), so a config only root can read still
+/// serves the phase after the drop.
 pub struct Keychain {
     env: BTreeMap<String, String>,
     docker_config: Option<PathBuf>,
     helper_dir: Option<PathBuf>,
-    resolved: Mutex<HashMap<String, Option<Credential>>>,
+    resolved: Mutex<Resolved>,
+}
+
+/// Docker-config answers by registry; `frozen` once [`Keychain::preresolve`] ran.
+#[derive(Clone, Default)]
+struct Resolved {
+    answers: HashMap<String, Option<Credential>>,
+    frozen: bool,
+}
+
+impl Clone for Keychain {
+    fn clone(&self) -> Self {
+        Self {
+            env: self.env.clone(),
+            docker_config: self.docker_config.clone(),
+            helper_dir: self.helper_dir.clone(),
+            resolved: Mutex::new(self.lock().clone()),
+        }
+    }
 }
 
 impl fmt::Debug for Keychain {
@@ -121,7 +144,7 @@ impl Keychain {
             env: BTreeMap::new(),
             docker_config: None,
             helper_dir: None,
-            resolved: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(Resolved::default()),
         }
     }
 
@@ -130,13 +153,15 @@ impl Keychain {
     pub fn from_env() -> Result<Self, AuthError> {
         let env_auth = std::env::var(ENV_REGISTRY_AUTH).ok();
         let docker_dir = std::env::var_os("DOCKER_CONFIG")
+            .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
         Self::new(env_auth.as_deref(), docker_dir.as_deref())
     }
 
     /// A keychain from a `CNB_REGISTRY_AUTH` value and a docker config directory (holding
-    /// `config.json`); either may be absent.
+    /// `config.json`); either may be absent. A `CNB_REGISTRY_AUTH` that is not a JSON object
+    /// of strings is an error, as in the reference (the phases fail with "resolve keychain").
     pub fn new(
         registry_auth: Option<&str>,
         docker_config_dir: Option<&Path>,
@@ -144,9 +169,9 @@ impl Keychain {
         let mut env = BTreeMap::new();
         if let Some(raw) = registry_auth.filter(|r| !r.is_empty()) {
             let map: BTreeMap<String, String> =
-                serde_json::from_str(raw).map_err(|source| AuthError::InvalidEnv {
+                serde_json::from_str(raw).map_err(|e| AuthError::InvalidEnv {
                     var: ENV_REGISTRY_AUTH.to_owned(),
-                    source,
+                    reason: redacted_json_error(&e),
                 })?;
             for (registry, header) in map {
                 env.insert(convert_to_hostname(&registry).to_owned(), header);
@@ -156,7 +181,7 @@ impl Keychain {
             env,
             docker_config: docker_config_dir.map(|d| d.join("config.json")),
             helper_dir: None,
-            resolved: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(Resolved::default()),
         })
     }
 
@@ -166,9 +191,19 @@ impl Keychain {
         self
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Resolved> {
+        // A panic while holding the lock leaves only a memo behind: keep using it.
+        self.resolved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Credentials for `registry` (a host as in [`crate::ImageRef::registry`]), or `None`
-    /// for anonymous access. Docker-config answers are memoised, so calling this early
-    /// (while still root) pre-resolves them, like the Go `ResolvedKeychain`.
+    /// for anonymous access.
+    ///
+    /// Only a `CNB_REGISTRY_AUTH` value with an unknown scheme is an error (on use, as in
+    /// the reference). A docker config that is missing, unreadable or invalid, or a helper
+    /// that fails, means anonymous access for that registry, with a debug line that never
+    /// quotes the config or the helper's output. After [`Keychain::preresolve`], a registry
+    /// that was not pre-resolved is anonymous: the config is not read again.
     pub fn resolve(&self, registry: &str) -> Result<Option<Credential>, AuthError> {
         if let Some(header) = self.env.get(registry) {
             return Credential::from_header(header).map(Some).ok_or_else(|| {
@@ -177,29 +212,71 @@ impl Keychain {
                 }
             });
         }
-        if let Ok(cache) = self.resolved.lock()
-            && let Some(hit) = cache.get(registry)
-        {
+        let mut resolved = self.lock();
+        if let Some(hit) = resolved.answers.get(registry) {
             return Ok(hit.clone());
         }
-        let found = match &self.docker_config {
-            Some(path) => docker_config_credential(path, registry, self.helper_dir.as_deref())?,
-            None => None,
+        let found = if resolved.frozen {
+            tracing::debug!(
+                "No credentials were resolved for {registry} before privileges were dropped; using anonymous access"
+            );
+            None
+        } else {
+            self.docker_config_answer(registry)
         };
-        if let Ok(mut cache) = self.resolved.lock() {
-            cache.insert(registry.to_owned(), found.clone());
-        }
+        resolved.answers.insert(registry.to_owned(), found.clone());
         Ok(found)
     }
 
-    /// Resolve the docker-config credentials of these registries now and keep them.
-    /// Failures are ignored here (as the Go keychain does) and surface on use.
+    fn docker_config_answer(&self, registry: &str) -> Option<Credential> {
+        let path = self.docker_config.as_deref()?;
+        match docker_config_credential(path, registry, self.helper_dir.as_deref()) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!("Using anonymous access to {registry}: {}", chain(&e));
+                None
+            }
+        }
+    }
+
+    /// Resolves the docker-config credentials of these registries now (while the process
+    /// can still read root's config and run its helpers), keeps them, and from then on
+    /// treats any other registry as anonymous without reading the config again.
     pub fn preresolve<'a>(&self, registries: impl IntoIterator<Item = &'a str>) {
         for registry in registries {
             let _ = self.resolve(registry);
         }
+        self.lock().frozen = true;
     }
 }
+
+/// A JSON error's category and position, never the text it quotes (it may be a secret).
+fn redacted_json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "not a JSON object of strings",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+/// `error: source: source…` (the sources never quote secrets: see [`AuthError`]).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// A redacted JSON error as an error source.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RedactedJson(String);
 
 /// `http://host/path` → `host` (moby's `ConvertToHostname`).
 fn convert_to_hostname(url: &str) -> &str {
@@ -252,7 +329,7 @@ fn docker_config_credential(
     let config: DockerConfigFile =
         serde_json::from_slice(&raw).map_err(|e| AuthError::DockerConfig {
             path: path.to_owned(),
-            source: Box::new(e),
+            source: Box::new(RedactedJson(redacted_json_error(&e))),
         })?;
     let key = if registry == DEFAULT_REGISTRY {
         DOCKER_HUB_KEY
@@ -423,7 +500,8 @@ mod tests {
             kc.resolve("tok.io").unwrap(),
             Some(Credential::IdentityToken("refresh".into()))
         );
-        assert!(kc.resolve("bad.io").is_err());
+        // An entry that is not base64 of `user:password`: anonymous, as in the reference.
+        assert_eq!(kc.resolve("bad.io").unwrap(), None);
         assert_eq!(kc.resolve("none.io").unwrap(), None);
         // The env keychain wins over the docker config.
         let kc = Keychain::new(Some(r#"{"tok.io":"Bearer t"}"#), Some(dir.path())).unwrap();
@@ -459,5 +537,55 @@ mod tests {
             Some(Credential::basic("hu", "hs"))
         );
         assert_eq!(kc.resolve("missing.io").unwrap(), None);
+    }
+
+    #[test]
+    fn preresolve_reads_the_config_once_and_never_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(&config, r#"{"auths": {"a.io": {"auth": "YTpi"}}}"#).unwrap();
+        let kc = Keychain::new(None, Some(dir.path())).unwrap();
+        kc.preresolve(["a.io"]);
+        // As after the privilege drop: the config is gone (or unreadable).
+        std::fs::write(&config, r#"{"auths": {"b.io": {"auth": "YTpi"}}}"#).unwrap();
+        assert_eq!(
+            kc.resolve("a.io").unwrap(),
+            Some(Credential::basic("a", "b"))
+        );
+        assert_eq!(
+            kc.resolve("b.io").unwrap(),
+            None,
+            "not pre-resolved: anonymous"
+        );
+        assert_eq!(
+            kc.clone().resolve("a.io").unwrap(),
+            Some(Credential::basic("a", "b"))
+        );
+    }
+
+    #[test]
+    fn an_unreadable_or_invalid_config_means_anonymous() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where config.json should be: reading it fails even as root.
+        std::fs::create_dir(dir.path().join("config.json")).unwrap();
+        let kc = Keychain::new(None, Some(dir.path())).unwrap();
+        assert_eq!(kc.resolve("a.io").unwrap(), None);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths": "secret-text"}"#,
+        )
+        .unwrap();
+        let kc = Keychain::new(None, Some(dir.path())).unwrap();
+        assert_eq!(kc.resolve("a.io").unwrap(), None);
+    }
+
+    #[test]
+    fn an_invalid_env_value_is_an_error_that_does_not_quote_it() {
+        let err = Keychain::new(Some(r#""Basic c2VjcmV0""#), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CNB_REGISTRY_AUTH"), "{err}");
+        assert!(!err.contains("c2VjcmV0"), "{err}");
     }
 }

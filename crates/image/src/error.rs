@@ -203,13 +203,12 @@ impl RegistryError {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// `CNB_REGISTRY_AUTH` is not a JSON object of strings.
-    #[error("failed to parse {var} value")]
+    #[error("failed to parse {var} value: {reason}")]
     InvalidEnv {
         /// The variable name.
         var: String,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
+        /// Why, without quoting the value (it holds secrets).
+        reason: String,
     },
     /// A `CNB_REGISTRY_AUTH` value uses a scheme other than Basic, Bearer or X-Identity.
     #[error("unknown auth type from header for registry {registry}")]

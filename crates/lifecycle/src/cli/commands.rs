@@ -235,27 +235,14 @@ fn restore_inputs(inputs: &Inputs) -> RestoreInputs {
 /// Opens the cache the platform asked for, failing early (before any work) when the cache
 /// directory cannot be used or the cache image's registry cannot be reached, as the
 /// reference's `initCache`. A cache image is a registry image even with `-layout`, as in the
-/// reference.
+/// reference; it is reached with the phase's `keychain`, resolved before the drop.
 fn init_cache(
     inputs: &Inputs,
-    keychain: Option<Keychain>,
+    keychain: &Keychain,
 ) -> Result<Option<crate::cache::Cache>, Failure> {
     let fail = |e: crate::restore::RestoreError| Failure::new(e.exit_code(), e.action(), &e);
-    let spec = cache_image_spec(&restore_inputs(inputs), keychain).map_err(fail)?;
+    let spec = cache_image_spec(&restore_inputs(inputs), Some(keychain.clone())).map_err(fail)?;
     open_cache(inputs.cache_dir.as_deref(), spec).map_err(fail)
-}
-
-/// The credentials for `<cache-image>`, when one is given, read while the phase is still
-/// root (they may sit in root's docker config).
-fn cache_keychain(inputs: &Inputs, phase: Phase) -> Result<Option<Keychain>, Failure> {
-    let Some(name) = inputs.cache_image.as_deref().filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    let keychain = keychain(phase)?;
-    if let Ok(reference) = cnb_image::ImageRef::parse(name) {
-        keychain.preresolve([reference.registry()]);
-    }
-    Ok(Some(keychain))
 }
 
 /// Root hands the volumes to `CNB_USER_ID:CNB_GROUP_ID` and becomes that user, as the
@@ -269,11 +256,7 @@ fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
     }
     // The exporter, like the reference's, leaves <layers> alone: it only reads it.
     let layers = (phase != Phase::Exporter).then_some(&inputs.layers_dir);
-    let dirs = [
-        layers,
-        inputs.cache_dir.as_ref(),
-        inputs.launch_cache_dir.as_ref(),
-    ];
+    let dirs = [layers, inputs.cache_dir.as_ref()];
     for dir in dirs.into_iter().flatten() {
         privileges::ensure_owner(dir, uid, gid).map_err(|e| {
             Failure::msg(
@@ -292,22 +275,26 @@ fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
     })
 }
 
-fn keychain(phase: Phase) -> Result<Keychain, Failure> {
-    Keychain::from_env().map_err(|e| {
-        Failure::new(
-            ExitCode::Failed,
-            &format!("{} keychain", phase.action()),
-            &e,
-        )
-    })
+/// The phase's credentials (`CNB_REGISTRY_AUTH`, then the docker config and its helpers),
+/// resolved now, while the phase may still be root, for every registry it will talk to, as
+/// the reference's `auth.DefaultKeychain(images...)` in `Privileges()`. After the drop the
+/// docker config is never read again. An invalid `CNB_REGISTRY_AUTH` fails as in the
+/// reference (exit 1). The hosts of configured registry mirrors are resolved as well.
+fn resolved_keychain(registries: &[String]) -> Result<Keychain, Failure> {
+    let keychain =
+        Keychain::from_env().map_err(|e| Failure::new(ExitCode::Failed, "resolve keychain", &e))?;
+    // Mirror hosts too: a mirror's credentials are looked up by its own host.
+    let mirrors = cnb_image::mirrors::active();
+    let mirror_hosts = mirrors.iter().flat_map(|m| m.hosts());
+    keychain.preresolve(registries.iter().map(String::as_str).chain(mirror_hosts));
+    Ok(keychain)
 }
 
 fn analyzer(inputs: &Inputs) -> Result<(), Failure> {
     let image = expect_one_arg(inputs)?;
     let layout = layout_dir(inputs)?;
     let analyze_inputs = analyze_inputs(inputs, image, layout);
-    let keychain = keychain(Phase::Analyzer)?;
-    keychain.preresolve(analyze_inputs.registries().iter().map(String::as_str));
+    let keychain = resolved_keychain(&analyze_inputs.registries())?;
     drop_privileges(inputs, Phase::Analyzer)?;
     analyze_with_keychain(&analyze_inputs, keychain)
         .map(|_| ())
@@ -325,9 +312,9 @@ fn restorer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         ));
     }
     let images = ImageInputs::from_inputs(inputs, lookup(env, KANIKO_DIR_ENV).as_deref());
-    let keychain =
-        Keychain::from_env().map_err(|e| Failure::new(ExitCode::Failed, "resolve keychain", &e))?;
-    keychain.preresolve(images.registries().iter().map(String::as_str));
+    let mut registries = images.registries();
+    registries.extend(crate::image_args::unique_registries(&inputs.cache_image));
+    let keychain = resolved_keychain(&registries)?;
     // <kaniko-dir> is a volume of the restorer too.
     if let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid)
         && privileges::is_root()
@@ -340,8 +327,8 @@ fn restorer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
             )
         })?;
     }
-    let cache_keychain = cache_keychain(inputs, Phase::Restorer)?;
     drop_privileges(inputs, Phase::Restorer)?;
+    let cache_keychain = inputs.cache_image.as_ref().map(|_| keychain.clone());
     update_analyzed(&images, keychain).map_err(|e| Failure {
         code: e.exit_code(),
         message: crate::error_chain(&e),
@@ -374,30 +361,89 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
             "at least one image argument is required",
         ));
     }
-    if inputs.run_image.is_some() || inputs.deprecated_run_image.is_some() {
-        return Err(Failure::msg(
-            ExitCode::InvalidArgs,
-            "resolve inputs",
-            "-run-image is unsupported",
-        ));
+    // The run image comes from analyzed.toml; the reference refuses both flags.
+    for (given, flag) in [
+        (inputs.run_image.is_some(), "-run-image"),
+        (inputs.deprecated_run_image.is_some(), "-image"),
+    ] {
+        if given {
+            return Err(Failure::msg(
+                ExitCode::InvalidArgs,
+                "resolve inputs",
+                &format!("{flag} is unsupported"),
+            ));
+        }
     }
+    refuse_extended_run_image(inputs)?;
     let layout = layout_dir(inputs)?;
     let export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
     // Argument errors first, before any network or file access.
     parse_images(&export_inputs.images).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    let keychain = resolved_keychain(&crate::image_args::unique_registries(exporter_image_names(
+        inputs,
+        &export_inputs,
+    )))?;
     let store = open_store(
         export_inputs.layout_dir.as_deref(),
         &export_inputs.insecure_registries,
+        keychain.clone(),
     )
     .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
-    let cache_keychain = cache_keychain(inputs, Phase::Exporter)?;
     drop_privileges(inputs, Phase::Exporter)?;
     // The cache is exported after the image; a cache that cannot be used fails now, as in
     // the reference.
-    let cache = init_cache(inputs, cache_keychain)?;
+    let cache = init_cache(inputs, &keychain)?;
     export_with_cache(&export_inputs, &store, cache)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+/// `-extended` (Platform 0.12+): the reference exports the run image an image extension
+/// extended, from `<extended>/run`, when that has content, and fails when analyzed.toml asks
+/// for an extended run image it cannot find. This lifecycle has no extender and cannot export
+/// one: both cases are an error (exit 3) instead of an image without the extension. Otherwise
+/// there is nothing to export, as in the reference.
+fn refuse_extended_run_image(inputs: &Inputs) -> Result<(), Failure> {
+    if !inputs.platform_api.features().targets {
+        return Ok(());
+    }
+    let run_dir = inputs.extended_dir.join("run");
+    let has_layers = std::fs::read_dir(&run_dir).is_ok_and(|mut d| d.next().is_some());
+    let wants_extended = cnb_platform_api::files::AnalyzedFile::read(&inputs.analyzed_path)
+        .is_ok_and(|a| a.run_image.is_some_and(|r| r.extend));
+    if !has_layers && !wants_extended {
+        return Ok(());
+    }
+    Err(Failure::msg(
+        ExitCode::InvalidArgs,
+        "resolve inputs",
+        &format!(
+            "cannot export a run image extended by image extensions ({}): this lifecycle has no extender",
+            if has_layers {
+                format!("{} has content", run_dir.display())
+            } else {
+                format!("{} sets run-image.extend", inputs.analyzed_path.display())
+            }
+        ),
+    ))
+}
+
+/// The images the exporter reads or writes: its image arguments, the run image and the
+/// previous image recorded in analyzed.toml, and the cache image (the reference's
+/// `RegistryImages`).
+fn exporter_image_names(inputs: &Inputs, export_inputs: &ExportInputs) -> Vec<String> {
+    let mut names = export_inputs.images.clone();
+    names.extend(inputs.cache_image.iter().cloned());
+    if let Ok(analyzed) = cnb_platform_api::files::AnalyzedFile::read(&inputs.analyzed_path) {
+        if let Some(run) = analyzed.run_image {
+            names.push(run.reference);
+            names.push(run.image);
+        }
+        if let Some(previous) = analyzed.previous_image {
+            names.push(previous.reference);
+        }
+    }
+    names
 }
 
 /// [CRE-001]..[CRE-005] analyze, detect, restore, build and export in one process, with the
@@ -413,14 +459,16 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         tracing::warn!("No cached data will be used, no cache specified.");
     }
     let analyze_inputs = analyze_inputs(inputs, &image, layout.clone());
-    let keychain = keychain(Phase::Creator)?;
-    keychain.preresolve(analyze_inputs.registries().iter().map(String::as_str));
-    let store = open_store(layout.as_deref(), &export_inputs.insecure_registries)
-        .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
-    let cache_keychain = cache_keychain(inputs, Phase::Creator)?;
+    let keychain = resolved_keychain(&analyze_inputs.registries())?;
+    let store = open_store(
+        layout.as_deref(),
+        &export_inputs.insecure_registries,
+        keychain.clone(),
+    )
+    .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
     drop_privileges(inputs, Phase::Creator)?;
     // Opened once: restored from, then written by the export.
-    let cache = init_cache(inputs, cache_keychain)?;
+    let cache = init_cache(inputs, &keychain)?;
 
     tracing::info!("===> ANALYZING");
     analyze_with_keychain(&analyze_inputs, keychain)
@@ -468,13 +516,6 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         (None, run) => run.clone(),
     };
     let layout = layout_dir(inputs)?;
-    if inputs.daemon && layout.is_none() {
-        return Err(Failure::msg(
-            ExitCode::Failed,
-            Phase::Rebaser.action(),
-            "the docker daemon is not supported by this lifecycle; use a registry or -layout (CNB_USE_LAYOUT)",
-        ));
-    }
     let features = inputs.platform_api.features();
     let rebase_inputs = RebaseInputs {
         platform_api: inputs.platform_api,
@@ -494,8 +535,7 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let store = match &rebase_inputs.layout_dir {
         Some(dir) => cnb_image::ImageStore::Layout(cnb_image::LayoutStore::new(dir)),
         None => {
-            let keychain = keychain(Phase::Rebaser)?;
-            keychain.preresolve(rebase_inputs.registries().iter().map(String::as_str));
+            let keychain = resolved_keychain(&rebase_inputs.registries())?;
             let options = cnb_image::RegistryOptions {
                 insecure_registries: rebase_inputs.insecure_registries.clone(),
                 ..cnb_image::RegistryOptions::default()

@@ -12,6 +12,7 @@
 mod commands;
 pub mod flags;
 pub mod logging;
+mod unsupported;
 
 use std::ffi::OsString;
 
@@ -119,7 +120,7 @@ pub fn run(
             });
         }
     };
-    let inputs = Inputs::resolve(phase, api, &flag_values, args, &|name| {
+    let mut inputs = Inputs::resolve(phase, api, &flag_values, args, &|name| {
         lookup(env, name).map(str::to_string)
     })
     .map_err(|e| Failure::new(ExitCode::InvalidArgs, "resolve inputs", &e))?;
@@ -136,6 +137,7 @@ pub fn run(
         }
     }
     tracing::debug!("Starting {}...", phase.binary_name());
+    unsupported::check(&mut inputs, &flag_values)?;
     crate::mirrors::configure(phase, inputs.experimental_mode, &|n| {
         lookup(env, n).map(str::to_string)
     })

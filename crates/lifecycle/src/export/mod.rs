@@ -211,10 +211,12 @@ impl ExportError {
 /// The constant creation time of reproducible images ([EXP-029]).
 pub const NORMALIZED_CREATED: &str = "1980-01-01T00:00:01Z";
 
-/// Opens the registry or layout store the phases use.
+/// Opens the registry or layout store the phases use; `keychain` should have been
+/// pre-resolved ([`Keychain::preresolve`]) before privileges were dropped.
 pub fn open_store(
     layout_dir: Option<&Path>,
     insecure_registries: &[String],
+    keychain: Keychain,
 ) -> Result<ImageStore, Box<cnb_image::Error>> {
     Ok(match layout_dir {
         Some(dir) => ImageStore::Layout(LayoutStore::new(dir)),
@@ -223,7 +225,6 @@ pub fn open_store(
                 insecure_registries: insecure_registries.to_vec(),
                 ..RegistryOptions::default()
             };
-            let keychain = Keychain::from_env().map_err(|e| Box::new(cnb_image::Error::from(e)))?;
             ImageStore::Registry(Registry::new(options, keychain).map_err(Box::new)?)
         }
     })
