@@ -267,7 +267,7 @@ mod tests {
             );
             assert_eq!(
                 rewrite(&config, "index.docker.io/org/app").as_deref(),
-                Some("mirror.local/org/app"),
+                Some("mirror.local/org/app:latest"),
                 "{key}"
             );
         }

@@ -190,6 +190,25 @@ impl Registry {
         self.block_on(self.client.check_read_access(reference))?
     }
 
+    /// [`check_read_access`](Self::check_read_access) for an image the phase only reads: the
+    /// mirror is asked first, then (unless mirror-only mode is on) the original registry.
+    pub fn check_read_access_via_mirror(&self, reference: &ImageRef) -> Result<()> {
+        let mirrors = self.client.options().mirrors.clone();
+        let Some((mirrors, mirrored)) = mirrors.and_then(|m| m.rewrite(reference).map(|r| (m, r)))
+        else {
+            return self.check_read_access(reference);
+        };
+        match self.check_read_access(&mirrored) {
+            Ok(()) => Ok(()),
+            Err(e) if mirrors.mirror_only => Err(Error::Mirror {
+                image: reference.to_string(),
+                mirror: mirrored.registry().to_owned(),
+                reason: crate::error::error_chain(&e),
+            }),
+            Err(_) => self.check_read_access(reference),
+        }
+    }
+
     /// Fail unless `reference` is writable (imgutil `CheckReadWriteAccess`).
     pub fn check_write_access(&self, reference: &ImageRef) -> Result<()> {
         self.block_on(self.client.check_write_access(reference))?

@@ -516,7 +516,7 @@ impl Store {
             let result = if write {
                 registry.check_write_access(&reference)
             } else {
-                registry.check_read_access(&reference)
+                registry.check_read_access_via_mirror(&reference)
             };
             result.map_err(|e| match e {
                 // The registry error already says "ensure registry … access to <ref>".
