@@ -119,7 +119,7 @@ impl Mirrors {
         }
         if let Some(digest) = reference.digest() {
             name.push('@');
-            name.push_str(&digest.to_string());
+            name.push_str(digest.as_ref());
         }
         ImageRef::parse(&name).ok()
     }
