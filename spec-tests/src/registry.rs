@@ -70,6 +70,33 @@ impl Registry {
         self.inner.count_requests("POST", hex)
     }
 
+    /// How many blob `GET`s of `digest` the lifecycle sent (access log lines with its
+    /// user agent; skopeo's own reads in a test's setup do not count).
+    pub fn lifecycle_blob_gets_of(&self, digest: &str) -> usize {
+        let hex = digest.rsplit(':').next().unwrap_or(digest);
+        self.lifecycle_requests("\"GET ", &format!("/blobs/sha256:{hex}"))
+    }
+
+    /// How many `GET`s and `HEAD`s of repository `repo` the lifecycle sent.
+    pub fn lifecycle_reads_of_repo(&self, repo: &str) -> usize {
+        let path = format!("/v2/{repo}/");
+        self.lifecycle_requests("\"GET ", &path) + self.lifecycle_requests("\"HEAD ", &path)
+    }
+
+    fn lifecycle_requests(&self, method: &str, path_part: &str) -> usize {
+        self.inner
+            .log()
+            .lines()
+            .filter(|l| l.contains(method) && l.contains(path_part))
+            .filter(|l| l.contains("cnb-lifecycle-rs/"))
+            .count()
+    }
+
+    /// The registry's log (access log included), for failure messages.
+    pub fn log(&self) -> String {
+        self.inner.log()
+    }
+
     /// Pushes the OCI layout image at `layout` to `<host>/<repo_and_tag>` with skopeo and
     /// returns it as a base image (`reference` = `<host>/<repo>@sha256:…`).
     pub fn push(&self, layout: &Path, repo_and_tag: &str) -> BaseImage {

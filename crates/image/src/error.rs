@@ -89,6 +89,18 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Mirror-only mode (`CNB_REGISTRY_MIRRORS_ONLY`) and the mirror failed.
+    #[error(
+        "read {image} from mirror {mirror} (mirror-only mode, no fallback to the original registry): {reason}"
+    )]
+    Mirror {
+        /// The image as named (original registry).
+        image: String,
+        /// The mirror host.
+        mirror: String,
+        /// Why the mirror failed.
+        reason: String,
+    },
 }
 
 /// Why a registry request failed.

@@ -68,6 +68,9 @@ pub struct Image {
     parsed: ImageManifest,
     config_bytes: Vec<u8>,
     config: ImageConfig,
+    /// Set when the image was read from a mirror: the reference it was asked for, which is
+    /// what the lifecycle records (a mirror stays invisible in outputs).
+    origin: Option<ImageRef>,
 }
 
 impl Image {
@@ -102,7 +105,24 @@ impl Image {
             parsed,
             config_bytes,
             config,
+            origin: None,
         })
+    }
+
+    /// This image, read from a mirror, as the image `origin` names: its name and
+    /// [`identifier`](Self::identifier) are the origin's, its blobs still come from the mirror.
+    pub fn mirrored_from(mut self, origin: &ImageRef) -> Self {
+        self.name = origin.to_string();
+        self.origin = Some(origin.clone());
+        self
+    }
+
+    /// The mirror repository it was read from, when it was read from one.
+    pub fn mirror(&self) -> Option<&ImageRef> {
+        match (&self.origin, &self.source) {
+            (Some(_), ImageSource::Registry(r)) => Some(r),
+            _ => None,
+        }
     }
 
     /// The name it was opened by.
@@ -188,9 +208,10 @@ impl Image {
     /// The identifier the lifecycle records: `<registry>/<repository>@<digest>` for a
     /// registry image, `<layout path>@<digest>` for a layout image.
     pub fn identifier(&self) -> String {
-        match &self.source {
-            ImageSource::Registry(r) => format!("{}@{}", r.name(), self.digest()),
-            ImageSource::Layout(dir) => format!("{}@{}", dir.display(), self.digest()),
+        match (&self.origin, &self.source) {
+            (Some(origin), _) => format!("{}@{}", origin.name(), self.digest()),
+            (None, ImageSource::Registry(r)) => format!("{}@{}", r.name(), self.digest()),
+            (None, ImageSource::Layout(dir)) => format!("{}@{}", dir.display(), self.digest()),
         }
     }
 }

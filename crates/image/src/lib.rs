@@ -27,6 +27,7 @@ pub mod error;
 pub mod image;
 pub mod layout;
 pub mod manifest;
+pub mod mirrors;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -129,6 +129,44 @@ impl Registry {
         self.block_on(open_remote(&self.client, reference, platform))?
     }
 
+    /// Open an image the phase only reads (run, build, previous or extension base image)
+    /// through the configured mirror ([`crate::mirrors`]), if its registry has one. When the
+    /// mirror fails or lacks the image, the original registry is asked instead, with a
+    /// warning, unless mirror-only mode is on. The image keeps the original's name and
+    /// identifier; its blobs are read from wherever its manifest came from.
+    pub fn open_read_only(
+        &self,
+        reference: &ImageRef,
+        platform: &Platform,
+    ) -> Result<Option<Image>> {
+        let Some(mirrors) = self.client.options().mirrors.clone() else {
+            return self.open(reference, platform);
+        };
+        let Some(mirrored) = mirrors.rewrite(reference) else {
+            return self.open(reference, platform);
+        };
+        let failure = match self.open(&mirrored, platform) {
+            Ok(Some(image)) => {
+                tracing::debug!("Reading {reference} from mirror {}", mirrored.registry());
+                return Ok(Some(image.mirrored_from(reference)));
+            }
+            Ok(None) => "the mirror does not have it".to_owned(),
+            Err(e) => crate::error::error_chain(&e),
+        };
+        if mirrors.mirror_only {
+            return Err(Error::Mirror {
+                image: reference.to_string(),
+                mirror: mirrored.registry().to_owned(),
+                reason: failure,
+            });
+        }
+        tracing::warn!(
+            "Warning: mirror {} failed for {reference} ({failure}); reading from the original registry",
+            mirrored.registry()
+        );
+        self.open(reference, platform)
+    }
+
     /// Save `image` under each of `tags` (sequentially; blobs of one tag concurrently).
     pub fn save(&self, image: &BuiltImage, tags: &[ImageRef]) -> Result<SaveReport> {
         self.block_on(save_remote(&self.client, image, tags))
@@ -150,6 +188,25 @@ impl Registry {
     /// Fail unless `reference` is readable (imgutil `CheckReadAccess`).
     pub fn check_read_access(&self, reference: &ImageRef) -> Result<()> {
         self.block_on(self.client.check_read_access(reference))?
+    }
+
+    /// [`check_read_access`](Self::check_read_access) for an image the phase only reads: the
+    /// mirror is asked first, then (unless mirror-only mode is on) the original registry.
+    pub fn check_read_access_via_mirror(&self, reference: &ImageRef) -> Result<()> {
+        let mirrors = self.client.options().mirrors.clone();
+        let Some((mirrors, mirrored)) = mirrors.and_then(|m| m.rewrite(reference).map(|r| (m, r)))
+        else {
+            return self.check_read_access(reference);
+        };
+        match self.check_read_access(&mirrored) {
+            Ok(()) => Ok(()),
+            Err(e) if mirrors.mirror_only => Err(Error::Mirror {
+                image: reference.to_string(),
+                mirror: mirrored.registry().to_owned(),
+                reason: crate::error::error_chain(&e),
+            }),
+            Err(_) => self.check_read_access(reference),
+        }
     }
 
     /// Fail unless `reference` is writable (imgutil `CheckReadWriteAccess`).
@@ -490,6 +547,15 @@ impl ImageStore {
     pub fn open(&self, name: &str, platform: &Platform) -> Result<Option<Image>> {
         match self {
             Self::Registry(r) => r.open(&ImageRef::parse(name)?, platform),
+            Self::Layout(l) => l.open(name, platform),
+        }
+    }
+
+    /// Open an image the phase only reads (see [`Registry::open_read_only`]); layouts have
+    /// no mirrors.
+    pub fn open_read_only(&self, name: &str, platform: &Platform) -> Result<Option<Image>> {
+        match self {
+            Self::Registry(r) => r.open_read_only(&ImageRef::parse(name)?, platform),
             Self::Layout(l) => l.open(name, platform),
         }
     }

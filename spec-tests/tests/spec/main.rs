@@ -23,6 +23,7 @@ mod fmt;
 mod r#gen;
 mod hostile_refs;
 mod lch;
+mod mirrors;
 mod noop;
 mod oci_tools;
 mod output_paths;

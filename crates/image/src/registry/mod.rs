@@ -92,6 +92,9 @@ pub struct RegistryOptions {
     pub max_concurrent_uploads: usize,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Registry mirrors for images that are only read ([`crate::Registry::open_read_only`]).
+    /// Default: the process's [`crate::mirrors::active`] configuration.
+    pub mirrors: Option<Arc<crate::mirrors::Mirrors>>,
 }
 
 impl Default for RegistryOptions {
@@ -107,6 +110,7 @@ impl Default for RegistryOptions {
                 .unwrap_or(DEFAULT_STALL_TIMEOUT),
             max_concurrent_uploads: 3,
             user_agent: concat!("cnb-lifecycle-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+            mirrors: crate::mirrors::active(),
         }
     }
 }
@@ -251,7 +255,13 @@ fn registry_err(op: &'static str, reference: &ImageRef, source: RegistryError) -
 impl RegistryClient {
     /// A client with these options and credentials. Installs rustls' ring provider as the
     /// process default if no provider is installed yet.
-    pub fn new(options: RegistryOptions, keychain: Keychain) -> Result<Self, Error> {
+    pub fn new(mut options: RegistryOptions, keychain: Keychain) -> Result<Self, Error> {
+        // An `http://` mirror is reached like an insecure registry (plain HTTP allowed).
+        if let Some(mirrors) = options.mirrors.clone() {
+            options
+                .insecure_registries
+                .extend(mirrors.plain_http_hosts().map(|h| format!("{h}/")));
+        }
         // Err means a provider is already installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
         stall::stall_timeout_from_env().map_err(|reason| Error::Runtime { reason })?;

@@ -410,6 +410,8 @@ impl Store {
     }
 
     /// Open `name` from the layout root or the registry; `Ok(None)` when it does not exist.
+    /// Every image opened here is only read (previous, run, build image), so a registry
+    /// mirror applies ([`cnb_image::Registry::open_read_only`]).
     pub(crate) fn open(
         &self,
         name: &str,
@@ -418,7 +420,7 @@ impl Store {
         let opened = match (&self.layout, &self.registry) {
             (Some(layout), _) => layout.open(name, platform),
             (None, Some(registry)) => match ImageRef::parse(name) {
-                Ok(reference) => registry.open(&reference, platform),
+                Ok(reference) => registry.open_read_only(&reference, platform),
                 Err(e) => Err(e),
             },
             (None, None) => Ok(None),
@@ -514,7 +516,7 @@ impl Store {
             let result = if write {
                 registry.check_write_access(&reference)
             } else {
-                registry.check_read_access(&reference)
+                registry.check_read_access_via_mirror(&reference)
             };
             result.map_err(|e| match e {
                 // The registry error already says "ensure registry … access to <ref>".

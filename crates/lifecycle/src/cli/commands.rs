@@ -279,11 +279,14 @@ fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
 /// resolved now, while the phase may still be root, for every registry it will talk to, as
 /// the reference's `auth.DefaultKeychain(images...)` in `Privileges()`. After the drop the
 /// docker config is never read again. An invalid `CNB_REGISTRY_AUTH` fails as in the
-/// reference (exit 1).
+/// reference (exit 1). The hosts of configured registry mirrors are resolved as well.
 fn resolved_keychain(registries: &[String]) -> Result<Keychain, Failure> {
     let keychain =
         Keychain::from_env().map_err(|e| Failure::new(ExitCode::Failed, "resolve keychain", &e))?;
-    keychain.preresolve(registries.iter().map(String::as_str));
+    // Mirror hosts too: a mirror's credentials are looked up by its own host.
+    let mirrors = cnb_image::mirrors::active();
+    let mirror_hosts = mirrors.iter().flat_map(|m| m.hosts());
+    keychain.preresolve(registries.iter().map(String::as_str).chain(mirror_hosts));
     Ok(keychain)
 }
 

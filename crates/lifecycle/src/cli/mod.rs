@@ -138,6 +138,10 @@ pub fn run(
     }
     tracing::debug!("Starting {}...", phase.binary_name());
     unsupported::check(&mut inputs, &flag_values)?;
+    crate::mirrors::configure(phase, inputs.experimental_mode, &|n| {
+        lookup(env, n).map(str::to_string)
+    })
+    .map_err(|e| Failure::new(ExitCode::Failed, "configure registry mirrors", &e))?;
     commands::run(&inputs, env)
 }
 

@@ -285,7 +285,7 @@ pub fn export_with_cache(
 
     let platform = Platform::host();
     let run_image = store
-        .open(&run_ref, &platform)
+        .open_read_only(&run_ref, &platform)
         .map_err(|source| ExportError::OpenRunImage {
             name: run_ref.clone(),
             source: Box::new(source),
@@ -576,7 +576,7 @@ fn open_previous(
     platform: &Platform,
 ) -> Option<Image> {
     let reference = analyzed.previous_image_ref()?;
-    match store.open(reference, platform) {
+    match store.open_read_only(reference, platform) {
         Ok(image) => image,
         Err(e) => {
             warn!(

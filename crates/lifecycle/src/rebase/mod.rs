@@ -275,7 +275,7 @@ pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, R
         app_config.variant.as_deref(),
     );
     let new_base = store
-        .open(&run_name, &platform)
+        .open_read_only(&run_name, &platform)
         .map_err(|source| RebaseError::OpenRunImage {
             name: run_name.clone(),
             source: Box::new(source),

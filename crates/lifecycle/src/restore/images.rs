@@ -394,7 +394,7 @@ fn pull(
     let registry = store.registry().ok_or(PullError::NotFound)?;
     let reference = ImageRef::parse(name).map_err(|e| PullError::Init(Box::new(e)))?;
     let image = registry
-        .open(&reference, &Platform::host())
+        .open_read_only(&reference, &Platform::host())
         .map_err(|e| PullError::Init(Box::new(e)))?
         .ok_or(PullError::NotFound)?;
     let dir = base.join(image.digest().to_string());
