@@ -13,6 +13,7 @@ pub mod generate;
 pub mod image_args;
 pub mod privileges;
 pub mod rebase;
+pub mod rebuild;
 pub mod restore;
 #[cfg(test)]
 mod testutil;

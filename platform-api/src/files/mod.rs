@@ -155,8 +155,11 @@ fn write_through(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.flush()
 }
 
-/// Writes bytes to `path` through a temporary sibling and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes bytes to `path` through a temporary sibling and a rename: for the lifecycle's own
+/// private files inside a directory it owns (`<layers>/.cnb-*`), where whatever is at the path
+/// (even a symlink a buildpack planted) is replaced, never followed. Platform-given output
+/// paths go through [`write_output`] instead.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
