@@ -180,6 +180,39 @@ manifest-size = "1234"
     }
 
     #[test]
+    fn rebuild_table_form_and_readers_without_it() {
+        let report = ReportFile {
+            image: ImageReport {
+                tags: vec!["app".into()],
+                ..Default::default()
+            },
+            rebuild: RebuildReport {
+                layers: vec![RebuiltLayer {
+                    id: "bp:rt".into(),
+                    phase: "export".into(),
+                    reason: "buildpack-version-changed".into(),
+                    detail: Some("1.0 -> 1.1".into()),
+                }],
+            },
+            ..Default::default()
+        };
+        let text = toml::to_string(&report).unwrap();
+        assert_eq!(
+            text,
+            "[image]\ntags = [\"app\"]\n\n[[rebuild.layers]]\nid = \"bp:rt\"\nphase = \"export\"\n\
+             reason = \"buildpack-version-changed\"\ndetail = \"1.0 -> 1.1\"\n"
+        );
+        // A reader that only knows `[image]` (as pack's and kpack's) still reads it.
+        #[derive(Deserialize)]
+        struct ImageOnly {
+            image: ImageReport,
+        }
+        let old: ImageOnly = toml::from_str(&text).unwrap();
+        assert_eq!(old.image, report.image);
+        assert_eq!(toml::from_str::<ReportFile>(&text).unwrap(), report);
+    }
+
+    #[test]
     fn fmt_007_legacy_bom_write_and_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.toml");
