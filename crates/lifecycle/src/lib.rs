@@ -14,6 +14,7 @@ pub mod image_args;
 pub mod mirrors;
 pub mod privileges;
 pub mod rebase;
+pub mod rebuild;
 pub mod restore;
 #[cfg(test)]
 mod testutil;

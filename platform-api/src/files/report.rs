@@ -17,6 +17,42 @@ pub struct ReportFile {
     /// `[image]`: the exported image.
     #[serde(default)]
     pub image: ImageReport,
+    /// `[rebuild]`: why layers were not reused (an extension of this lifecycle; readers that
+    /// do not know it ignore it). Written only when some layer was rebuilt.
+    #[serde(default, skip_serializing_if = "RebuildReport::is_empty")]
+    pub rebuild: RebuildReport,
+}
+
+/// `[rebuild]` of report.toml: one `[[rebuild.layers]]` entry per layer that the restorer
+/// could not restore from the cache or the exporter could not reuse from the previous image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebuildReport {
+    /// The entries, restorer's first, each phase's in layer order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<RebuiltLayer>,
+}
+
+impl RebuildReport {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+/// One `[[rebuild.layers]]` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebuiltLayer {
+    /// The layer ID (`<buildpack-id>:<layer>`, `buildpacksio/lifecycle:launcher`, `slice-1`).
+    pub id: String,
+    /// The phase that decided: `restore` or `export`.
+    pub phase: String,
+    /// A stable code: `not-in-previous-image`, `contents-changed`, `metadata-changed`,
+    /// `cache-empty`, `cache-evicted`, `cache-digest-mismatch`, `buildpack-version-changed`,
+    /// `exec-env-changed`, `run-image-changed`.
+    pub reason: String,
+    /// Free text for people (versions, names), when there is more to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// `[build]` of report.toml.
@@ -144,6 +180,39 @@ manifest-size = "1234"
     }
 
     #[test]
+    fn rebuild_table_form_and_readers_without_it() {
+        let report = ReportFile {
+            image: ImageReport {
+                tags: vec!["app".into()],
+                ..Default::default()
+            },
+            rebuild: RebuildReport {
+                layers: vec![RebuiltLayer {
+                    id: "bp:rt".into(),
+                    phase: "export".into(),
+                    reason: "buildpack-version-changed".into(),
+                    detail: Some("1.0 -> 1.1".into()),
+                }],
+            },
+            ..Default::default()
+        };
+        let text = toml::to_string(&report).unwrap();
+        assert_eq!(
+            text,
+            "[image]\ntags = [\"app\"]\n\n[[rebuild.layers]]\nid = \"bp:rt\"\nphase = \"export\"\n\
+             reason = \"buildpack-version-changed\"\ndetail = \"1.0 -> 1.1\"\n"
+        );
+        // A reader that only knows `[image]` (as pack's and kpack's) still reads it.
+        #[derive(Deserialize)]
+        struct ImageOnly {
+            image: ImageReport,
+        }
+        let old: ImageOnly = toml::from_str(&text).unwrap();
+        assert_eq!(old.image, report.image);
+        assert_eq!(toml::from_str::<ReportFile>(&text).unwrap(), report);
+    }
+
+    #[test]
     fn fmt_007_legacy_bom_write_and_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.toml");
@@ -159,6 +228,14 @@ manifest-size = "1234"
                 digest: Some("sha256:abc".into()),
                 manifest_size: Some(42),
                 ..Default::default()
+            },
+            rebuild: RebuildReport {
+                layers: vec![RebuiltLayer {
+                    id: "bp:rt".into(),
+                    phase: "export".into(),
+                    reason: "contents-changed".into(),
+                    detail: None,
+                }],
             },
         };
         report.write(&path).unwrap();

@@ -29,6 +29,7 @@ mod oci_tools;
 mod output_paths;
 mod pif;
 mod rbs;
+mod rebuild;
 mod res;
 mod static_bins;
 mod tls;

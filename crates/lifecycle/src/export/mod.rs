@@ -10,6 +10,7 @@
 mod blob_dir;
 mod config;
 mod plan;
+mod reasons;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -436,9 +437,21 @@ pub fn export_with_cache(
             .map(ToString::to_string)
             .unwrap_or_default();
         let mut label = LayersMetadata::default();
+        let why = reasons::ReasonInputs {
+            previous: previous.as_ref(),
+            previous_metadata: &previous_metadata,
+            group: &group.group,
+            exec_env: if features.exec_env {
+                &inputs.exec_env
+            } else {
+                ""
+            },
+            run_top_layer: &top_layer,
+        };
+        let mut rebuilt = crate::rebuild::take_restore_reasons(&inputs.layers_dir);
         for (layer, info) in planned.iter().zip(produced) {
             let created_by = features.targets.then_some(layer.created_by.as_str());
-            let diff_id = add_layer(
+            let (diff_id, reused) = add_layer(
                 &mut builder,
                 layer,
                 info,
@@ -446,6 +459,10 @@ pub fn export_with_cache(
                 &previous_metadata,
                 created_by,
             )?;
+            if !reused {
+                let reason = reasons::why(&why, layer);
+                rebuilt.push(reason.report(crate::rebuild::Phase::Export, &layer.id));
+            }
             config::record_layer(&mut label, &group.group, layer, &diff_id);
         }
         config::finish_label(
@@ -460,7 +477,8 @@ pub fn export_with_cache(
         let built = builder
             .build()
             .map_err(|e| ExportError::Image(Box::new(e)))?;
-        let report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
+        let mut report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
+        report.rebuild.layers = rebuilt;
         if share_blobs {
             kept_blob_dir = Some(blob_dir);
         }
@@ -763,7 +781,8 @@ struct Produced {
 }
 
 /// [EXP-009], [EXP-028] Adds one layer: reused from the previous image when it has the same
-/// diffID (and the label recorded it there), else the new blob. Returns the diffID.
+/// diffID (and the label recorded it there), else the new blob. Returns the diffID and
+/// whether the layer was reused.
 fn add_layer(
     builder: &mut ImageBuilder,
     layer: &PlannedLayer,
@@ -771,7 +790,7 @@ fn add_layer(
     previous: Option<&Image>,
     previous_metadata: &LayersMetadata,
     created_by: Option<&str>,
-) -> Result<String, ExportError> {
+) -> Result<(String, bool), ExportError> {
     let diff_id = match (&produced, &layer.previous_sha) {
         (Some((info, _)), _) => info.diff_id.to_string(),
         (None, Some(sha)) => sha.clone(),
@@ -786,25 +805,27 @@ fn add_layer(
         prev.layer_by_diff_id(&digest).map(|_| (prev, digest))
     });
     let recorded = previously_recorded(previous_metadata, layer, &diff_id);
-    match (reusable, produced) {
+    let reused = match (reusable, produced) {
         (Some((prev, digest)), _) if recorded || layer.source.is_none() => {
             info!("Reusing layer '{}'", layer.id);
             builder
                 .reuse_layer(prev, &digest, created_by)
                 .map_err(|e| ExportError::Image(Box::new(e)))?;
+            true
         }
         (_, Some((info, path))) => {
             info!("Adding layer '{}'", layer.id);
             tracing::debug!("Layer '{}' SHA: {}", layer.id, info.diff_id);
             builder.add_layer(layer_file(info, path), created_by);
+            false
         }
         (_, None) => {
             return Err(ExportError::NoPreviousMetadata {
                 id: layer.id.clone(),
             });
         }
-    }
-    Ok(diff_id)
+    };
+    Ok((diff_id, reused))
 }
 
 /// Whether the previous image's label already had this layer with this diffID.

@@ -42,6 +42,8 @@ use tracing::{debug, info, warn};
 
 use crate::cache::{CACHE_SBOM_LAYER_ID, Cache, CacheError, CacheImageSpec};
 use crate::fingerprint::{Fingerprints, Probe};
+use crate::rebuild::{CacheMiss, Phase, RebuildReason};
+use cnb_platform_api::files::report::RebuiltLayer;
 
 /// Everything the restorer reads, resolved by the caller.
 #[derive(Clone, Debug)]
@@ -302,6 +304,7 @@ pub fn restore_layers(
         metadata::restore_layer_metadata(r, &cache_meta)?
     };
 
+    let mut rebuilt = cache_misses(r, cache.is_some(), &cache_meta);
     let mut jobs = Vec::new();
     for bp in r.group {
         let escaped = bp.id.escaped();
@@ -322,6 +325,7 @@ pub fn restore_layers(
                     cached_layer.sha
                 );
                 remove_layer(&bp_dir.join(&name))?;
+                rebuilt.push(DIGEST_MISMATCH.report(Phase::Restore, &id));
                 summary.removed.insert(id);
                 continue;
             }
@@ -377,6 +381,7 @@ pub fn restore_layers(
                     );
                     if job.layer.is_some() {
                         remove_layer(&job.dir)?;
+                        rebuilt.push(DIGEST_MISMATCH.report(Phase::Restore, &job.id));
                         summary.removed.insert(job.id.clone());
                     }
                 }
@@ -386,6 +391,7 @@ pub fn restore_layers(
         pending::end(r.layers_dir);
     }
 
+    crate::rebuild::save_restore_reasons(r.layers_dir, &rebuilt);
     let mut restored = shas;
     restored
         .entries
@@ -402,6 +408,50 @@ pub fn restore_layers(
         )?;
     }
     Ok(summary)
+}
+
+/// A cached copy that does not match what its metadata records.
+const DIGEST_MISMATCH: RebuildReason = RebuildReason::CacheMiss(CacheMiss::DigestMismatch);
+
+/// The layers the previous image recorded as `cache=true` that the cache does not have:
+/// the cache is empty (or none was given), or it no longer holds the layer. Cache-only
+/// layers are not in the image's label, so a miss of one is only seen by its buildpack.
+fn cache_misses(
+    r: &LayerRestore<'_>,
+    have_cache: bool,
+    cache_meta: &CacheMetadata,
+) -> Vec<RebuiltLayer> {
+    if r.skip_layers {
+        return Vec::new();
+    }
+    let empty = !have_cache || cache_meta.buildpacks.iter().all(|b| b.layers.is_empty());
+    let miss = if empty {
+        CacheMiss::CacheEmpty
+    } else {
+        CacheMiss::Evicted
+    };
+    let mut misses = Vec::new();
+    for bp in r.group {
+        let Some(previous) = r.previous.buildpack(bp.id.as_str()) else {
+            continue;
+        };
+        let cached = cache_meta.buildpack(bp.id.as_str());
+        for name in previous
+            .layers
+            .iter()
+            .filter(|(_, l)| l.cache)
+            .map(|(n, _)| n)
+        {
+            let in_cache = cached
+                .and_then(|c| c.layers.get(name))
+                .is_some_and(|l| l.cache);
+            if !in_cache {
+                let id = format!("{}:{name}", bp.id);
+                misses.push(RebuildReason::CacheMiss(miss).report(Phase::Restore, &id));
+            }
+        }
+    }
+    misses
 }
 
 /// Records what each extracted layer's directory tars to, so the exporter can take an
