@@ -394,6 +394,29 @@ impl Crash {
             left.is_empty(),
             "scratch dirs left in the layout root: {left:?}"
         );
+        // An export killed before locking its directory leaves it under the init name, which
+        // never holds a blob (the next exports remove it after a minute).
+        for entry in fs::read_dir(self.ws.layout_dir())
+            .expect("layout root")
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".init-export-")
+            {
+                let inside: Vec<String> = fs::read_dir(entry.path())
+                    .expect("init dir")
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != ".lock")
+                    .collect();
+                assert!(
+                    inside.is_empty(),
+                    "an unlocked scratch dir holds {inside:?}"
+                );
+            }
+        }
     }
 }
 

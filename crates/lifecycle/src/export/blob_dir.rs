@@ -6,21 +6,32 @@
 //! layout root outlives the build: every killed export would leave its partial layer blobs
 //! there for good. So each exporter holds an `flock` on a file in its directory for as long as
 //! it runs (the kernel drops it when the process dies, however it dies), and before creating
-//! its own, removes every scratch directory whose lock it can take. A directory without a lock
-//! file (one made by an older lifecycle, or killed between creating it and locking) is
-//! removed once it is older than [`UNLOCKED_GRACE`], so that a concurrent exporter that has
-//! just created its directory is never disturbed.
+//! its own, removes every scratch directory whose lock it can take.
+//!
+//! A directory only gets its scratch name once it is locked: it is made as
+//! `.init-export-XXXXXX`, the lock file is created and locked inside, and then it is renamed to
+//! `.export-XXXXXX`. So an exporter killed between `mkdir` and the lock leaves only an empty
+//! `.init-export-*` directory (no blob is ever written before the rename), which the next export
+//! removes once it is older than [`INIT_GRACE`]: a live exporter spends microseconds there.
+//! A `.export-*` directory without a lock file (made by an older lifecycle, or on a filesystem
+//! without locks) is removed once it is older than [`UNLOCKED_GRACE`].
 
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tracing::{debug, warn};
 
 /// Prefix of the scratch directories in the layout root.
 const PREFIX: &str = ".export-";
+
+/// Prefix of a scratch directory that is not locked yet.
+const INIT_PREFIX: &str = ".init-export-";
+
+/// How old a `.init-export-*` directory must be before it counts as abandoned.
+const INIT_GRACE: Duration = Duration::from_secs(60);
 
 /// The lock file in a scratch directory.
 const LOCK: &str = ".lock";
@@ -31,8 +42,7 @@ const UNLOCKED_GRACE: Duration = Duration::from_secs(600);
 /// A scratch directory, removed on drop; locked while it exists.
 #[derive(Debug)]
 pub(super) struct BlobDir {
-    // Dropped first: the directory goes while the lock is still held.
-    dir: tempfile::TempDir,
+    path: PathBuf,
     _lock: Option<File>,
 }
 
@@ -40,8 +50,10 @@ impl BlobDir {
     /// Removes abandoned scratch directories in `root`, then creates and locks a new one.
     pub(super) fn create_in(root: &Path) -> io::Result<BlobDir> {
         remove_abandoned(root);
-        let dir = tempfile::Builder::new().prefix(PREFIX).tempdir_in(root)?;
-        let lock_path = dir.path().join(LOCK);
+        let init = tempfile::Builder::new()
+            .prefix(INIT_PREFIX)
+            .tempdir_in(root)?;
+        let lock_path = init.path().join(LOCK);
         let lock = File::create(&lock_path)?;
         let lock = if try_lock(&lock) {
             Some(lock)
@@ -52,12 +64,30 @@ impl BlobDir {
             let _ = fs::remove_file(&lock_path);
             None
         };
-        Ok(BlobDir { dir, _lock: lock })
+        let name = init
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let suffix = name.as_deref().and_then(|n| n.strip_prefix(INIT_PREFIX));
+        let path = root.join(format!("{PREFIX}{}", suffix.unwrap_or_default()));
+        fs::rename(init.path(), &path)?;
+        // Renamed away: nothing is left at the temporary name for `init` to remove.
+        let _ = init.keep();
+        Ok(BlobDir { path, _lock: lock })
     }
 
     /// The directory.
     pub(super) fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
+    }
+}
+
+impl Drop for BlobDir {
+    fn drop(&mut self) {
+        // The lock is still held here (fields drop after this), so no other exporter races us.
+        if let Err(e) = fs::remove_dir_all(&self.path) {
+            debug!("Could not remove {}: {e}", self.path.display());
+        }
     }
 }
 
@@ -68,7 +98,9 @@ fn remove_abandoned(root: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(PREFIX) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_init = name.starts_with(INIT_PREFIX);
+        if !is_init && !name.starts_with(PREFIX) {
             continue;
         }
         let path = entry.path();
@@ -76,6 +108,14 @@ fn remove_abandoned(root: &Path) {
             continue;
         };
         if !meta.is_dir() {
+            continue;
+        }
+        if is_init {
+            let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+            if age.is_some_and(|age| age > INIT_GRACE) {
+                debug!("Removing {} left by an interrupted export", path.display());
+                let _ = fs::remove_dir_all(&path);
+            }
             continue;
         }
         // Held while removing, so no other exporter removes it at the same time.
