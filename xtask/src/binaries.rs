@@ -1,6 +1,6 @@
-//! Building the release binaries with cargo: the phases with the `release` profile, the
-//! launcher with the size-optimised `launcher` profile. Both are static by the workspace's
-//! `.cargo/config.toml`.
+//! Building the release binaries with cargo: the multi-call `lifecycle` binary with the
+//! `release` profile, the launcher with the size-optimised `launcher` profile. Both are static
+//! by the workspace's `.cargo/config.toml`. The phases ship as symlinks to `lifecycle`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,8 +8,8 @@ use std::process::Command;
 use crate::error::DistError;
 use crate::tarball::Binary;
 
-/// The phase binaries, each its own cargo package, built with `--release`. `extender` joins
-/// this list when it exists.
+/// The phase names, shipped as symlinks to the multi-call `lifecycle` binary. `extender` joins
+/// this list when the phase exists.
 pub const PHASES: &[&str] = &[
     "analyzer", "builder", "creator", "detector", "exporter", "rebaser", "restorer",
 ];
@@ -67,46 +67,41 @@ fn cargo(args: &[&str], commit: Option<&str>) -> Result<(), DistError> {
     }
 }
 
-/// Builds every binary and returns them, sorted by name.
+/// The files that ship: the multi-call binary and the launcher.
+pub const FILES: &[&str] = &["launcher", "lifecycle"];
+
+/// Builds both binaries and returns them, sorted by name.
 pub fn release_binaries() -> Result<Vec<Binary>, DistError> {
     let commit = commit();
-    let mut phase_args = vec!["--release"];
-    for p in PHASES {
-        phase_args.extend(["-p", p]);
-    }
-    cargo(&phase_args, commit.as_deref())?;
+    cargo(&["--release", "-p", "lifecycle"], commit.as_deref())?;
     cargo(
         &["--profile", "launcher", "-p", "launcher"],
         commit.as_deref(),
     )?;
     let out = target_dir().join(host_triple());
-    let mut bins: Vec<Binary> = PHASES
-        .iter()
-        .map(|p| Binary {
-            name: (*p).to_owned(),
-            path: out.join("release").join(p),
-        })
-        .collect();
-    bins.push(Binary {
-        name: "launcher".to_owned(),
-        path: out.join("launcher").join("launcher"),
-    });
-    bins.sort_by(|a, b| a.name.cmp(&b.name));
+    let bins = vec![
+        Binary {
+            name: "launcher".to_owned(),
+            path: out.join("launcher").join("launcher"),
+        },
+        Binary {
+            name: "lifecycle".to_owned(),
+            path: out.join("release").join("lifecycle"),
+        },
+    ];
     check_present(&bins)?;
     Ok(bins)
 }
 
-/// The binaries in a prebuilt directory (`--bin-dir`): every phase and the launcher.
+/// The binaries in a prebuilt directory (`--bin-dir`): `lifecycle` and `launcher`.
 pub fn prebuilt_binaries(dir: &Path) -> Result<Vec<Binary>, DistError> {
-    let mut bins: Vec<Binary> = PHASES
+    let bins: Vec<Binary> = FILES
         .iter()
-        .chain(std::iter::once(&"launcher"))
         .map(|p| Binary {
             name: (*p).to_owned(),
             path: dir.join(p),
         })
         .collect();
-    bins.sort_by(|a, b| a.name.cmp(&b.name));
     check_present(&bins)?;
     Ok(bins)
 }

@@ -18,7 +18,7 @@ use cnb_layers::{Entry, LayerSource, Owner};
 
 use crate::descriptor::Descriptor;
 use crate::error::{DistError, io_err};
-use crate::tarball::Binary;
+use crate::tarball::{Binary, lifecycle_dir_entries};
 
 /// `created` of the config and history: the normalised time of reproducible images.
 const CREATED: &str = "1980-01-01T00:00:01Z";
@@ -73,11 +73,7 @@ fn lifecycle_layer(descriptor: &Path, binaries: &[Binary]) -> LayerSource {
         file("/cnb/lifecycle.toml", 0o644, descriptor),
         dir("/cnb/lifecycle", 0o755),
     ];
-    entries.extend(
-        binaries
-            .iter()
-            .map(|b| file(Path::new("/cnb/lifecycle").join(&b.name), 0o755, &b.path)),
-    );
+    entries.extend(lifecycle_dir_entries(Path::new("/cnb/lifecycle"), binaries));
     LayerSource::entries(entries)
 }
 

@@ -109,8 +109,14 @@ fn dist(args: DistArgs) -> Result<(), DistError> {
         oci_arch,
         staging.path(),
     )?;
+    // A fresh layout each run: an old one would keep the blobs of earlier builds.
     let layout = out.join("lifecycle-image");
-    image::save_layout(&image, &layout, version)?;
+    let fresh = staging.path().join("layout");
+    image::save_layout(&image, &fresh, version)?;
+    if layout.exists() {
+        fs::remove_dir_all(&layout).map_err(io_err(&layout))?;
+    }
+    fs::rename(&fresh, &layout).map_err(io_err(&layout))?;
     println!("{}:{version} {}", layout.display(), image.digest());
     if !args.push.is_empty() {
         image::push(&image, &args.push, &insecure_registries(&args.insecure))?;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use cnb_layers::pipeline::{Compression, write_layer_to_dir};
 use cnb_layers::{Entry, LayerSource, Owner};
 
+use crate::binaries::PHASES;
 use crate::error::{DistError, io_err};
 
 /// A binary to ship: its name under `lifecycle/` and where it is on this machine.
@@ -40,13 +41,36 @@ pub fn entries(descriptor: &Path, binaries: &[Binary]) -> Vec<Entry> {
             owner: Owner::ROOT,
         },
     ];
-    entries.extend(binaries.iter().map(|b| Entry::File {
-        path: PathBuf::from("lifecycle").join(&b.name),
-        mode: 0o755,
-        owner: Owner::ROOT,
-        source: b.path.clone(),
-    }));
+    entries.extend(lifecycle_dir_entries(Path::new("lifecycle"), binaries));
     entries
+}
+
+/// The contents of the `lifecycle/` dir at `dir`, sorted by name: the binaries, and each phase
+/// as a symlink to the multi-call `lifecycle` binary (pack copies symlinks as they are).
+pub fn lifecycle_dir_entries(dir: &Path, binaries: &[Binary]) -> Vec<Entry> {
+    let mut entries: Vec<(String, Entry)> = binaries
+        .iter()
+        .map(|b| {
+            let entry = Entry::File {
+                path: dir.join(&b.name),
+                mode: 0o755,
+                owner: Owner::ROOT,
+                source: b.path.clone(),
+            };
+            (b.name.clone(), entry)
+        })
+        .collect();
+    entries.extend(PHASES.iter().map(|phase| {
+        let entry = Entry::Symlink {
+            path: dir.join(phase),
+            target: PathBuf::from("lifecycle"),
+            mode: 0o777,
+            owner: Owner::ROOT,
+        };
+        ((*phase).to_owned(), entry)
+    }));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.into_iter().map(|(_, e)| e).collect()
 }
 
 /// Writes `<out>/<name>` and `<out>/<name>.sha256`; returns the tarball path.

@@ -4,8 +4,8 @@
 //! (binaries under `/cnb/lifecycle` in the last layer, labels, working dir), the push with a
 //! real registry.
 //!
-//! The binaries are placeholders with distinct contents (`--bin-dir`): this tests the
-//! packaging, not the phases, and stays fast.
+//! The two binaries are placeholders with distinct contents (`--bin-dir`): this tests the
+//! packaging, not the phases, and stays fast. The phases are symlinks to `lifecycle`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,8 +17,9 @@ use cnb_image::testkit::TestRegistry;
 use sha2::{Digest, Sha256};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const BINARIES: &[&str] = &[
-    "analyzer", "builder", "creator", "detector", "exporter", "launcher", "rebaser", "restorer",
+const FILES: &[&str] = &["launcher", "lifecycle"];
+const PHASE_LINKS: &[&str] = &[
+    "analyzer", "builder", "creator", "detector", "exporter", "rebaser", "restorer",
 ];
 /// What pack requires in the tarball (`extender` and `rebaser` are not checked).
 const PACK_REQUIRED: &[&str] = &[
@@ -30,7 +31,7 @@ const NORMALIZED_MTIME: u64 = 315_532_801;
 fn bin_dir(root: &Path, skip: Option<&str>) -> PathBuf {
     let dir = root.join("bin");
     fs::create_dir_all(&dir).unwrap();
-    for name in BINARIES.iter().filter(|n| Some(**n) != skip) {
+    for name in FILES.iter().filter(|n| Some(**n) != skip) {
         fs::write(dir.join(name), format!("#!/bin/sh\necho {name}\n")).unwrap();
     }
     dir
@@ -76,8 +77,11 @@ fn tarball_name() -> String {
     format!("lifecycle-v{VERSION}+linux.{arch}.tgz")
 }
 
-/// Every entry of a gzip tar: name → (uid, gid, mtime, contents).
-fn read_tgz(path: &Path) -> BTreeMap<String, (u64, u64, u64, Vec<u8>)> {
+/// One tar entry: uid, gid, mtime, contents, symlink target.
+type TarEntry = (u64, u64, u64, Vec<u8>, Option<String>);
+
+/// Every entry of a gzip tar by name.
+fn read_tgz(path: &Path) -> BTreeMap<String, TarEntry> {
     let file = fs::File::open(path).unwrap();
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut entries = BTreeMap::new();
@@ -86,9 +90,12 @@ fn read_tgz(path: &Path) -> BTreeMap<String, (u64, u64, u64, Vec<u8>)> {
         let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
         let h = entry.header();
         let meta = (h.uid().unwrap(), h.gid().unwrap(), h.mtime().unwrap());
+        let link = entry
+            .link_name_bytes()
+            .map(|l| String::from_utf8(l.into_owned()).unwrap());
         let mut data = Vec::new();
         entry.read_to_end(&mut data).unwrap();
-        entries.insert(name, (meta.0, meta.1, meta.2, data));
+        entries.insert(name, (meta.0, meta.1, meta.2, data, link));
     }
     entries
 }
@@ -121,20 +128,26 @@ fn tarball_passes_packs_lifecycle_uri_checks() {
         !selected.iter().any(|s| s == "extender"),
         "no extender binary exists yet"
     );
-    for name in BINARIES {
-        let (.., data) = &entries[&format!("lifecycle/{name}")];
+    for name in FILES {
+        let (.., data, link) = &entries[&format!("lifecycle/{name}")];
+        let expected = format!("#!/bin/sh\necho {name}\n");
+        assert_eq!(data, expected.as_bytes(), "{name} contents");
+        assert_eq!(link, &None);
+    }
+    for name in PHASE_LINKS {
+        let (.., link) = &entries[&format!("lifecycle/{name}")];
         assert_eq!(
-            data,
-            format!("#!/bin/sh\necho {name}\n").as_bytes(),
-            "{name} contents"
+            link.as_deref(),
+            Some("lifecycle"),
+            "{name} links to lifecycle"
         );
     }
-    for (name, (uid, gid, mtime, _)) in &entries {
+    for (name, (uid, gid, mtime, ..)) in &entries {
         assert_eq!((*uid, *gid), (0, 0), "{name} owner");
         assert_eq!(*mtime, NORMALIZED_MTIME, "{name} mtime");
     }
 
-    let (.., toml_bytes) = &entries["lifecycle.toml"];
+    let (.., toml_bytes, _) = &entries["lifecycle.toml"];
     let descriptor: toml::Table = std::str::from_utf8(toml_bytes).unwrap().parse().unwrap();
     assert_eq!(descriptor["lifecycle"]["version"].as_str(), Some(VERSION));
     let platform = descriptor["apis"]["platform"]["supported"]
@@ -160,7 +173,7 @@ fn tarball_passes_packs_lifecycle_uri_checks() {
 #[test]
 fn missing_binary_fails_naming_it_and_writes_no_tarball() {
     let tmp = tempfile::tempdir().unwrap();
-    let bins = bin_dir(tmp.path(), Some("exporter"));
+    let bins = bin_dir(tmp.path(), Some("lifecycle"));
     let out = tmp.path().join("out");
     let result = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args([
@@ -174,7 +187,7 @@ fn missing_binary_fails_naming_it_and_writes_no_tarball() {
         .unwrap();
     assert!(!result.status.success());
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(stderr.contains("exporter"), "{stderr}");
+    assert!(stderr.contains("bin/lifecycle"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(!out.join(tarball_name()).exists());
 }
@@ -217,7 +230,7 @@ fn image_layout_has_the_binaries_in_its_last_layer() {
         .join("lifecycle-image/blobs/sha256")
         .join(last.trim_start_matches("sha256:"));
     let last_entries = read_tgz(&blob);
-    for name in BINARIES {
+    for name in FILES.iter().chain(PHASE_LINKS) {
         assert!(
             last_entries.contains_key(&format!("/cnb/lifecycle/{name}")),
             "{name} in last layer: {:?}",
@@ -238,9 +251,13 @@ fn image_layout_has_the_binaries_in_its_last_layer() {
         .unwrap();
     assert!(status.success(), "umoci unpack: {status}");
     let rootfs = bundle.join("rootfs");
-    for name in BINARIES {
+    for name in FILES {
         let data = fs::read(rootfs.join("cnb/lifecycle").join(name)).unwrap();
         assert_eq!(data, format!("#!/bin/sh\necho {name}\n").as_bytes());
+    }
+    for name in PHASE_LINKS {
+        let link = fs::read_link(rootfs.join("cnb/lifecycle").join(name)).unwrap();
+        assert_eq!(link, Path::new("lifecycle"), "{name}");
     }
     let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
