@@ -30,17 +30,23 @@ pub enum DistError {
         /// Which tar.
         what: String,
         /// Why.
-        source: cnb_layers::Error,
+        source: Box<cnb_layers::Error>,
     },
     /// Building, saving or pushing the image failed.
     #[error("lifecycle image: {0}")]
-    Image(#[from] cnb_image::Error),
+    Image(Box<cnb_image::Error>),
     /// A `--push` reference does not parse.
     #[error("invalid image reference '{0}': {1}")]
     Reference(String, String),
     /// The registry refused one of the tags.
     #[error("pushing {0}: {1}")]
-    Push(String, cnb_image::Error),
+    Push(String, Box<cnb_image::Error>),
+}
+
+impl From<cnb_image::Error> for DistError {
+    fn from(e: cnb_image::Error) -> Self {
+        DistError::Image(Box::new(e))
+    }
 }
 
 /// Maps an I/O error to [`DistError::Io`] naming `path`.

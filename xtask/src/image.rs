@@ -82,7 +82,7 @@ fn layer_file(source: &LayerSource, staging: &Path, what: &str) -> Result<LayerF
         write_layer_to_dir(source, staging, Compression::level(9)).map_err(|source| {
             DistError::Layer {
                 what: what.to_owned(),
-                source,
+                source: Box::new(source),
             }
         })?;
     Ok(LayerFile {
@@ -125,12 +125,12 @@ pub fn build(
         .set_label("io.buildpacks.builder.metadata", &descriptor.legacy_label())
         .set_working_dir("/layers")
         .set_created(CREATED);
-    image.build().map_err(DistError::Image)
+    image.build().map_err(DistError::from)
 }
 
 /// Writes `image` as the single image of the OCI layout `dir`, tagged `tag`.
 pub fn save_layout(image: &BuiltImage, dir: &Path, tag: &str) -> Result<(), DistError> {
-    cnb_image::store::save_layout(image, dir, Some(tag)).map_err(DistError::Image)
+    cnb_image::store::save_layout(image, dir, Some(tag)).map_err(DistError::from)
 }
 
 /// Pushes `image` to each of `targets` with the project's registry client: credentials from
@@ -144,11 +144,11 @@ pub fn push(image: &BuiltImage, targets: &[String], insecure: &[String]) -> Resu
         insecure_registries: insecure.to_vec(),
         ..RegistryOptions::default()
     };
-    let keychain = Keychain::from_env().map_err(|e| DistError::Image(e.into()))?;
-    let registry = Registry::new(options, keychain).map_err(DistError::Image)?;
-    let report = registry.save(image, &refs).map_err(DistError::Image)?;
+    let keychain = Keychain::from_env().map_err(|e| DistError::from(cnb_image::Error::from(e)))?;
+    let registry = Registry::new(options, keychain).map_err(DistError::from)?;
+    let report = registry.save(image, &refs).map_err(DistError::from)?;
     if let Some((name, error)) = report.failed.into_iter().next() {
-        return Err(DistError::Push(name, error));
+        return Err(DistError::Push(name, Box::new(error)));
     }
     Ok(())
 }

@@ -86,7 +86,7 @@ pub fn write(
         write_layer_to_dir(&source, out, Compression::level(9)).map_err(|source| {
             DistError::Layer {
                 what: name.to_owned(),
-                source,
+                source: Box::new(source),
             }
         })?;
     let tarball = out.join(name);

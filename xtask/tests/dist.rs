@@ -7,6 +7,8 @@
 //! The two binaries are placeholders with distinct contents (`--bin-dir`): this tests the
 //! packaging, not the phases, and stays fast. The phases are symlinks to `lifecycle`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;

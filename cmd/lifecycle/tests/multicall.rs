@@ -1,6 +1,8 @@
 //! The multi-call binary runs the phase it is called as (a symlink's name, as in the
 //! distribution's `lifecycle/` dir) or the phase named by its first argument.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
