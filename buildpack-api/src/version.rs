@@ -27,6 +27,10 @@ pub struct BuildpackFeatures {
 }
 
 impl BuildpackApi {
+    /// Supported versions a buildpack should move off (`[apis.buildpack] deprecated` in the
+    /// distribution's `lifecycle.toml`); none, as in the reference lifecycle v0.21.
+    pub const DEPRECATED: &'static [BuildpackApi] = &[];
+
     /// The feature table row for this version.
     pub fn features(self) -> BuildpackFeatures {
         use BuildpackApi::*;

@@ -48,6 +48,10 @@ pub struct PlatformFeatures {
 }
 
 impl PlatformApi {
+    /// Supported versions a platform should move off (`[apis.platform] deprecated` in the
+    /// distribution's `lifecycle.toml`); none, as in the reference lifecycle v0.21.
+    pub const DEPRECATED: &'static [PlatformApi] = &[];
+
     /// The feature table row for this version.
     pub fn features(self) -> PlatformFeatures {
         use PlatformApi::*;

@@ -50,7 +50,7 @@ fn build() -> PathBuf {
         .and_then(Path::parent)
         .expect("test binary lives in <target>/<profile>/deps")
         .to_path_buf();
-    let target_dir = profile_dir.parent().expect("<target> dir");
+    let target_dir = cargo_target_dir(&profile_dir);
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev",
         Some(other) => other,
@@ -75,6 +75,17 @@ fn build() -> PathBuf {
         "building the phase binaries failed: {status}"
     );
     profile_dir
+}
+
+/// The cargo target dir of a `<target>/[<triple>/]<profile>` dir: `.cargo/config.toml` sets a
+/// build target (for static binaries), so artifacts sit one level deeper, under the host triple.
+fn cargo_target_dir(profile_dir: &Path) -> &Path {
+    let parent = profile_dir.parent().expect("<target> dir");
+    let triple = format!("{}-unknown-linux-gnu", env::consts::ARCH);
+    match parent.file_name() {
+        Some(name) if name == triple.as_str() => parent.parent().expect("<target> dir"),
+        _ => parent,
+    }
 }
 
 /// Names of the workspace's member packages, read from the manifests (no cargo call).
@@ -119,7 +130,7 @@ pub fn static_binary(package: &str) -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("test binary lives in <target>/<profile>/deps");
-    let target_dir = profile_dir.parent().expect("<target> dir");
+    let target_dir = cargo_target_dir(profile_dir);
     let dir_name = profile_dir
         .file_name()
         .and_then(|n| n.to_str())

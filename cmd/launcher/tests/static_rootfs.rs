@@ -28,13 +28,17 @@ fn static_launcher() -> PathBuf {
     // <target>/<profile>/deps/<test binary>
     let exe = env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let target_dir = profile_dir.parent().unwrap();
+    let triple = format!("{}-unknown-linux-gnu", env::consts::ARCH);
+    // `.cargo/config.toml` sets a build target: then the profile dir is `<target>/<triple>/<profile>`.
+    let target_dir = match profile_dir.parent().unwrap() {
+        dir if dir.file_name().is_some_and(|n| n == triple.as_str()) => dir.parent().unwrap(),
+        dir => dir,
+    };
     let profile_dir_name = profile_dir.file_name().unwrap().to_str().unwrap();
     let profile = match profile_dir_name {
         "debug" => "dev",
         other => other,
     };
-    let triple = format!("{}-unknown-linux-gnu", env::consts::ARCH);
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut rustflags = env::var_os("RUSTFLAGS").unwrap_or_default();
     rustflags.push(" -C target-feature=+crt-static");

@@ -47,9 +47,15 @@ impl Failure {
     }
 }
 
-/// The version printed by `-version`.
+/// The version printed by `-version`: `<semver>+<commit>` when the build recorded a commit in
+/// `CNB_LIFECYCLE_COMMIT` (`cargo xtask dist` does), the shape the reference prints; else the
+/// bare workspace version.
 pub fn version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| match option_env!("CNB_LIFECYCLE_COMMIT") {
+        Some(commit) if !commit.is_empty() => format!("{}+{commit}", env!("CARGO_PKG_VERSION")),
+        _ => env!("CARGO_PKG_VERSION").to_owned(),
+    })
 }
 
 /// Runs `phase` as the process's `main`, with the process's arguments and environment.
