@@ -23,7 +23,9 @@ trap cleanup EXIT
 . "$repo/bench/lib.sh"
 echo "building the example..." >&2
 (cd "$repo" && cargo build -q --release -p cnb-daemon --example daemon-load)
-load_bin="$repo/target/release/examples/daemon-load"
+# .cargo/config.toml builds for the host triple explicitly (static binaries by default).
+host=$(rustc -vV | sed -n 's/^host: //p')
+load_bin="$repo/target/$host/release/examples/daemon-load"
 bench_layers "$size_mib"
 
 dockerd --data-root "$work/root" --exec-root "$work/x" -H "unix://$work/d.sock" --pidfile "$work/pid" \
