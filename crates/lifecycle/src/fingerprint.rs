@@ -22,6 +22,14 @@
 //!
 //! The records live in `<layers>/.cnb-layer-fingerprints.toml`, which is not part of any
 //! layer; a missing or unreadable file just means every layer is tarred.
+//!
+//! Naming what changed: beside each record, a separate file per layer
+//! (`<layers>/.cnb-layer-entries-<key hash>`) lists the layer's entries in walk order, each
+//! with a short hash of what it tars to (mode, size, link target or contents). The no-op path
+//! never reads it; only when a layer's fingerprint moved (it is tarred again anyway) does the
+//! exporter compare it with the entries now to name the first added, removed or changed path.
+//! A layer of more than [`MAX_ENTRIES`] entries gets no list (the record stays small; the
+//! reason then names no path), and so does a record written before these lists existed.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -63,15 +71,25 @@ pub struct Record {
 pub struct Fingerprints {
     #[serde(default)]
     layers: BTreeMap<String, Record>,
+    /// The fingerprints as loaded: an entries file on disk belongs to the loaded record.
+    #[serde(skip)]
+    loaded: BTreeMap<String, String>,
+    /// Entry lists of layers recorded since loading, written by [`Fingerprints::save`].
+    #[serde(skip)]
+    pending: BTreeMap<String, Option<Vec<Entry>>>,
 }
 
 impl Fingerprints {
     /// Loads `<layers>/.cnb-layer-fingerprints.toml`; anything unreadable is empty.
     pub fn load(layers_dir: &Path) -> Fingerprints {
-        fs::read_to_string(layers_dir.join(FILE_NAME))
+        let mut loaded: Fingerprints = fs::read_to_string(layers_dir.join(FILE_NAME))
             .ok()
             .and_then(|text| toml::from_str(&text).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        loaded.loaded = (loaded.layers.iter())
+            .map(|(k, r)| (k.clone(), r.fingerprint.clone()))
+            .collect();
+        loaded
     }
 
     /// The record for `dir` if its fingerprint is still `fingerprint`.
@@ -85,8 +103,11 @@ impl Fingerprints {
         self.get(dir, fingerprint).map(|r| r.diff_id.as_str())
     }
 
-    /// Records `dir`'s diffID (and tar size) under `fingerprint`.
+    /// Records `dir`'s diffID (and tar size) under `fingerprint`, and lists its entries (a
+    /// read of the directory: recording happens only for a layer just tarred or extracted).
     pub fn record(&mut self, dir: &Path, fingerprint: String, diff_id: String, size: Option<u64>) {
+        self.pending
+            .insert(key(dir), entries(dir, MAX_ENTRIES).ok().flatten());
         self.layers.insert(
             key(dir),
             Record {
@@ -100,6 +121,27 @@ impl Fingerprints {
     /// Forgets `dir`.
     pub fn forget(&mut self, dir: &Path) {
         self.layers.remove(&key(dir));
+        self.pending.insert(key(dir), None);
+    }
+
+    /// The first path (walk order, relative to `dir`) added, removed or changed since the
+    /// record loaded for `dir`, when that record has an entry list; `.` is the directory
+    /// itself. Reads the list and `dir` now: only for a layer not reused.
+    pub fn first_difference(&self, layers_dir: &Path, dir: &Path) -> Option<String> {
+        let key = key(dir);
+        let print = self.loaded.get(&key)?;
+        let old = read_entries(&entries_path(layers_dir, &key), print)?;
+        let now = match self.pending.get(&key) {
+            Some(Some(listed)) => listed.clone(),
+            _ => entries(dir, MAX_ENTRIES).ok()??,
+        };
+        first_difference(&old, &now).map(|p| {
+            if p.as_os_str().is_empty() {
+                ".".to_string()
+            } else {
+                p.to_string_lossy().into_owned()
+            }
+        })
     }
 
     /// The diffID `dir` has now, if a record proves it: fingerprints it against `probe`.
@@ -109,8 +151,127 @@ impl Fingerprints {
 
     /// Writes the records atomically; a failure only costs the next export some time.
     pub fn save(&self, layers_dir: &Path) -> io::Result<()> {
+        for (key, listed) in &self.pending {
+            let path = entries_path(layers_dir, key);
+            match (listed, self.layers.get(key)) {
+                (Some(listed), Some(record)) => write_entries(&path, &record.fingerprint, listed)?,
+                _ => match fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                },
+            }
+        }
         let text = toml::to_string(self).map_err(io::Error::other)?;
         cnb_platform_api::files::write_atomic(&layers_dir.join(FILE_NAME), text.as_bytes())
+    }
+}
+
+/// At most this many entries are listed for a layer (about 100 bytes each on disk).
+pub const MAX_ENTRIES: usize = 20_000;
+
+/// Prefix of the entry list files under `<layers>`.
+const ENTRIES_PREFIX: &str = ".cnb-layer-entries-";
+
+/// One layer entry: its path relative to the layer directory and a short hash of what it
+/// tars to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    path: PathBuf,
+    hash: String,
+}
+
+/// The entry list file of the layer recorded under `key`.
+fn entries_path(layers_dir: &Path, key: &str) -> PathBuf {
+    let digest = cnb_layers::digest::sha256(key.as_bytes()).to_string();
+    let hex = digest.rsplit(':').next().unwrap_or(&digest);
+    layers_dir.join(format!("{ENTRIES_PREFIX}{}", &hex[..16.min(hex.len())]))
+}
+
+/// Format: the fingerprint it belongs to, a newline, then `<hash> <path>\0` per entry.
+fn write_entries(path: &Path, fingerprint: &str, listed: &[Entry]) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(listed.len() * 64);
+    writeln!(bytes, "{fingerprint}")?;
+    for entry in listed {
+        write!(bytes, "{} ", entry.hash)?;
+        bytes.extend_from_slice(entry.path.as_os_str().as_bytes());
+        bytes.push(0);
+    }
+    cnb_platform_api::files::write_atomic(path, &bytes)
+}
+
+/// The list at `path` when it belongs to `fingerprint`.
+fn read_entries(path: &Path, fingerprint: &str) -> Option<Vec<Entry>> {
+    let bytes = fs::read(path).ok()?;
+    let newline = bytes.iter().position(|b| *b == b'\n')?;
+    if &bytes[..newline] != fingerprint.as_bytes() {
+        return None;
+    }
+    let mut listed = Vec::new();
+    for raw in bytes[newline + 1..].split(|b| *b == 0) {
+        if raw.is_empty() {
+            continue;
+        }
+        let space = raw.iter().position(|b| *b == b' ')?;
+        listed.push(Entry {
+            hash: String::from_utf8(raw[..space].to_vec()).ok()?,
+            path: PathBuf::from(std::ffi::OsStr::from_bytes(&raw[space + 1..])),
+        });
+    }
+    Some(listed)
+}
+
+/// The entries of `dir` in walk order (sorted, parents first), `None` when there are more
+/// than `limit`.
+fn entries(dir: &Path, limit: usize) -> io::Result<Option<Vec<Entry>>> {
+    let mut listed = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if listed.len() >= limit {
+            return Ok(None);
+        }
+        let meta = fs::symlink_metadata(&path)?;
+        let mut hash = HashWriter::new(io::sink());
+        // Contents stand for a file's size; a directory's size is the filesystem's business.
+        write!(hash, "{} ", meta.mode())?;
+        if meta.file_type().is_symlink() {
+            hash.write_all(fs::read_link(&path)?.as_os_str().as_bytes())?;
+        } else if meta.is_file() {
+            io::copy(&mut fs::File::open(&path)?, &mut hash)?;
+        } else if meta.is_dir() {
+            let mut children: Vec<PathBuf> = fs::read_dir(&path)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<io::Result<_>>()?;
+            children.sort();
+            stack.extend(children.into_iter().rev());
+        }
+        let digest = hash.finish().0.to_string();
+        let hex = digest.rsplit(':').next().unwrap_or(&digest);
+        listed.push(Entry {
+            path: path
+                .strip_prefix(dir)
+                .map_err(io::Error::other)?
+                .to_path_buf(),
+            hash: hex[..16.min(hex.len())].to_string(),
+        });
+    }
+    Ok(Some(listed))
+}
+
+/// The first path added, removed or changed from `old` to `now` (both in walk order, which
+/// is `Path`'s component-wise order).
+fn first_difference<'a>(old: &'a [Entry], now: &'a [Entry]) -> Option<&'a Path> {
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (old.get(i), now.get(j)) {
+            (None, None) => return None,
+            (Some(o), None) => return Some(&o.path),
+            (None, Some(n)) => return Some(&n.path),
+            (Some(o), Some(n)) => match o.path.cmp(&n.path) {
+                std::cmp::Ordering::Equal if o.hash == n.hash => (i, j) = (i + 1, j + 1),
+                std::cmp::Ordering::Equal | std::cmp::Ordering::Less => return Some(&o.path),
+                std::cmp::Ordering::Greater => return Some(&n.path),
+            },
+        }
     }
 }
 
@@ -334,5 +495,77 @@ mod tests {
                 Some(print.as_str())
             );
         }
+    }
+
+    #[test]
+    fn entry_lists_name_the_first_difference_and_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layer");
+        fs::create_dir_all(layer.join("a")).unwrap();
+        fs::write(layer.join("a/x"), "1").unwrap();
+        fs::write(layer.join("a.txt"), "1").unwrap();
+        let old = entries(&layer, 100).unwrap().unwrap();
+        let paths: Vec<_> = old.iter().map(|e| e.path.to_str().unwrap()).collect();
+        assert_eq!(paths, ["", "a", "a/x", "a.txt"], "walk order is Path order");
+
+        fs::write(layer.join("a.txt"), "2").unwrap();
+        fs::write(layer.join("a/w"), "new").unwrap();
+        let now = entries(&layer, 100).unwrap().unwrap();
+        assert_eq!(first_difference(&old, &now), Some(Path::new("a/w")));
+        fs::remove_file(layer.join("a/w")).unwrap();
+        let now = entries(&layer, 100).unwrap().unwrap();
+        assert_eq!(first_difference(&old, &now), Some(Path::new("a.txt")));
+        assert_eq!(first_difference(&old, &old), None);
+
+        // Over the bound: no list at all, so the records stay small.
+        assert_eq!(entries(&layer, 3).unwrap(), None);
+        for i in 0..MAX_ENTRIES {
+            fs::write(layer.join("a").join(i.to_string()), "").unwrap();
+        }
+        let probe = Probe::take(dir.path()).unwrap();
+        let print = fingerprint(&layer, Owner::ROOT, &probe).unwrap();
+        let mut records = Fingerprints::default();
+        records.record(&layer, print, "sha256:abc".into(), None);
+        records.save(dir.path()).unwrap();
+        let bytes: u64 = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum();
+        assert!(bytes < 4096, "{bytes} bytes of records for a huge layer");
+        let loaded = Fingerprints::load(dir.path());
+        assert_eq!(loaded.first_difference(dir.path(), &layer), None);
+    }
+
+    #[test]
+    fn a_record_without_an_entry_list_names_no_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layer");
+        fs::create_dir_all(&layer).unwrap();
+        fs::write(layer.join("f"), "1").unwrap();
+        let probe = Probe::take(dir.path()).unwrap();
+        let print = fingerprint(&layer, Owner::ROOT, &probe).unwrap();
+        // The previous version's file: the record alone.
+        let old = format!(
+            "[layers.{:?}]\nfingerprint = {print:?}\ndiff_id = \"sha256:abc\"\n",
+            key(&layer)
+        );
+        fs::write(dir.path().join(FILE_NAME), old).unwrap();
+        let loaded = Fingerprints::load(dir.path());
+        assert_eq!(loaded.diff_id(&layer, &print), Some("sha256:abc"));
+        fs::write(layer.join("g"), "2").unwrap();
+        assert_eq!(loaded.first_difference(dir.path(), &layer), None);
+
+        // Recorded by this version: the list names the added file.
+        let mut records = loaded;
+        records.record(&layer, print, "sha256:abc".into(), None);
+        records.save(dir.path()).unwrap();
+        fs::write(layer.join("e"), "3").unwrap();
+        let loaded = Fingerprints::load(dir.path());
+        assert_eq!(
+            loaded.first_difference(dir.path(), &layer).as_deref(),
+            Some("e")
+        );
     }
 }

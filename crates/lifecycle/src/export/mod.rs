@@ -447,6 +447,8 @@ pub fn export_with_cache(
                 ""
             },
             run_top_layer: &top_layer,
+            layers_dir: &inputs.layers_dir,
+            fingerprints: &fingerprints,
         };
         let mut rebuilt = crate::rebuild::take_restore_reasons(&inputs.layers_dir);
         for (layer, info) in planned.iter().zip(produced) {
