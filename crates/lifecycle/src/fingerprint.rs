@@ -37,6 +37,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -74,9 +75,28 @@ pub struct Fingerprints {
     /// The fingerprints as loaded: an entries file on disk belongs to the loaded record.
     #[serde(skip)]
     loaded: BTreeMap<String, String>,
-    /// Entry lists of layers recorded since loading, written by [`Fingerprints::save`].
+    /// Layers recorded (directory) or forgotten (`None`) since loading; their entry lists
+    /// are made when first asked for or, in parallel, by [`Fingerprints::save`].
     #[serde(skip)]
-    pending: BTreeMap<String, Option<Vec<Entry>>>,
+    pending: BTreeMap<String, Pending>,
+}
+
+/// A layer recorded since loading.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Its directory; `None` once forgotten.
+    dir: Option<PathBuf>,
+    /// Its entries, when listed (`None` inside: over the bound or unreadable).
+    listed: OnceLock<Option<Vec<Entry>>>,
+}
+
+impl Pending {
+    fn listed(&self) -> Option<&Vec<Entry>> {
+        let dir = self.dir.as_ref()?;
+        self.listed
+            .get_or_init(|| entries(dir, MAX_ENTRIES).ok().flatten())
+            .as_ref()
+    }
 }
 
 impl Fingerprints {
@@ -103,11 +123,15 @@ impl Fingerprints {
         self.get(dir, fingerprint).map(|r| r.diff_id.as_str())
     }
 
-    /// Records `dir`'s diffID (and tar size) under `fingerprint`, and lists its entries (a
-    /// read of the directory: recording happens only for a layer just tarred or extracted).
+    /// Records `dir`'s diffID (and tar size) under `fingerprint`; [`Fingerprints::save`]
+    /// lists its entries (a read of the directory: recording happens only for a layer just
+    /// tarred or extracted).
     pub fn record(&mut self, dir: &Path, fingerprint: String, diff_id: String, size: Option<u64>) {
-        self.pending
-            .insert(key(dir), entries(dir, MAX_ENTRIES).ok().flatten());
+        let pending = Pending {
+            dir: Some(dir.to_path_buf()),
+            listed: OnceLock::new(),
+        };
+        self.pending.insert(key(dir), pending);
         self.layers.insert(
             key(dir),
             Record {
@@ -121,7 +145,7 @@ impl Fingerprints {
     /// Forgets `dir`.
     pub fn forget(&mut self, dir: &Path) {
         self.layers.remove(&key(dir));
-        self.pending.insert(key(dir), None);
+        self.pending.insert(key(dir), Pending::default());
     }
 
     /// The first path (walk order, relative to `dir`) added, removed or changed since the
@@ -131,11 +155,15 @@ impl Fingerprints {
         let key = key(dir);
         let print = self.loaded.get(&key)?;
         let old = read_entries(&entries_path(layers_dir, &key), print)?;
-        let now = match self.pending.get(&key) {
-            Some(Some(listed)) => listed.clone(),
-            _ => entries(dir, MAX_ENTRIES).ok()??,
+        let listed_now;
+        let now = match self.pending.get(&key).and_then(Pending::listed) {
+            Some(listed) => listed,
+            None => {
+                listed_now = entries(dir, MAX_ENTRIES).ok()??;
+                &listed_now
+            }
         };
-        first_difference(&old, &now).map(|p| {
+        first_difference(&old, now).map(|p| {
             if p.as_os_str().is_empty() {
                 ".".to_string()
             } else {
@@ -151,9 +179,14 @@ impl Fingerprints {
 
     /// Writes the records atomically; a failure only costs the next export some time.
     pub fn save(&self, layers_dir: &Path) -> io::Result<()> {
-        for (key, listed) in &self.pending {
+        let todo: Vec<&Pending> = self.pending.values().collect();
+        cnb_layers::run_parallel(todo.len(), None, |i| {
+            todo[i].listed();
+            Ok(())
+        });
+        for (key, pending) in &self.pending {
             let path = entries_path(layers_dir, key);
-            match (listed, self.layers.get(key)) {
+            match (pending.listed(), self.layers.get(key)) {
                 (Some(listed), Some(record)) => write_entries(&path, &record.fingerprint, listed)?,
                 _ => match fs::remove_file(&path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
