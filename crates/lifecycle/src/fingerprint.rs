@@ -25,24 +25,25 @@
 //!
 //! Naming what changed: beside each record, a separate file per layer
 //! (`<layers>/.cnb-layer-entries-<key hash>`) lists the layer's entries in walk order, each
-//! with a short hash of what it tars to (mode, size, link target or contents). The no-op path
-//! never reads it; only when a layer's fingerprint moved (it is tarred again anyway) does the
-//! exporter compare it with the entries now to name the first added, removed or changed path.
+//! with a short hash of the tar through that entry ([`cnb_layers::entries`]). The lists are a
+//! by-product of the passes that already read every byte (the exporter's tar, the restorer's
+//! hash pass): no file is read for them. The no-op path never reads a list; only when a
+//! layer's fingerprint moved (it is tarred again anyway) does the exporter compare the list
+//! its tar just made with the recorded one to name the first added, removed or changed path.
 //! A layer of more than [`MAX_ENTRIES`] entries gets no list (the record stays small; the
 //! reason then names no path), and so does a record written before these lists existed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cnb_layers::digest::HashWriter;
-use cnb_layers::{LayerSource, Owner, TarInfo};
+use cnb_layers::{EntryList, LayerSource, ListedEntry, Owner, TarInfo};
 use serde::{Deserialize, Serialize};
 
 /// File name of the records under `<layers>`.
@@ -75,28 +76,13 @@ pub struct Fingerprints {
     /// The fingerprints as loaded: an entries file on disk belongs to the loaded record.
     #[serde(skip)]
     loaded: BTreeMap<String, String>,
-    /// Layers recorded (directory) or forgotten (`None`) since loading; their entry lists
-    /// are made when first asked for or, in parallel, by [`Fingerprints::save`].
+    /// Layers recorded or forgotten since loading: [`Fingerprints::save`] writes or removes
+    /// their entry lists.
     #[serde(skip)]
-    pending: BTreeMap<String, Pending>,
-}
-
-/// A layer recorded since loading.
-#[derive(Debug, Default)]
-struct Pending {
-    /// Its directory; `None` once forgotten.
-    dir: Option<PathBuf>,
-    /// Its entries, when listed (`None` inside: over the bound or unreadable).
-    listed: OnceLock<Option<Vec<Entry>>>,
-}
-
-impl Pending {
-    fn listed(&self) -> Option<&Vec<Entry>> {
-        let dir = self.dir.as_ref()?;
-        self.listed
-            .get_or_init(|| entries(dir, MAX_ENTRIES).ok().flatten())
-            .as_ref()
-    }
+    touched: BTreeSet<String>,
+    /// The entry lists made while tarring layers in this run (`None`: over the bound).
+    #[serde(skip)]
+    listed: BTreeMap<String, Option<Vec<ListedEntry>>>,
 }
 
 impl Fingerprints {
@@ -124,14 +110,9 @@ impl Fingerprints {
     }
 
     /// Records `dir`'s diffID (and tar size) under `fingerprint`; [`Fingerprints::save`]
-    /// lists its entries (a read of the directory: recording happens only for a layer just
-    /// tarred or extracted).
+    /// writes the entry list given to [`Fingerprints::list`] beside it.
     pub fn record(&mut self, dir: &Path, fingerprint: String, diff_id: String, size: Option<u64>) {
-        let pending = Pending {
-            dir: Some(dir.to_path_buf()),
-            listed: OnceLock::new(),
-        };
-        self.pending.insert(key(dir), pending);
+        self.touched.insert(key(dir));
         self.layers.insert(
             key(dir),
             Record {
@@ -145,24 +126,24 @@ impl Fingerprints {
     /// Forgets `dir`.
     pub fn forget(&mut self, dir: &Path) {
         self.layers.remove(&key(dir));
-        self.pending.insert(key(dir), Pending::default());
+        self.touched.insert(key(dir));
+    }
+
+    /// Keeps the entry list made while `dir` was tarred in this run: it names the first
+    /// difference, and [`Fingerprints::save`] writes it when `dir` is recorded.
+    pub fn list(&mut self, dir: &Path, list: EntryList) {
+        self.listed.insert(key(dir), list.into_entries());
     }
 
     /// The first path (walk order, relative to `dir`) added, removed or changed since the
     /// record loaded for `dir`, when that record has an entry list; `.` is the directory
-    /// itself. Reads the list and `dir` now: only for a layer not reused.
+    /// itself. Compares with the list [`Fingerprints::list`] got for `dir` (none: no path);
+    /// reads the recorded list: only for a layer not reused.
     pub fn first_difference(&self, layers_dir: &Path, dir: &Path) -> Option<String> {
         let key = key(dir);
+        let now = self.listed.get(&key)?.as_ref()?;
         let print = self.loaded.get(&key)?;
         let old = read_entries(&entries_path(layers_dir, &key), print)?;
-        let listed_now;
-        let now = match self.pending.get(&key).and_then(Pending::listed) {
-            Some(listed) => listed,
-            None => {
-                listed_now = entries(dir, MAX_ENTRIES).ok()??;
-                &listed_now
-            }
-        };
         first_difference(&old, now).map(|p| {
             if p.as_os_str().is_empty() {
                 ".".to_string()
@@ -179,14 +160,10 @@ impl Fingerprints {
 
     /// Writes the records atomically; a failure only costs the next export some time.
     pub fn save(&self, layers_dir: &Path) -> io::Result<()> {
-        let todo: Vec<&Pending> = self.pending.values().collect();
-        cnb_layers::run_parallel(todo.len(), None, |i| {
-            todo[i].listed();
-            Ok(())
-        });
-        for (key, pending) in &self.pending {
+        for key in &self.touched {
             let path = entries_path(layers_dir, key);
-            match (pending.listed(), self.layers.get(key)) {
+            let listed = self.listed.get(key).and_then(Option::as_ref);
+            match (listed, self.layers.get(key)) {
                 (Some(listed), Some(record)) => write_entries(&path, &record.fingerprint, listed)?,
                 _ => match fs::remove_file(&path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -205,12 +182,12 @@ pub const MAX_ENTRIES: usize = 20_000;
 /// Prefix of the entry list files under `<layers>`.
 const ENTRIES_PREFIX: &str = ".cnb-layer-entries-";
 
-/// One layer entry: its path relative to the layer directory and a short hash of what it
-/// tars to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
-    path: PathBuf,
-    hash: String,
+/// An entry list starts `<FORMAT> <fingerprint>\n`.
+const FORMAT: &str = "cnb-layer-entries-v2";
+
+/// An empty entry list with this module's bound, for a pass that tars a layer directory.
+pub fn entry_list() -> EntryList {
+    EntryList::new(MAX_ENTRIES)
 }
 
 /// The entry list file of the layer recorded under `key`.
@@ -220,12 +197,13 @@ fn entries_path(layers_dir: &Path, key: &str) -> PathBuf {
     layers_dir.join(format!("{ENTRIES_PREFIX}{}", &hex[..16.min(hex.len())]))
 }
 
-/// Format: the fingerprint it belongs to, a newline, then `<hash> <path>\0` per entry.
-fn write_entries(path: &Path, fingerprint: &str, listed: &[Entry]) -> io::Result<()> {
+/// Format: [`FORMAT`] and the fingerprint it belongs to, a newline, then `<16 hex> <path>\0`
+/// per entry.
+fn write_entries(path: &Path, fingerprint: &str, listed: &[ListedEntry]) -> io::Result<()> {
     let mut bytes = Vec::with_capacity(listed.len() * 64);
-    writeln!(bytes, "{fingerprint}")?;
+    writeln!(bytes, "{FORMAT} {fingerprint}")?;
     for entry in listed {
-        write!(bytes, "{} ", entry.hash)?;
+        write!(bytes, "{:016x} ", entry.hash)?;
         bytes.extend_from_slice(entry.path.as_os_str().as_bytes());
         bytes.push(0);
     }
@@ -233,10 +211,10 @@ fn write_entries(path: &Path, fingerprint: &str, listed: &[Entry]) -> io::Result
 }
 
 /// The list at `path` when it belongs to `fingerprint`.
-fn read_entries(path: &Path, fingerprint: &str) -> Option<Vec<Entry>> {
+fn read_entries(path: &Path, fingerprint: &str) -> Option<Vec<ListedEntry>> {
     let bytes = fs::read(path).ok()?;
     let newline = bytes.iter().position(|b| *b == b'\n')?;
-    if &bytes[..newline] != fingerprint.as_bytes() {
+    if bytes[..newline] != *format!("{FORMAT} {fingerprint}").as_bytes() {
         return None;
     }
     let mut listed = Vec::new();
@@ -245,54 +223,18 @@ fn read_entries(path: &Path, fingerprint: &str) -> Option<Vec<Entry>> {
             continue;
         }
         let space = raw.iter().position(|b| *b == b' ')?;
-        listed.push(Entry {
-            hash: String::from_utf8(raw[..space].to_vec()).ok()?,
+        let hex = std::str::from_utf8(&raw[..space]).ok()?;
+        listed.push(ListedEntry {
+            hash: u64::from_str_radix(hex, 16).ok()?,
             path: PathBuf::from(std::ffi::OsStr::from_bytes(&raw[space + 1..])),
         });
     }
     Some(listed)
 }
 
-/// The entries of `dir` in walk order (sorted, parents first), `None` when there are more
-/// than `limit`.
-fn entries(dir: &Path, limit: usize) -> io::Result<Option<Vec<Entry>>> {
-    let mut listed = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        if listed.len() >= limit {
-            return Ok(None);
-        }
-        let meta = fs::symlink_metadata(&path)?;
-        let mut hash = HashWriter::new(io::sink());
-        // Contents stand for a file's size; a directory's size is the filesystem's business.
-        write!(hash, "{} ", meta.mode())?;
-        if meta.file_type().is_symlink() {
-            hash.write_all(fs::read_link(&path)?.as_os_str().as_bytes())?;
-        } else if meta.is_file() {
-            io::copy(&mut fs::File::open(&path)?, &mut hash)?;
-        } else if meta.is_dir() {
-            let mut children: Vec<PathBuf> = fs::read_dir(&path)?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<io::Result<_>>()?;
-            children.sort();
-            stack.extend(children.into_iter().rev());
-        }
-        let digest = hash.finish().0.to_string();
-        let hex = digest.rsplit(':').next().unwrap_or(&digest);
-        listed.push(Entry {
-            path: path
-                .strip_prefix(dir)
-                .map_err(io::Error::other)?
-                .to_path_buf(),
-            hash: hex[..16.min(hex.len())].to_string(),
-        });
-    }
-    Ok(Some(listed))
-}
-
 /// The first path added, removed or changed from `old` to `now` (both in walk order, which
 /// is `Path`'s component-wise order).
-fn first_difference<'a>(old: &'a [Entry], now: &'a [Entry]) -> Option<&'a Path> {
+fn first_difference<'a>(old: &'a [ListedEntry], now: &'a [ListedEntry]) -> Option<&'a Path> {
     let (mut i, mut j) = (0, 0);
     loop {
         match (old.get(i), now.get(j)) {
@@ -309,14 +251,15 @@ fn first_difference<'a>(old: &'a [Entry], now: &'a [Entry]) -> Option<&'a Path> 
 }
 
 /// The fingerprint of `dir` and what it tars to with `owner` (diffID and size, by a hash pass
-/// that writes nothing), when the directory did not change while it was read; `None` when it
-/// did, when an entry is racy, or when it cannot be read.
-pub fn measure(dir: &Path, owner: Owner, probe: &Probe) -> Option<(String, TarInfo)> {
+/// that writes nothing; its entry list as a by-product), when the directory did not change
+/// while it was read; `None` when it did, when an entry is racy, or when it cannot be read.
+pub fn measure(dir: &Path, owner: Owner, probe: &Probe) -> Option<(String, TarInfo, EntryList)> {
     let before = fingerprint(dir, owner, probe)?;
     let source = LayerSource::dir(dir, owner).ok()?;
-    let (tar, _) = cnb_layers::write_uncompressed(&source, io::sink()).ok()?;
+    let mut list = entry_list();
+    let (tar, _) = cnb_layers::write_uncompressed_listed(&source, io::sink(), &mut list).ok()?;
     let after = fingerprint(dir, owner, probe)?;
-    (before == after).then_some((before, tar))
+    (before == after).then_some((before, tar, list))
 }
 
 /// Records are keyed by absolute path, so phases started in different directories agree.
@@ -457,6 +400,7 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn unchanged_tree_keeps_its_fingerprint_and_any_change_moves_it() {
@@ -530,6 +474,21 @@ mod tests {
         }
     }
 
+    /// The entry list of `layer` as the restorer's hash pass makes it.
+    fn listed(layer: &Path, limit: usize) -> Option<Vec<ListedEntry>> {
+        let source = LayerSource::dir(layer, Owner::ROOT).unwrap();
+        let mut list = EntryList::new(limit);
+        cnb_layers::write_uncompressed_listed(&source, io::sink(), &mut list).unwrap();
+        list.into_entries()
+    }
+
+    /// `layer`'s fingerprint, diffID and entry list, by one hash pass.
+    fn measured(dir: &Path, layer: &Path) -> (String, String, EntryList) {
+        let probe = Probe::take(dir).unwrap();
+        let (print, tar, list) = measure(layer, Owner::ROOT, &probe).unwrap();
+        (print, tar.diff_id.to_string(), list)
+    }
+
     #[test]
     fn entry_lists_name_the_first_difference_and_stay_bounded() {
         let dir = tempfile::tempdir().unwrap();
@@ -537,28 +496,37 @@ mod tests {
         fs::create_dir_all(layer.join("a")).unwrap();
         fs::write(layer.join("a/x"), "1").unwrap();
         fs::write(layer.join("a.txt"), "1").unwrap();
-        let old = entries(&layer, 100).unwrap().unwrap();
+        let old = listed(&layer, 100).unwrap();
         let paths: Vec<_> = old.iter().map(|e| e.path.to_str().unwrap()).collect();
         assert_eq!(paths, ["", "a", "a/x", "a.txt"], "walk order is Path order");
 
         fs::write(layer.join("a.txt"), "2").unwrap();
         fs::write(layer.join("a/w"), "new").unwrap();
-        let now = entries(&layer, 100).unwrap().unwrap();
+        let now = listed(&layer, 100).unwrap();
         assert_eq!(first_difference(&old, &now), Some(Path::new("a/w")));
         fs::remove_file(layer.join("a/w")).unwrap();
-        let now = entries(&layer, 100).unwrap().unwrap();
-        assert_eq!(first_difference(&old, &now), Some(Path::new("a.txt")));
+        let now = listed(&layer, 100).unwrap();
+        assert_eq!(
+            first_difference(&old, &now),
+            Some(Path::new("a.txt")),
+            "same size, other contents"
+        );
         assert_eq!(first_difference(&old, &old), None);
+        fs::write(layer.join("a.txt"), "1").unwrap();
+        let mode = fs::Permissions::from_mode(0o700);
+        fs::set_permissions(layer.join("a/x"), mode).unwrap();
+        let now = listed(&layer, 100).unwrap();
+        assert_eq!(first_difference(&old, &now), Some(Path::new("a/x")));
 
         // Over the bound: no list at all, so the records stay small.
-        assert_eq!(entries(&layer, 3).unwrap(), None);
+        assert_eq!(listed(&layer, 3), None);
         for i in 0..MAX_ENTRIES {
             fs::write(layer.join("a").join(i.to_string()), "").unwrap();
         }
-        let probe = Probe::take(dir.path()).unwrap();
-        let print = fingerprint(&layer, Owner::ROOT, &probe).unwrap();
+        let (print, diff_id, list) = measured(dir.path(), &layer);
         let mut records = Fingerprints::default();
-        records.record(&layer, print, "sha256:abc".into(), None);
+        records.record(&layer, print, diff_id, None);
+        records.list(&layer, list);
         records.save(dir.path()).unwrap();
         let bytes: u64 = fs::read_dir(dir.path())
             .unwrap()
@@ -567,7 +535,8 @@ mod tests {
             .map(|m| m.len())
             .sum();
         assert!(bytes < 4096, "{bytes} bytes of records for a huge layer");
-        let loaded = Fingerprints::load(dir.path());
+        let mut loaded = Fingerprints::load(dir.path());
+        loaded.list(&layer, measured(dir.path(), &layer).2);
         assert_eq!(loaded.first_difference(dir.path(), &layer), None);
     }
 
@@ -577,25 +546,32 @@ mod tests {
         let layer = dir.path().join("layer");
         fs::create_dir_all(&layer).unwrap();
         fs::write(layer.join("f"), "1").unwrap();
-        let probe = Probe::take(dir.path()).unwrap();
-        let print = fingerprint(&layer, Owner::ROOT, &probe).unwrap();
+        let (print, diff_id, list) = measured(dir.path(), &layer);
         // The previous version's file: the record alone.
         let old = format!(
-            "[layers.{:?}]\nfingerprint = {print:?}\ndiff_id = \"sha256:abc\"\n",
+            "[layers.{:?}]\nfingerprint = {print:?}\ndiff_id = {diff_id:?}\n",
             key(&layer)
         );
         fs::write(dir.path().join(FILE_NAME), old).unwrap();
-        let loaded = Fingerprints::load(dir.path());
-        assert_eq!(loaded.diff_id(&layer, &print), Some("sha256:abc"));
+        let mut loaded = Fingerprints::load(dir.path());
+        assert_eq!(loaded.diff_id(&layer, &print), Some(diff_id.as_str()));
         fs::write(layer.join("g"), "2").unwrap();
+        loaded.list(&layer, measured(dir.path(), &layer).2);
         assert_eq!(loaded.first_difference(dir.path(), &layer), None);
 
         // Recorded by this version: the list names the added file.
-        let mut records = loaded;
-        records.record(&layer, print, "sha256:abc".into(), None);
+        let mut records = Fingerprints::load(dir.path());
+        records.record(&layer, print, diff_id, None);
+        records.list(&layer, list);
         records.save(dir.path()).unwrap();
         fs::write(layer.join("e"), "3").unwrap();
-        let loaded = Fingerprints::load(dir.path());
+        let mut loaded = Fingerprints::load(dir.path());
+        assert_eq!(
+            loaded.first_difference(dir.path(), &layer),
+            None,
+            "no list made in this run: no path, and no read of the layer"
+        );
+        loaded.list(&layer, measured(dir.path(), &layer).2);
         assert_eq!(
             loaded.first_difference(dir.path(), &layer).as_deref(),
             Some("e")
