@@ -56,6 +56,16 @@ impl<W: Write> HashWriter<W> {
         &mut self.inner
     }
 
+    /// The first 8 bytes of the SHA-256 of everything written so far, without finishing:
+    /// a copy of the hasher state is finalised (two block compressions at most), so a caller
+    /// can mark points in the stream without hashing any byte again.
+    pub fn prefix_hash(&self) -> u64 {
+        let bytes = self.hasher.clone().finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&bytes[..8]);
+        u64::from_be_bytes(first)
+    }
+
     /// Returns the digest, the byte count and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
         (finish(self.hasher), self.count, self.inner)

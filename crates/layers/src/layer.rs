@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::gotar::{self, Header, ReadError, typeflag};
-use crate::tar::{LayerTar, Owner, lstat, stat};
+use crate::tar::{LayerTar, Listing, Owner, lstat, stat};
 
 /// `/cnb`, the root of the launcher and process-type layers.
 pub const CNB_DIR: &str = "/cnb";
@@ -185,7 +185,22 @@ impl LayerSource {
 
     /// Streams the layer's tar into `w` and returns `w`.
     pub fn write_tar<W: Write>(&self, w: W) -> Result<W> {
+        self.write_tar_listed(w, None)
+    }
+
+    /// [`LayerSource::write_tar`] that, for a directory, marks each entry in `list` with the
+    /// sink's running hash (see [`crate::entries`]); other kinds leave no list.
+    pub(crate) fn write_tar_listed<W: Write>(
+        &self,
+        w: W,
+        mut list: Option<Listing<'_, W>>,
+    ) -> Result<W> {
         let mut t = LayerTar::new(w);
+        if !matches!(self, LayerSource::Dir { .. })
+            && let Some(listing) = list.as_mut()
+        {
+            listing.list.drop_list();
+        }
         match self {
             LayerSource::Dir { dir, owner } => {
                 for p in ancestors(dir) {
@@ -193,7 +208,7 @@ impl LayerSource {
                     t.add_path(&p, &meta)?;
                 }
                 t.set_owner(*owner);
-                t.add_tree(dir)?;
+                t.add_tree(dir, list)?;
             }
             LayerSource::Files {
                 parents,

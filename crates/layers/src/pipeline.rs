@@ -37,8 +37,10 @@ use flate2::GzBuilder;
 use oci_spec::image::Digest;
 
 use crate::digest::HashWriter;
+use crate::entries::EntryList;
 use crate::error::{Error, Result};
 use crate::layer::LayerSource;
+use crate::tar::Listing;
 
 const SINK_BUFFER: usize = 256 * 1024;
 
@@ -112,6 +114,39 @@ pub fn write_layer_with_copy<W: Write, C: Write>(
     copy: C,
     compression: Compression,
 ) -> Result<(LayerInfo, W, C)> {
+    write_layer_listed(source, sink, copy, compression, None)
+}
+
+/// Drops `list` when the tar failed part-way: a partial list would name wrong paths.
+fn listed<T>(result: Result<T>, list: Option<&mut EntryList>) -> Result<T> {
+    if result.is_err()
+        && let Some(list) = list
+    {
+        list.drop_list();
+    }
+    result
+}
+
+/// [`write_layer_with_copy`] that also marks each entry of a directory layer in `list`, from
+/// the diffID hasher's running state (no byte is hashed or read again; see [`crate::entries`]).
+fn write_layer_listed<W: Write, C: Write>(
+    source: &LayerSource,
+    sink: W,
+    copy: C,
+    compression: Compression,
+    mut list: Option<&mut EntryList>,
+) -> Result<(LayerInfo, W, C)> {
+    let result = write_layer_marked(source, sink, copy, compression, list.as_deref_mut());
+    listed(result, list)
+}
+
+fn write_layer_marked<W: Write, C: Write>(
+    source: &LayerSource,
+    sink: W,
+    copy: C,
+    compression: Compression,
+    list: Option<&mut EntryList>,
+) -> Result<(LayerInfo, W, C)> {
     let out = HashWriter::new(BufWriter::with_capacity(SINK_BUFFER, sink));
     let gz = GzBuilder::new().write(out, flate2::Compression::new(compression.get()));
     let copy = BufWriter::with_capacity(SINK_BUFFER, copy);
@@ -119,7 +154,11 @@ pub fn write_layer_with_copy<W: Write, C: Write>(
         first: gz,
         second: copy,
     });
-    let tar = source.write_tar(tar)?;
+    let listing = list.map(|list| Listing {
+        list,
+        prefix_hash: HashWriter::prefix_hash,
+    });
+    let tar = source.write_tar_listed(tar, listing)?;
     let (
         diff_id,
         uncompressed_size,
@@ -169,8 +208,31 @@ impl<A: Write, B: Write> Write for Tee<A, B> {
 
 /// Writes `source` as a plain tar into `sink` and returns its diffID, size and the sink.
 pub fn write_uncompressed<W: Write>(source: &LayerSource, sink: W) -> Result<(TarInfo, W)> {
+    write_uncompressed_marked(source, sink, None)
+}
+
+/// [`write_uncompressed`] that also marks each entry of a directory layer in `list` (see
+/// [`crate::entries`]): the restorer's hash pass lists what it hashes as a by-product.
+pub fn write_uncompressed_listed<W: Write>(
+    source: &LayerSource,
+    sink: W,
+    list: &mut EntryList,
+) -> Result<(TarInfo, W)> {
+    let result = write_uncompressed_marked(source, sink, Some(&mut *list));
+    listed(result, Some(list))
+}
+
+fn write_uncompressed_marked<W: Write>(
+    source: &LayerSource,
+    sink: W,
+    list: Option<&mut EntryList>,
+) -> Result<(TarInfo, W)> {
     let tar = HashWriter::new(BufWriter::with_capacity(SINK_BUFFER, sink));
-    let tar = source.write_tar(tar)?;
+    let listing = list.map(|list| Listing {
+        list,
+        prefix_hash: HashWriter::prefix_hash,
+    });
+    let tar = source.write_tar_listed(tar, listing)?;
     let (diff_id, size, buffered) = tar.finish();
     let mut sink = buffered
         .into_inner()
@@ -196,12 +258,35 @@ pub fn write_layer_to_dir_with_copy<C: Write>(
     copy: C,
     compression: Compression,
 ) -> Result<(LayerInfo, PathBuf)> {
+    write_layer_to_dir_marked(source, dir, copy, compression, None)
+}
+
+/// [`write_layer_to_dir_with_copy`] that also marks each entry of a directory layer in
+/// `list` (see [`crate::entries`]): the exporter lists a layer as a by-product of tarring it.
+pub fn write_layer_to_dir_listed<C: Write>(
+    source: &LayerSource,
+    dir: &Path,
+    copy: C,
+    compression: Compression,
+    list: &mut EntryList,
+) -> Result<(LayerInfo, PathBuf)> {
+    let result = write_layer_to_dir_marked(source, dir, copy, compression, Some(&mut *list));
+    listed(result, Some(list))
+}
+
+fn write_layer_to_dir_marked<C: Write>(
+    source: &LayerSource,
+    dir: &Path,
+    copy: C,
+    compression: Compression,
+    list: Option<&mut EntryList>,
+) -> Result<(LayerInfo, PathBuf)> {
     let blob_err = |path: &Path, source| Error::Blob {
         path: path.to_path_buf(),
         source,
     };
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| blob_err(dir, e))?;
-    let (info, tmp, _) = write_layer_with_copy(source, tmp, copy, compression)?;
+    let (info, tmp, _) = write_layer_listed(source, tmp, copy, compression, list)?;
     let path = dir.join(info.digest.digest());
     tmp.persist(&path).map_err(|e| blob_err(&path, e.error))?;
     Ok((info, path))

@@ -16,6 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::entries::EntryList;
 use crate::error::{Error, Result, show};
 use crate::gotar::{self, Header, Timestamp, WriteError, typeflag};
 
@@ -39,6 +40,12 @@ impl Owner {
 }
 
 const COPY_BUFFER: usize = 256 * 1024;
+
+/// Where [`LayerTar::add_tree`] marks entries, and how it reads the sink's running hash.
+pub(crate) struct Listing<'a, W> {
+    pub(crate) list: &'a mut EntryList,
+    pub(crate) prefix_hash: fn(&W) -> u64,
+}
 
 /// A tar writer that normalises every header like the reference's.
 pub(crate) struct LayerTar<W: Write> {
@@ -154,11 +161,16 @@ impl<W: Write> LayerTar<W> {
 
     /// Go `archive.AddDirToArchive`: `root` and everything below it, in
     /// `filepath.Walk` order (depth first, entries sorted bytewise). Symlinks are
-    /// not followed, the root included.
-    pub(crate) fn add_tree(&mut self, root: &Path) -> Result<()> {
+    /// not followed, the root included. With `list`, each entry is marked in it with
+    /// `prefix_hash` of the sink as the entry starts and as the tree ends.
+    pub(crate) fn add_tree(&mut self, root: &Path, mut list: Option<Listing<'_, W>>) -> Result<()> {
         let mut stack: Vec<PathBuf> = vec![root.to_path_buf()];
         while let Some(path) = stack.pop() {
             let meta = lstat(&path)?;
+            if let Some(Listing { list, prefix_hash }) = list.as_mut() {
+                let rel = path.strip_prefix(root).unwrap_or(&path);
+                list.begin(rel, || prefix_hash(self.tw.get_ref()));
+            }
             if meta.is_dir() {
                 let names = sorted_names(&path)?;
                 self.add_path(&path, &meta)?;
@@ -166,6 +178,9 @@ impl<W: Write> LayerTar<W> {
             } else {
                 self.add_path(&path, &meta)?;
             }
+        }
+        if let Some(Listing { list, prefix_hash }) = list {
+            list.end(|| prefix_hash(self.tw.get_ref()));
         }
         Ok(())
     }

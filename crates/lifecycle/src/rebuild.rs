@@ -117,7 +117,7 @@ impl fmt::Display for RebuildReason {
             RebuildReason::ContentsChanged { first_path: None } => f.write_str("contents changed"),
             RebuildReason::ContentsChanged {
                 first_path: Some(path),
-            } => write!(f, "contents changed (first at '{path}')"),
+            } => write!(f, "contents changed (first difference: {path})"),
             RebuildReason::MetadataChanged => f.write_str("metadata changed"),
             RebuildReason::CacheMiss(CacheMiss::CacheEmpty) => {
                 f.write_str("cache miss (cache empty)")

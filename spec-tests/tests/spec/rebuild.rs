@@ -15,10 +15,13 @@ use crate::exp::{APP, RUN};
 const RUN2: &str = "example.com/cnb/run2:latest";
 
 /// `acme/runtime`: launch+cache layer `rt`, whose file content and `[metadata] version` come
-/// from `$HOME/content` and `$HOME/meta`.
+/// from `$HOME/content` and `$HOME/meta`; `$HOME/extra` adds `bin/extra`, `$HOME/no-readme`
+/// removes `README`.
 const BUILD: &str = r#"
 mkdir -p "$L/rt/bin"
 cat "$HOME/content" 2>/dev/null > "$L/rt/bin/hello" || echo one > "$L/rt/bin/hello"
+if [ -f "$HOME/extra" ]; then cp "$HOME/extra" "$L/rt/bin/extra"; fi
+if [ -f "$HOME/no-readme" ]; then rm -f "$L/rt/README"; else echo readme > "$L/rt/README"; fi
 m=$(cat "$HOME/meta" 2>/dev/null || echo 1)
 printf '[types]\nlaunch = true\ncache = true\n[metadata]\nversion = "%s"\n' "$m" > "$L/rt.toml"
 printf '[[processes]]\ntype = "web"\ncommand = ["true"]\ndefault = true\n' > "$L/launch.toml"
@@ -122,8 +125,70 @@ fn rebuild_reason_contents_changed() {
     first_build(&ws, &cache);
     ws.write("home/content", "two\n");
     build(&ws, RUN, Some(&cache));
+    export(&ws, &cache, "production").mentions(
+        "Layer 'acme/runtime:rt' not reused: contents changed (first difference: bin/hello)",
+    );
+    assert_entry(&ws, RT, "export", "contents-changed", "bin/hello");
+}
+
+#[test]
+fn rebuild_reason_contents_changed_names_an_added_file() {
+    let ws = Workspace::new();
+    let cache = fixture(&ws);
+    first_build(&ws, &cache);
+    ws.write("home/extra", "new\n");
+    build(&ws, RUN, Some(&cache));
+    export(&ws, &cache, "production").mentions(
+        "Layer 'acme/runtime:rt' not reused: contents changed (first difference: bin/extra)",
+    );
+    assert_entry(&ws, RT, "export", "contents-changed", "bin/extra");
+}
+
+#[test]
+fn rebuild_reason_contents_changed_names_a_removed_file() {
+    let ws = Workspace::new();
+    let cache = fixture(&ws);
+    first_build(&ws, &cache);
+    ws.write("home/no-readme", "");
+    build(&ws, RUN, Some(&cache));
+    export(&ws, &cache, "production").mentions(
+        "Layer 'acme/runtime:rt' not reused: contents changed (first difference: README)",
+    );
+    assert_entry(&ws, RT, "export", "contents-changed", "README");
+}
+
+/// A layers directory kept from the last build (no restorer): the exporter's own record names
+/// the path; a record written before entry lists existed names none, and still works.
+#[test]
+fn rebuild_reason_contents_changed_with_kept_layers_and_an_old_record() {
+    let ws = Workspace::new();
+    let cache = fixture(&ws);
+    first_build(&ws, &cache);
+    let layers = ws.path("layers");
+    let entry_lists = |layers: &Path| -> Vec<PathBuf> {
+        fs::read_dir(layers)
+            .expect("layers")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.to_string_lossy().contains(".cnb-layer-entries-"))
+            .collect()
+    };
+    assert!(
+        !entry_lists(&layers).is_empty(),
+        "the export listed the entries"
+    );
+    for list in entry_lists(&layers) {
+        fs::remove_file(list).expect("remove the list");
+    }
+    ws.write("home/content", "two\n");
+    ws.analyzer()
+        .layout(&ws.layout_dir())
+        .args(["-run-image", RUN, APP])
+        .output()
+        .success();
+    ws.builder().output().success();
     export(&ws, &cache, "production")
-        .mentions("Layer 'acme/runtime:rt' not reused: contents changed");
+        .mentions("Layer 'acme/runtime:rt' not reused: contents changed")
+        .never_mentions("first difference");
     assert_entry(&ws, RT, "export", "contents-changed", "");
 }
 

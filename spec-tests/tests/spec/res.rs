@@ -450,7 +450,7 @@ printf '[metadata]\nruns = "1"\n' > "$L/store.toml""#,
     let allowed = |p: &str| {
         // The lifecycle's own record of what the extracted layers' tars were (the exporter
         // reads it to skip re-tarring them); not a buildpack output, in no layer.
-        if p == ".cnb-layer-fingerprints.toml" {
+        if p == ".cnb-layer-fingerprints.toml" || p.starts_with(".cnb-layer-entries-") {
             return true;
         }
         let Some(rest) = p.strip_prefix("acme_runtime") else {

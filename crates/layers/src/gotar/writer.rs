@@ -49,6 +49,11 @@ impl<W: Write> Writer<W> {
         }
     }
 
+    /// The sink (everything written so far has reached it: this writer keeps no buffer).
+    pub fn get_ref(&self) -> &W {
+        &self.w
+    }
+
     /// Finishes the current entry's padding (Go `Flush`).
     fn flush_entry(&mut self) -> Result<(), WriteError> {
         if self.remaining > 0 {

@@ -386,6 +386,7 @@ pub fn export_with_cache(
         let Produced {
             layers: produced,
             staged,
+            mut lists,
         } = produce_and_upload(
             store,
             tags.first(),
@@ -408,7 +409,7 @@ pub fn export_with_cache(
                 .flatten(),
         );
         let mut fingerprints = std::mem::take(&mut fingerprints);
-        for (slot, info) in fresh.iter().zip(&produced) {
+        for ((slot, info), list) in fresh.iter().zip(&produced).zip(&mut lists) {
             let (Some((dir, before)), Some((info, _))) = (slot, info) else {
                 continue;
             };
@@ -424,6 +425,9 @@ pub fn export_with_cache(
                     Some(info.uncompressed_size),
                 ),
                 _ => fingerprints.forget(dir),
+            }
+            if let Some(list) = list.take() {
+                fingerprints.list(dir, list);
             }
         }
 
@@ -447,6 +451,8 @@ pub fn export_with_cache(
                 ""
             },
             run_top_layer: &top_layer,
+            layers_dir: &inputs.layers_dir,
+            fingerprints: &fingerprints,
         };
         let mut rebuilt = crate::rebuild::take_restore_reasons(&inputs.layers_dir);
         for (layer, info) in planned.iter().zip(produced) {
@@ -676,18 +682,27 @@ fn produce_layers(
                     None
                 }
             });
+        // A directory layer's entry list comes out of the same tar pass (see `fingerprint`).
+        let mut list = crate::fingerprint::entry_list();
         let Some((cache, mut file)) = copy else {
-            let (info, path) = cnb_layers::write_layer_to_dir(source, dir, Compression::DEFAULT)?;
+            let (info, path) = cnb_layers::write_layer_to_dir_listed(
+                source,
+                dir,
+                std::io::sink(),
+                Compression::DEFAULT,
+                &mut list,
+            )?;
             if let Some(finished) = finished {
                 finished(&info, &path);
             }
-            return Ok(((info, path), false));
+            return Ok(((info, path), false, list));
         };
-        let (info, path) = cnb_layers::write_layer_to_dir_with_copy(
+        let (info, path) = cnb_layers::write_layer_to_dir_listed(
             source,
             dir,
             file.as_file_mut(),
             Compression::DEFAULT,
+            &mut list,
         )?;
         if let Some(finished) = finished {
             finished(&info, &path);
@@ -699,20 +714,22 @@ fn produce_layers(
                 false
             }
         };
-        Ok(((info, path), staged))
+        Ok(((info, path), staged, list))
     });
     let mut produced = Produced {
         layers: (0..planned.len()).map(|_| None).collect(),
         staged: vec![false; planned.len()],
+        lists: (0..planned.len()).map(|_| None).collect(),
     };
     for (j, result) in results.into_iter().enumerate() {
         let index = jobs[j];
-        let (value, staged) = result.map_err(|source| ExportError::Layer {
+        let (value, staged, list) = result.map_err(|source| ExportError::Layer {
             id: planned[index].id.clone(),
             source,
         })?;
         produced.layers[index] = Some(value);
         produced.staged[index] = staged;
+        produced.lists[index] = Some(list);
     }
     Ok(produced)
 }
@@ -778,6 +795,8 @@ struct Produced {
     layers: Vec<Option<(LayerInfo, PathBuf)>>,
     /// Whether the layer's plain tar is also in the volume cache's staging.
     staged: Vec<bool>,
+    /// The entry list made while tarring a directory layer (see `fingerprint`).
+    lists: Vec<Option<cnb_layers::EntryList>>,
 }
 
 /// [EXP-009], [EXP-028] Adds one layer: reused from the previous image when it has the same

@@ -1,11 +1,14 @@
 //! Why the exporter could not reuse a layer from the previous image (see
 //! [`crate::rebuild`]): asked only for layers it adds, never on the reuse path.
 
+use std::path::Path;
+
 use cnb_image::Image;
 use cnb_platform_api::files::GroupElement;
 use cnb_platform_api::labels::{EXEC_ENV_LABEL, LayersMetadata};
 
 use super::plan::{LayerKind, PlannedLayer};
+use crate::fingerprint::Fingerprints;
 use crate::rebuild::RebuildReason;
 
 /// What a reason is decided from.
@@ -20,6 +23,11 @@ pub(super) struct ReasonInputs<'a> {
     pub exec_env: &'a str,
     /// The run image's top layer now.
     pub run_top_layer: &'a str,
+    /// The layers directory.
+    pub layers_dir: &'a Path,
+    /// The fingerprint records as loaded, with this export's recorded since (they name the
+    /// first path that differs).
+    pub fingerprints: &'a Fingerprints,
 }
 
 /// The reason layer `layer` was added rather than reused. The causes outside the layer
@@ -63,7 +71,12 @@ pub(super) fn why(inputs: &ReasonInputs<'_>, layer: &PlannedLayer) -> RebuildRea
             if prev_layer.data != metadata.metadata {
                 return RebuildReason::MetadataChanged;
             }
-            contents
+            let dir = inputs.layers_dir.join(bp.id.escaped()).join(name);
+            RebuildReason::ContentsChanged {
+                first_path: inputs
+                    .fingerprints
+                    .first_difference(inputs.layers_dir, &dir),
+            }
         }
         LayerKind::Sbom => recorded(label.sbom.as_ref().map_or("", |s| s.sha.as_str())),
         LayerKind::Slice(i) => recorded(label.app.get(*i).map_or("", |s| s.sha.as_str())),

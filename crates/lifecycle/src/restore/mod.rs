@@ -473,7 +473,7 @@ fn record_fingerprints(r: &LayerRestore<'_>, extracted: &[(&PathBuf, cnb_layers:
     let mut records = Fingerprints::load(r.layers_dir);
     for ((dir, layer), measured) in extracted.iter().zip(measured) {
         match measured.ok().flatten() {
-            Some((print, tar)) => {
+            Some((print, tar, list)) => {
                 if tar.diff_id != layer.diff_id {
                     debug!(
                         "{} tars to {} now, not to its cached {}",
@@ -483,6 +483,7 @@ fn record_fingerprints(r: &LayerRestore<'_>, extracted: &[(&PathBuf, cnb_layers:
                     );
                 }
                 records.record(dir, print, tar.diff_id.to_string(), Some(tar.size));
+                records.list(dir, list);
             }
             None => records.forget(dir),
         }
