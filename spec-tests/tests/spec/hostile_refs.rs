@@ -363,12 +363,5 @@ fn hostile_references_exit_3_in_every_phase_and_route() {
     .into_iter()
     .flatten()
     .collect();
-    let failures: Vec<String> = rows.iter().flat_map(check).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n\n")
-    );
+    cnb_spec_tests::rows::assert_all_rows_pass(&rows, check);
 }
