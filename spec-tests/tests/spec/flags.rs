@@ -475,28 +475,26 @@ fn detector_and_builder_read_inputs_moved_off_their_defaults() {
     ws.write("elsewhere/analyzed.toml", TARGET_ANALYZED);
     ws.write("elsewhere/build-config/env/OPERATOR_VAR", "from-flag");
     let at = |rel: &str| ws.path(rel).to_string_lossy().into_owned();
-    ws.detector()
-        .args(["-analyzed", &at("elsewhere/analyzed.toml")])
-        .args(["-build-config", &at("elsewhere/build-config")])
-        .args(["-group", &at("elsewhere/group.toml")])
-        .args(["-plan", &at("elsewhere/plan.toml")])
-        .output()
-        .success();
-    let env = ws.obs("A", "detect").env();
-    assert_eq!(env["CNB_TARGET_OS"], "linux", "detector -analyzed");
-    assert_eq!(env["OPERATOR_VAR"], "from-flag", "detector -build-config");
+    // Both phases get the same four flags; each is checked on what its buildpack saw.
+    let moved_inputs = |run: cnb_spec_tests::Run| {
+        run.args(["-analyzed", &at("elsewhere/analyzed.toml")])
+            .args(["-build-config", &at("elsewhere/build-config")])
+            .args(["-group", &at("elsewhere/group.toml")])
+            .args(["-plan", &at("elsewhere/plan.toml")])
+            .output()
+            .success();
+    };
+    let assert_read = |phase: &str| {
+        let env = ws.obs("A", phase).env();
+        assert_eq!(env["CNB_TARGET_OS"], "linux", "{phase}er -analyzed");
+        assert_eq!(env["OPERATOR_VAR"], "from-flag", "{phase}er -build-config");
+    };
+    moved_inputs(ws.detector());
+    assert_read("detect");
     assert!(ws.exists("elsewhere/group.toml") && !ws.exists("layers/group.toml"));
     assert!(ws.exists("elsewhere/plan.toml") && !ws.exists("layers/plan.toml"));
-    ws.builder()
-        .args(["-analyzed", &at("elsewhere/analyzed.toml")])
-        .args(["-build-config", &at("elsewhere/build-config")])
-        .args(["-group", &at("elsewhere/group.toml")])
-        .args(["-plan", &at("elsewhere/plan.toml")])
-        .output()
-        .success();
-    let env = ws.obs("A", "build").env();
-    assert_eq!(env["CNB_TARGET_OS"], "linux", "builder -analyzed");
-    assert_eq!(env["OPERATOR_VAR"], "from-flag", "builder -build-config");
+    moved_inputs(ws.builder());
+    assert_read("build");
 
     // Detector -generated: an extension's Dockerfile lands where the flag says.
     let ws = Workspace::new();
