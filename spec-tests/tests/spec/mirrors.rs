@@ -73,18 +73,11 @@ impl Mirrored {
     /// `run` with the mirror configured (`http://` scheme and a prefix), every registry
     /// insecure, experimental features allowed.
     fn env(&self, run: Run, extra: &[&Registry]) -> Run {
-        let mut insecure = vec![self.origin.host(), self.mirror.host()];
+        let (origin, mirror) = (self.origin.host(), self.mirror.host());
+        let mut insecure = vec![origin.clone(), mirror.clone()];
         insecure.extend(extra.iter().map(|r| r.host()));
-        run.env("CNB_INSECURE_REGISTRIES", insecure.join(","))
-            .env("CNB_EXPERIMENTAL_MODE", "warn")
-            .env(
-                "CNB_REGISTRY_MIRRORS",
-                format!(
-                    "{}=http://{}/{PREFIX}",
-                    self.origin.host(),
-                    self.mirror.host()
-                ),
-            )
+        let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
+        with_mirror(run, "warn", &insecure, &origin, &mirror)
     }
 
     fn origin_blob_gets(&self) -> usize {
@@ -106,6 +99,17 @@ impl Mirrored {
             .args(["-run-image", &self.base.image, image])
             .output()
     }
+}
+
+/// `run` with `origin` mirrored at `http://<mirror>/<PREFIX>`, the `insecure` registries
+/// allowed over plain HTTP and experimental features in `mode` (`warn` or `quiet`).
+fn with_mirror(run: Run, mode: &str, insecure: &[&str], origin: &str, mirror: &str) -> Run {
+    run.env("CNB_INSECURE_REGISTRIES", insecure.join(","))
+        .env("CNB_EXPERIMENTAL_MODE", mode)
+        .env(
+            "CNB_REGISTRY_MIRRORS",
+            format!("{origin}=http://{mirror}/{PREFIX}"),
+        )
 }
 
 /// The metadata label's run image reference and the image's config name the origin.
@@ -179,24 +183,22 @@ fn mirror_down_falls_back_to_the_origin_with_a_warning() {
     let mirror_host = mirror.host();
     // Stop the mirror: its port refuses connections from now on.
     drop(mirror);
-    ws.creator()
-        .env(
-            "CNB_INSECURE_REGISTRIES",
-            format!("{},{mirror_host}", origin.host()),
-        )
-        .env("CNB_EXPERIMENTAL_MODE", "quiet")
-        .env(
-            "CNB_REGISTRY_MIRRORS",
-            format!("{}=http://{mirror_host}/{PREFIX}", origin.host()),
-        )
-        .args([
-            "-run-image",
-            &base.image,
-            &origin.reference("acme/app:fallback"),
-        ])
-        .output()
-        .success()
-        .stderr_has(&format!("Warning: mirror {mirror_host} failed"));
+    let origin_host = origin.host();
+    with_mirror(
+        ws.creator(),
+        "quiet",
+        &[&origin_host, &mirror_host],
+        &origin_host,
+        &mirror_host,
+    )
+    .args([
+        "-run-image",
+        &base.image,
+        &origin.reference("acme/app:fallback"),
+    ])
+    .output()
+    .success()
+    .stderr_has(&format!("Warning: mirror {mirror_host} failed"));
     let total: usize = blobs.iter().map(|b| origin.lifecycle_blob_gets_of(b)).sum();
     assert!(total > 0, "the origin served the run image");
     let label = origin.image("acme/app:fallback").label_json(LABEL);
@@ -220,19 +222,17 @@ fn origin_down_builds_from_the_mirror_alone() {
     let origin_host = origin.host();
     drop(origin);
     let image = out.reference("acme/app:latest");
-    ws.creator()
-        .env(
-            "CNB_INSECURE_REGISTRIES",
-            format!("{origin_host},{},{}", mirror.host(), out.host()),
-        )
-        .env("CNB_EXPERIMENTAL_MODE", "quiet")
-        .env(
-            "CNB_REGISTRY_MIRRORS",
-            format!("{origin_host}=http://{}/{PREFIX}", mirror.host()),
-        )
-        .args(["-run-image", &base.image, &image])
-        .output()
-        .success();
+    let mirror_host = mirror.host();
+    with_mirror(
+        ws.creator(),
+        "quiet",
+        &[&origin_host, &mirror_host, &out.host()],
+        &origin_host,
+        &mirror_host,
+    )
+    .args(["-run-image", &base.image, &image])
+    .output()
+    .success();
     let built = out.image("acme/app:latest");
     let label = built.label_json(LABEL);
     assert_eq!(
