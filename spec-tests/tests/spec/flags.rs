@@ -555,11 +555,6 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
         .output()
         .success();
     let image = crate::exp::layout_image(&ws, APP);
-    let pmd = image.label_json("io.buildpacks.project.metadata");
-    assert_eq!(
-        pmd["source"]["version"]["commit"], "abc123",
-        "-project-metadata"
-    );
     let md = image.label_json("io.buildpacks.lifecycle.metadata");
     assert!(
         md["runImage"]["reference"]
@@ -569,16 +564,7 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
     );
     let groups = md["buildpacks"].as_array().expect("buildpacks").len();
     assert_eq!(groups, 2, "-group: {md}");
-    let scratch = tempfile::tempdir().expect("scratch");
-    let has_launcher_sbom = image
-        .layer_entries(scratch.path())
-        .iter()
-        .flatten()
-        .any(|e| {
-            e.name
-                .contains("buildpacksio_lifecycle/launcher/sbom.cdx.json")
-        });
-    assert!(has_launcher_sbom, "-launcher-sbom");
+    assert_project_metadata_and_launcher_sbom(&image, "exporter");
     // Restorer: the group elsewhere decides whose layer metadata comes back.
     ws.write(
         "elsewhere/analyzed-with-metadata.toml",
@@ -632,11 +618,18 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
     let image = crate::exp::layout_image(&ws, created);
     let md = image.label_json("io.buildpacks.lifecycle.metadata");
     assert_eq!(md["runImage"]["image"], RUN, "creator -run: {md}");
+    assert_project_metadata_and_launcher_sbom(&image, "creator");
+}
+
+/// The image carries the project metadata and the launcher SBOM written under `elsewhere/`
+/// by the tests above, so `phase` read its `-project-metadata` and `-launcher-sbom` flags.
+fn assert_project_metadata_and_launcher_sbom(image: &cnb_spec_tests::Image, phase: &str) {
     let pmd = image.label_json("io.buildpacks.project.metadata");
     assert_eq!(
         pmd["source"]["version"]["commit"], "abc123",
-        "creator -project-metadata"
+        "{phase} -project-metadata"
     );
+    let scratch = tempfile::tempdir().expect("scratch");
     let has_launcher_sbom = image
         .layer_entries(scratch.path())
         .iter()
@@ -645,7 +638,7 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
             e.name
                 .contains("buildpacksio_lifecycle/launcher/sbom.cdx.json")
         });
-    assert!(has_launcher_sbom, "creator -launcher-sbom");
+    assert!(has_launcher_sbom, "{phase} -launcher-sbom");
 }
 
 #[test]
