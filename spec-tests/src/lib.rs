@@ -14,6 +14,7 @@ mod buildpack;
 pub mod faultproxy;
 pub mod oci;
 mod registry;
+pub mod rows;
 mod run;
 pub mod tables;
 mod user;

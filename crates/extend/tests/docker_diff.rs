@@ -40,24 +40,6 @@ RUN id > /tmp/id.txt && echo "$HOME $APP_HOME" > /tmp/home.txt && touch $HOME/ma
 LABEL io.buildpacks.rebasable=true
 "#;
 
-fn base_root() -> tempfile::TempDir {
-    let root = busybox_root();
-    let r = root.path();
-    for d in ["data", "olddir/x", "replace"] {
-        std::fs::create_dir_all(r.join(d)).expect("mkdir");
-    }
-    for (p, c) in [
-        ("data/keep", "aaaa"),
-        ("data/same", "1111"),
-        ("data/gone", "x"),
-        ("olddir/x/y", "y"),
-        ("replace/child", "c"),
-    ] {
-        std::fs::write(r.join(p), c).expect("write");
-    }
-    root
-}
-
 /// A dockerd on a socket in a temp dir, stopped on drop.
 struct Dockerd {
     child: Child,
@@ -290,7 +272,7 @@ fn same_tree_env_and_config_as_docker_build() {
     std::fs::write(c.join("Dockerfile"), DOCKERFILE).expect("write");
 
     // Ours.
-    let ours = base_root();
+    let ours = busybox_root_with_old_files();
     let layers = tempfile::tempdir().expect("tempdir");
     let out = Arc::new(Captured::default());
     let mut opts = options(ours.path(), c, layers.path(), out);
@@ -302,7 +284,7 @@ fn same_tree_env_and_config_as_docker_build() {
 
     // Theirs.
     let daemon = Dockerd::start().expect("dockerd starts");
-    let base = base_root();
+    let base = busybox_root_with_old_files();
     let tar = Command::new("tar")
         .args(["-C"])
         .arg(base.path())
@@ -363,7 +345,7 @@ fn same_tree_env_and_config_as_docker_build() {
     assert_eq!(cfg.other["Shell"], theirs_config["Shell"]);
 
     // Our layers on a fresh base give our tree.
-    let replay = base_root();
+    let replay = busybox_root_with_old_files();
     for l in &state.layers {
         apply_layer(replay.path(), &l.blob.path);
     }

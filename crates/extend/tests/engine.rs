@@ -17,22 +17,10 @@ fn read(root: &Path, p: &str) -> String {
 
 #[test]
 fn run_changes_become_one_layer_with_whiteouts_links_and_owners() {
-    let root = busybox_root();
+    let root = busybox_root_with_old_files();
     let r = root.path();
     let layers = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(r.join("data")).expect("mkdir");
-    std::fs::create_dir_all(r.join("olddir/x")).expect("mkdir");
-    std::fs::create_dir_all(r.join("replace")).expect("mkdir");
     std::fs::create_dir_all(r.join("workspace")).expect("mkdir");
-    for (p, c) in [
-        ("data/keep", "aaaa"),
-        ("data/same", "1111"),
-        ("data/gone", "x"),
-        ("olddir/x/y", "y"),
-        ("replace/child", "c"),
-    ] {
-        std::fs::write(r.join(p), c).expect("write");
-    }
     let df = dockerfile(concat!(
         "ARG base_image\nFROM ${base_image}\nUSER root\n",
         // Same size, same mtime: only ctime tells the rewrite.

@@ -281,14 +281,7 @@ fn check(row: &Row) -> Vec<String> {
 #[test]
 fn bad_input_table() {
     let rows = rows();
-    let failures: Vec<String> = rows.iter().flat_map(check).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n\n")
-    );
+    cnb_spec_tests::rows::assert_all_rows_pass(&rows, check);
 }
 
 fn assert_failed_cleanly(ws: &Workspace, out: &Output, needle: &str) {

@@ -90,7 +90,8 @@ struct Replay {
 }
 
 impl Replay {
-    fn new(test: &'static str) -> (Replay, Rng, usize) {
+    /// `default_rounds` is used unless `CNB_CRASH_ROUNDS` names a non-zero count.
+    fn new(test: &'static str, default_rounds: usize) -> (Replay, Rng, usize) {
         let seed = std::env::var("CNB_CRASH_SEED")
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -109,7 +110,8 @@ impl Replay {
             seed,
             round: RefCell::new(String::from("setup")),
         };
-        (replay, Rng(seed), rounds.unwrap_or(0))
+        let rounds = rounds.filter(|&n| n != 0).unwrap_or(default_rounds);
+        (replay, Rng(seed), rounds)
     }
 
     fn at(&self, round: String) {
@@ -359,6 +361,15 @@ impl Crash {
         }
     }
 
+    /// The first build, restored from an empty cache (checked), and its export.
+    fn first_build_and_export(&mut self) {
+        self.analyze_and_detect();
+        let out = self.restorer().output();
+        self.check_restore(&out);
+        self.build();
+        self.exporter().output().success();
+    }
+
     /// The next build up to the export: restore from the cache (checked) and build.
     fn rebuild(&mut self) {
         self.analyze_and_detect();
@@ -542,16 +553,11 @@ fn exporter_kill_point(c: &Crash, rng: &mut Rng, measured: Duration) -> KillPoin
 
 #[test]
 fn exporter_killed_at_random_points_leaves_a_whole_cache_and_image() {
-    let (replay, mut rng, rounds) = Replay::new("exporter_killed_at_random_points");
-    let rounds = if rounds == 0 { 16 } else { rounds };
+    let (replay, mut rng, rounds) = Replay::new("exporter_killed_at_random_points", 16);
     let mut c = Crash::new();
 
     // The first build and export, timed: the kills land within that duration.
-    c.analyze_and_detect();
-    let out = c.restorer().output();
-    c.check_restore(&out);
-    c.build();
-    c.exporter().output().success();
+    c.first_build_and_export();
     c.assert_tag_complete();
     assert_cache_whole(&c.cache);
     // A rebuild's export, timed: the kills land within that duration.
@@ -643,14 +649,9 @@ fn restorer_kill_point(c: &Crash, rng: &mut Rng, measured: Duration) -> KillPoin
 
 #[test]
 fn restorer_killed_mid_extraction_is_redone_exactly_on_the_next_restore() {
-    let (replay, mut rng, rounds) = Replay::new("restorer_killed_mid_extraction");
-    let rounds = if rounds == 0 { 12 } else { rounds };
+    let (replay, mut rng, rounds) = Replay::new("restorer_killed_mid_extraction", 12);
     let mut c = Crash::new();
-    c.analyze_and_detect();
-    let out = c.restorer().output();
-    c.check_restore(&out);
-    c.build();
-    c.exporter().output().success();
+    c.first_build_and_export();
 
     // A complete restore, timed: the kills land within that duration.
     c.analyze_and_detect();
@@ -728,8 +729,7 @@ fn assert_registry_image_complete(image: &str, dest: &Path) {
 
 #[test]
 fn exporter_killed_mid_push_never_leaves_a_cache_image_with_missing_blobs() {
-    let (replay, mut rng, rounds) = Replay::new("exporter_killed_mid_push");
-    let rounds = if rounds == 0 { 4 } else { rounds };
+    let (replay, mut rng, rounds) = Replay::new("exporter_killed_mid_push", 4);
     let mut c = Crash::new();
     let registry = Registry::start();
     let base = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");

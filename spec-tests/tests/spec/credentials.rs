@@ -72,6 +72,17 @@ fn root_only_dir(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// As root, a temp dir holding a root-only `docker/` config dir (the dir is returned with
+/// it, to keep it alive); as a normal user `None`: the privilege drop is only tested as root.
+fn root_only_docker_config() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !is_root() {
+        return None;
+    }
+    let secret = tempfile::tempdir().expect("tempdir");
+    let docker = root_only_dir(&secret.path().join("docker"));
+    Some((secret, docker))
+}
+
 fn write_private(path: &Path, contents: &str, mode: u32) {
     fs::write(path, contents).expect("write");
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
@@ -176,11 +187,9 @@ fn every_phase_succeeds_as_root(credentials: impl Fn(&str) -> Vec<(&'static str,
 
 #[test]
 fn credentials_from_a_root_only_docker_config_survive_the_privilege_drop() {
-    if !is_root() {
+    let Some((_secret, docker)) = root_only_docker_config() else {
         return;
-    }
-    let secret = tempfile::tempdir().expect("tempdir");
-    let docker = root_only_dir(&secret.path().join("docker"));
+    };
     every_phase_succeeds_as_root(|host| {
         // The key with a scheme, as `docker login` may write it.
         let basic = &secrets()[1];
@@ -195,11 +204,9 @@ fn credentials_from_a_root_only_docker_config_survive_the_privilege_drop() {
 
 #[test]
 fn credentials_from_a_root_only_credential_helper_survive_the_privilege_drop() {
-    if !is_root() {
+    let Some((secret, docker)) = root_only_docker_config() else {
         return;
-    }
-    let secret = tempfile::tempdir().expect("tempdir");
-    let docker = root_only_dir(&secret.path().join("docker"));
+    };
     let bin = root_only_dir(&secret.path().join("bin"));
     let calls = secret.path().join("helper-calls");
     every_phase_succeeds_as_root(|host| {

@@ -475,28 +475,26 @@ fn detector_and_builder_read_inputs_moved_off_their_defaults() {
     ws.write("elsewhere/analyzed.toml", TARGET_ANALYZED);
     ws.write("elsewhere/build-config/env/OPERATOR_VAR", "from-flag");
     let at = |rel: &str| ws.path(rel).to_string_lossy().into_owned();
-    ws.detector()
-        .args(["-analyzed", &at("elsewhere/analyzed.toml")])
-        .args(["-build-config", &at("elsewhere/build-config")])
-        .args(["-group", &at("elsewhere/group.toml")])
-        .args(["-plan", &at("elsewhere/plan.toml")])
-        .output()
-        .success();
-    let env = ws.obs("A", "detect").env();
-    assert_eq!(env["CNB_TARGET_OS"], "linux", "detector -analyzed");
-    assert_eq!(env["OPERATOR_VAR"], "from-flag", "detector -build-config");
+    // Both phases get the same four flags; each is checked on what its buildpack saw.
+    let moved_inputs = |run: cnb_spec_tests::Run| {
+        run.args(["-analyzed", &at("elsewhere/analyzed.toml")])
+            .args(["-build-config", &at("elsewhere/build-config")])
+            .args(["-group", &at("elsewhere/group.toml")])
+            .args(["-plan", &at("elsewhere/plan.toml")])
+            .output()
+            .success();
+    };
+    let assert_read = |phase: &str| {
+        let env = ws.obs("A", phase).env();
+        assert_eq!(env["CNB_TARGET_OS"], "linux", "{phase}er -analyzed");
+        assert_eq!(env["OPERATOR_VAR"], "from-flag", "{phase}er -build-config");
+    };
+    moved_inputs(ws.detector());
+    assert_read("detect");
     assert!(ws.exists("elsewhere/group.toml") && !ws.exists("layers/group.toml"));
     assert!(ws.exists("elsewhere/plan.toml") && !ws.exists("layers/plan.toml"));
-    ws.builder()
-        .args(["-analyzed", &at("elsewhere/analyzed.toml")])
-        .args(["-build-config", &at("elsewhere/build-config")])
-        .args(["-group", &at("elsewhere/group.toml")])
-        .args(["-plan", &at("elsewhere/plan.toml")])
-        .output()
-        .success();
-    let env = ws.obs("A", "build").env();
-    assert_eq!(env["CNB_TARGET_OS"], "linux", "builder -analyzed");
-    assert_eq!(env["OPERATOR_VAR"], "from-flag", "builder -build-config");
+    moved_inputs(ws.builder());
+    assert_read("build");
 
     // Detector -generated: an extension's Dockerfile lands where the flag says.
     let ws = Workspace::new();
@@ -557,11 +555,6 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
         .output()
         .success();
     let image = crate::exp::layout_image(&ws, APP);
-    let pmd = image.label_json("io.buildpacks.project.metadata");
-    assert_eq!(
-        pmd["source"]["version"]["commit"], "abc123",
-        "-project-metadata"
-    );
     let md = image.label_json("io.buildpacks.lifecycle.metadata");
     assert!(
         md["runImage"]["reference"]
@@ -571,16 +564,7 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
     );
     let groups = md["buildpacks"].as_array().expect("buildpacks").len();
     assert_eq!(groups, 2, "-group: {md}");
-    let scratch = tempfile::tempdir().expect("scratch");
-    let has_launcher_sbom = image
-        .layer_entries(scratch.path())
-        .iter()
-        .flatten()
-        .any(|e| {
-            e.name
-                .contains("buildpacksio_lifecycle/launcher/sbom.cdx.json")
-        });
-    assert!(has_launcher_sbom, "-launcher-sbom");
+    assert_project_metadata_and_launcher_sbom(&image, "exporter");
     // Restorer: the group elsewhere decides whose layer metadata comes back.
     ws.write(
         "elsewhere/analyzed-with-metadata.toml",
@@ -634,11 +618,18 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
     let image = crate::exp::layout_image(&ws, created);
     let md = image.label_json("io.buildpacks.lifecycle.metadata");
     assert_eq!(md["runImage"]["image"], RUN, "creator -run: {md}");
+    assert_project_metadata_and_launcher_sbom(&image, "creator");
+}
+
+/// The image carries the project metadata and the launcher SBOM written under `elsewhere/`
+/// by the tests above, so `phase` read its `-project-metadata` and `-launcher-sbom` flags.
+fn assert_project_metadata_and_launcher_sbom(image: &cnb_spec_tests::Image, phase: &str) {
     let pmd = image.label_json("io.buildpacks.project.metadata");
     assert_eq!(
         pmd["source"]["version"]["commit"], "abc123",
-        "creator -project-metadata"
+        "{phase} -project-metadata"
     );
+    let scratch = tempfile::tempdir().expect("scratch");
     let has_launcher_sbom = image
         .layer_entries(scratch.path())
         .iter()
@@ -647,7 +638,7 @@ fn restorer_exporter_and_creator_read_inputs_moved_off_their_defaults() {
             e.name
                 .contains("buildpacksio_lifecycle/launcher/sbom.cdx.json")
         });
-    assert!(has_launcher_sbom, "creator -launcher-sbom");
+    assert!(has_launcher_sbom, "{phase} -launcher-sbom");
 }
 
 #[test]

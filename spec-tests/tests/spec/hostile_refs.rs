@@ -26,7 +26,7 @@ enum Setup {
 }
 
 struct Row {
-    name: &'static str,
+    name: String,
     setup: Setup,
     /// The hostile string the message must name.
     hostile: String,
@@ -35,13 +35,13 @@ struct Row {
 }
 
 fn row(
-    name: &'static str,
+    name: impl Into<String>,
     setup: Setup,
     hostile: &str,
     run: impl Fn(&Workspace) -> Run + 'static,
 ) -> Row {
     Row {
-        name,
+        name: name.into(),
         setup,
         hostile: hostile.to_owned(),
         run: Box::new(run),
@@ -103,27 +103,8 @@ fn analyzer_rows() -> Vec<Row> {
             EMPTY,
             move |ws| analyzer(ws).arg(EMPTY),
         ),
-        row("analyzer -tag", Setup::Plain, HOSTILE, move |ws| {
-            analyzer(ws).args(["-tag", HOSTILE, APP])
-        }),
-        row(
-            "analyzer -previous-image",
-            Setup::Plain,
-            HOSTILE,
-            move |ws| analyzer(ws).args(["-previous-image", HOSTILE, APP]),
-        ),
-        row("analyzer -cache-image", Setup::Plain, HOSTILE, move |ws| {
-            analyzer(ws).args(["-cache-image", HOSTILE, APP])
-        }),
-        row("analyzer -run-image", Setup::Plain, HOSTILE, |ws| {
-            layout(ws, ws.analyzer()).args(["-run-image", HOSTILE, APP])
-        }),
         row("analyzer run.toml image", Setup::Plain, HOSTILE, |ws| {
             run_toml(ws, HOSTILE, &[]);
-            layout(ws, ws.analyzer()).arg(APP)
-        }),
-        row("analyzer run.toml mirror", Setup::Plain, HOSTILE, |ws| {
-            run_toml(ws, RUN, &[HOSTILE]);
             layout(ws, ws.analyzer()).arg(APP)
         }),
         row("analyzer stack.toml mirror", Setup::Plain, HOSTILE, |ws| {
@@ -144,6 +125,43 @@ fn analyzer_rows() -> Vec<Row> {
         row("analyzer registry mode", Setup::Plain, HOSTILE, |ws| {
             ws.analyzer().args(["-run-image", RUN, HOSTILE])
         }),
+    ]
+    .into_iter()
+    .chain(image_flag_rows("analyzer", Workspace::analyzer))
+    .collect()
+}
+
+/// The rows the analyzer and the creator share: a hostile `-tag`, `-previous-image`,
+/// `-cache-image`, `-run-image` or run.toml mirror, in layout mode.
+fn image_flag_rows(phase: &'static str, start: fn(&Workspace) -> Run) -> Vec<Row> {
+    let with_run = move |ws: &Workspace| layout(ws, start(ws)).args(["-run-image", RUN]);
+    let flag_row = move |flag: &'static str| {
+        row(
+            format!("{phase} {flag}"),
+            Setup::Plain,
+            HOSTILE,
+            move |ws| with_run(ws).args([flag, HOSTILE, APP]),
+        )
+    };
+    vec![
+        flag_row("-tag"),
+        flag_row("-previous-image"),
+        flag_row("-cache-image"),
+        row(
+            format!("{phase} -run-image"),
+            Setup::Plain,
+            HOSTILE,
+            move |ws| layout(ws, start(ws)).args(["-run-image", HOSTILE, APP]),
+        ),
+        row(
+            format!("{phase} run.toml mirror"),
+            Setup::Plain,
+            HOSTILE,
+            move |ws| {
+                run_toml(ws, RUN, &[HOSTILE]);
+                layout(ws, start(ws)).arg(APP)
+            },
+        ),
     ]
 }
 
@@ -234,30 +252,15 @@ fn restorer_rows() -> Vec<Row> {
 
 fn creator_rows() -> Vec<Row> {
     let creator = |ws: &Workspace| layout(ws, ws.creator()).args(["-run-image", RUN]);
-    vec![
-        row("creator image argument", Setup::Plain, HOSTILE, move |ws| {
-            creator(ws).arg(HOSTILE)
-        }),
-        row("creator -tag", Setup::Plain, HOSTILE, move |ws| {
-            creator(ws).args(["-tag", HOSTILE, APP])
-        }),
-        row(
-            "creator -previous-image",
-            Setup::Plain,
-            HOSTILE,
-            move |ws| creator(ws).args(["-previous-image", HOSTILE, APP]),
-        ),
-        row("creator -cache-image", Setup::Plain, HOSTILE, move |ws| {
-            creator(ws).args(["-cache-image", HOSTILE, APP])
-        }),
-        row("creator -run-image", Setup::Plain, HOSTILE, |ws| {
-            layout(ws, ws.creator()).args(["-run-image", HOSTILE, APP])
-        }),
-        row("creator run.toml mirror", Setup::Plain, HOSTILE, |ws| {
-            run_toml(ws, RUN, &[HOSTILE]);
-            layout(ws, ws.creator()).arg(APP)
-        }),
-    ]
+    vec![row(
+        "creator image argument",
+        Setup::Plain,
+        HOSTILE,
+        move |ws| creator(ws).arg(HOSTILE),
+    )]
+    .into_iter()
+    .chain(image_flag_rows("creator", Workspace::creator))
+    .collect()
 }
 
 fn rebaser_rows() -> Vec<Row> {
@@ -363,12 +366,5 @@ fn hostile_references_exit_3_in_every_phase_and_route() {
     .into_iter()
     .flatten()
     .collect();
-    let failures: Vec<String> = rows.iter().flat_map(check).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n\n")
-    );
+    cnb_spec_tests::rows::assert_all_rows_pass(&rows, check);
 }

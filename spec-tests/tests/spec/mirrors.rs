@@ -73,18 +73,14 @@ impl Mirrored {
     /// `run` with the mirror configured (`http://` scheme and a prefix), every registry
     /// insecure, experimental features allowed.
     fn env(&self, run: Run, extra: &[&Registry]) -> Run {
-        let mut insecure = vec![self.origin.host(), self.mirror.host()];
-        insecure.extend(extra.iter().map(|r| r.host()));
-        run.env("CNB_INSECURE_REGISTRIES", insecure.join(","))
-            .env("CNB_EXPERIMENTAL_MODE", "warn")
-            .env(
-                "CNB_REGISTRY_MIRRORS",
-                format!(
-                    "{}=http://{}/{PREFIX}",
-                    self.origin.host(),
-                    self.mirror.host()
-                ),
-            )
+        let extra: Vec<String> = extra.iter().map(|r| r.host()).collect();
+        with_mirror(
+            run,
+            "warn",
+            &self.origin.host(),
+            &self.mirror.host(),
+            &extra,
+        )
     }
 
     fn origin_blob_gets(&self) -> usize {
@@ -106,6 +102,19 @@ impl Mirrored {
             .args(["-run-image", &self.base.image, image])
             .output()
     }
+}
+
+/// `run` with `origin` mirrored at `http://<mirror>/<PREFIX>`, both and the `extra`
+/// registries allowed over plain HTTP, and experimental features in `mode` (`warn` or `quiet`).
+fn with_mirror(run: Run, mode: &str, origin: &str, mirror: &str, extra: &[String]) -> Run {
+    let mut insecure = vec![origin.to_owned(), mirror.to_owned()];
+    insecure.extend_from_slice(extra);
+    run.env("CNB_INSECURE_REGISTRIES", insecure.join(","))
+        .env("CNB_EXPERIMENTAL_MODE", mode)
+        .env(
+            "CNB_REGISTRY_MIRRORS",
+            format!("{origin}=http://{mirror}/{PREFIX}"),
+        )
 }
 
 /// The metadata label's run image reference and the image's config name the origin.
@@ -169,40 +178,30 @@ fn mirror_serves_the_run_image_to_the_phases_and_the_creator() {
 
 #[test]
 fn mirror_down_falls_back_to_the_origin_with_a_warning() {
-    let Mirrored {
-        ws,
-        origin,
-        mirror,
-        base,
-        blobs,
-    } = setup();
-    let mirror_host = mirror.host();
+    let m = setup();
+    let mirror_host = m.mirror.host();
     // Stop the mirror: its port refuses connections from now on.
-    drop(mirror);
-    ws.creator()
-        .env(
-            "CNB_INSECURE_REGISTRIES",
-            format!("{},{mirror_host}", origin.host()),
-        )
-        .env("CNB_EXPERIMENTAL_MODE", "quiet")
-        .env(
-            "CNB_REGISTRY_MIRRORS",
-            format!("{}=http://{mirror_host}/{PREFIX}", origin.host()),
-        )
+    drop(m.mirror);
+    let origin_host = m.origin.host();
+    with_mirror(m.ws.creator(), "quiet", &origin_host, &mirror_host, &[])
         .args([
             "-run-image",
-            &base.image,
-            &origin.reference("acme/app:fallback"),
+            &m.base.image,
+            &m.origin.reference("acme/app:fallback"),
         ])
         .output()
         .success()
         .stderr_has(&format!("Warning: mirror {mirror_host} failed"));
-    let total: usize = blobs.iter().map(|b| origin.lifecycle_blob_gets_of(b)).sum();
+    let total: usize = m
+        .blobs
+        .iter()
+        .map(|b| m.origin.lifecycle_blob_gets_of(b))
+        .sum();
     assert!(total > 0, "the origin served the run image");
-    let label = origin.image("acme/app:fallback").label_json(LABEL);
+    let label = m.origin.image("acme/app:fallback").label_json(LABEL);
     assert_eq!(
         label["runImage"]["reference"].as_str(),
-        Some(base.reference.as_str())
+        Some(m.base.reference.as_str())
     );
 }
 
@@ -210,45 +209,31 @@ fn mirror_down_falls_back_to_the_origin_with_a_warning() {
 fn origin_down_builds_from_the_mirror_alone() {
     let m = setup();
     let out = Registry::start();
-    let Mirrored {
-        ws,
-        origin,
-        mirror,
-        base,
-        blobs,
-    } = m;
-    let origin_host = origin.host();
-    drop(origin);
+    let origin_host = m.origin.host();
+    drop(m.origin);
     let image = out.reference("acme/app:latest");
-    ws.creator()
-        .env(
-            "CNB_INSECURE_REGISTRIES",
-            format!("{origin_host},{},{}", mirror.host(), out.host()),
-        )
-        .env("CNB_EXPERIMENTAL_MODE", "quiet")
-        .env(
-            "CNB_REGISTRY_MIRRORS",
-            format!("{origin_host}=http://{}/{PREFIX}", mirror.host()),
-        )
-        .args(["-run-image", &base.image, &image])
+    let mirror_host = m.mirror.host();
+    let extra = [out.host()];
+    with_mirror(m.ws.creator(), "quiet", &origin_host, &mirror_host, &extra)
+        .args(["-run-image", &m.base.image, &image])
         .output()
         .success();
     let built = out.image("acme/app:latest");
     let label = built.label_json(LABEL);
     assert_eq!(
         label["runImage"]["reference"].as_str(),
-        Some(base.reference.as_str())
+        Some(m.base.reference.as_str())
     );
-    assert!(!label.to_string().contains(&mirror.host()), "{label}");
+    assert!(!label.to_string().contains(&m.mirror.host()), "{label}");
     // The run image's layers were copied from the mirror into the output registry.
     assert!(
-        blobs
+        m.blobs
             .iter()
-            .map(|b| mirror.lifecycle_blob_gets_of(b))
+            .map(|b| m.mirror.lifecycle_blob_gets_of(b))
             .sum::<usize>()
             > 0
     );
-    built.copy_to_layout(&ws.path("copied"));
+    built.copy_to_layout(&m.ws.path("copied"));
 }
 
 #[test]

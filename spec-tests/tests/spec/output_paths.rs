@@ -26,6 +26,13 @@ fn char_device(ws: &Workspace, name: &str, major: u32, minor: u32) -> PathBuf {
     path
 }
 
+/// The type of `path` itself (a link is not followed).
+fn file_type(path: &Path) -> fs::FileType {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .file_type()
+}
+
 fn is_char_device(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_char_device())
 }
@@ -53,10 +60,7 @@ fn output_path_symlink_is_followed_and_stays_a_link() {
     symlink(&target, &link).expect("symlink");
     analyze_to(&ws, &link).success();
     assert!(
-        fs::symlink_metadata(&link)
-            .expect("link")
-            .file_type()
-            .is_symlink(),
+        file_type(&link).is_symlink(),
         "-analyzed symlink was replaced"
     );
     let written = fs::read_to_string(&target).expect("target");
@@ -75,12 +79,7 @@ fn output_path_symlink_is_followed_and_stays_a_link() {
         .arg(APP)
         .output()
         .success();
-    assert!(
-        fs::symlink_metadata(&link)
-            .expect("link")
-            .file_type()
-            .is_symlink()
-    );
+    assert!(file_type(&link).is_symlink());
     assert!(
         fs::read_to_string(&target)
             .expect("target")
@@ -149,13 +148,7 @@ fn output_path_fifo_with_a_reader_gets_the_bytes() {
     });
     let out = analyze_to(&ws, &fifo);
     // Checked before joining: a reader blocked on a FIFO that was renamed over never returns.
-    assert!(
-        fs::symlink_metadata(&fifo)
-            .expect("fifo")
-            .file_type()
-            .is_fifo(),
-        "FIFO was replaced\n{out}"
-    );
+    assert!(file_type(&fifo).is_fifo(), "FIFO was replaced\n{out}");
     if !reader.is_finished() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }

@@ -66,6 +66,27 @@ impl Output for Captured {
     }
 }
 
+/// `busybox_root` plus the files a `RUN` step rewrites, deletes or replaces in the
+/// whiteout and change-detection tests: `/data/{keep,same,gone}`, `/olddir/x/y` and a
+/// `/replace` directory that becomes a file.
+pub fn busybox_root_with_old_files() -> tempfile::TempDir {
+    let root = busybox_root();
+    let r = root.path();
+    for d in ["data", "olddir/x", "replace"] {
+        std::fs::create_dir_all(r.join(d)).expect("mkdir");
+    }
+    for (p, c) in [
+        ("data/keep", "aaaa"),
+        ("data/same", "1111"),
+        ("data/gone", "x"),
+        ("olddir/x/y", "y"),
+        ("replace/child", "c"),
+    ] {
+        std::fs::write(r.join(p), c).expect("write");
+    }
+    root
+}
+
 /// Options for applying in `root` with layers written to `layers`.
 pub fn options(root: &Path, context: &Path, layers: &Path, out: Arc<Captured>) -> ApplyOptions {
     ApplyOptions {
