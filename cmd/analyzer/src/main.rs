@@ -1,5 +1,5 @@
 //! The `analyzer` phase of the CNB lifecycle: all behaviour lives in `cnb-lifecycle`.
 
 fn main() -> std::process::ExitCode {
-    cnb_lifecycle::cli::main(cnb_lifecycle::Phase::Analyzer)
+    cnb_lifecycle::cli::phases::analyzer()
 }

@@ -1,5 +1,5 @@
 //! The `detector` phase of the CNB lifecycle: all behaviour lives in `cnb-lifecycle`.
 
 fn main() -> std::process::ExitCode {
-    cnb_lifecycle::cli::main(cnb_lifecycle::Phase::Detector)
+    cnb_lifecycle::cli::phases::detector()
 }

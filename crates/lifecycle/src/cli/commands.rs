@@ -21,15 +21,51 @@ use crate::restore::{
     RestoreInputs, cache_image_spec, open_cache, restore_with_cache, restore_with_keychain,
 };
 
-/// Dispatches to the phase.
-pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
-    // Every image name, from flags and files, before any disk or network access.
+/// A phase's handler: resolved inputs and the process environment to the phase's outcome.
+pub type Handler = fn(&Inputs, &[(OsString, OsString)]) -> Result<(), Failure>;
+
+/// Every image name, from flags and files, before any disk or network access.
+fn check_references(inputs: &Inputs) -> Result<(), Failure> {
     let layout = inputs.layout_dir.as_deref().filter(|_| inputs.layout);
     let layout = layout.map(|d| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf()));
     crate::image_args::check_references(inputs, layout.as_deref())
-        .map_err(|e| Failure::new(ExitCode::InvalidArgs, "resolve inputs", &e))?;
+        .map_err(|e| Failure::new(ExitCode::InvalidArgs, "resolve inputs", &e))
+}
+
+/// Declares the handler of one phase: the reference check, then only that phase's code, so a
+/// binary built on it links nothing of the other phases.
+macro_rules! handlers {
+    ($($(#[$doc:meta])* $name:ident => $phase:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+            check_references(inputs)?;
+            $phase(inputs, env)
+        }
+    )*};
+}
+
+handlers! {
+    /// The detector alone.
+    run_detector => detector;
+    /// The builder alone.
+    run_builder => builder;
+    /// The analyzer alone.
+    run_analyzer => analyzer;
+    /// The restorer alone.
+    run_restorer => restorer;
+    /// The exporter alone.
+    run_exporter => exporter;
+    /// The creator alone.
+    run_creator => creator;
+    /// The rebaser alone.
+    run_rebaser => rebaser;
+}
+
+/// Dispatches to any phase (the multi-call binary).
+pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    check_references(inputs)?;
     match inputs.phase {
-        Phase::Analyzer => analyzer(inputs),
+        Phase::Analyzer => analyzer(inputs, env),
         Phase::Detector => detector(inputs, env),
         Phase::Restorer => restorer(inputs, env),
         Phase::Builder => builder(inputs, env),
@@ -290,7 +326,7 @@ fn resolved_keychain(registries: &[String]) -> Result<Keychain, Failure> {
     Ok(keychain)
 }
 
-fn analyzer(inputs: &Inputs) -> Result<(), Failure> {
+fn analyzer(inputs: &Inputs, _env: &[(OsString, OsString)]) -> Result<(), Failure> {
     let image = expect_one_arg(inputs)?;
     let layout = layout_dir(inputs)?;
     let analyze_inputs = analyze_inputs(inputs, image, layout);

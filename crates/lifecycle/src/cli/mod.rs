@@ -12,6 +12,7 @@
 mod commands;
 pub mod flags;
 pub mod logging;
+pub mod phases;
 mod unsupported;
 
 use std::ffi::OsString;
@@ -58,10 +59,17 @@ pub fn version() -> &'static str {
     })
 }
 
-/// Runs `phase` as the process's `main`, with the process's arguments and environment.
+/// Runs `phase` as the process's `main`, with the process's arguments and environment. Links
+/// every phase: for the multi-call binary; a phase binary uses its own entry point in
+/// [`phases`], which links only that phase's code.
 pub fn main(phase: Phase) -> std::process::ExitCode {
+    main_with(phase, commands::run)
+}
+
+/// Runs `phase` as the process's `main` through `handler`, the only phase code it references.
+fn main_with(phase: Phase, handler: commands::Handler) -> std::process::ExitCode {
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    match run(phase, std::env::args_os().skip(1), &env) {
+    match run_with(phase, std::env::args_os().skip(1), &env, handler) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(failure) => {
             if !failure.message.is_empty() {
@@ -110,6 +118,16 @@ pub fn run(
     argv: impl IntoIterator<Item = OsString>,
     env: &[(OsString, OsString)],
 ) -> Result<(), Failure> {
+    run_with(phase, argv, env, commands::run)
+}
+
+/// Steps 1 to 5, then step 6 through `handler`.
+fn run_with(
+    phase: Phase,
+    argv: impl IntoIterator<Item = OsString>,
+    env: &[(OsString, OsString)],
+    handler: commands::Handler,
+) -> Result<(), Failure> {
     let api = platform_api(env)?;
     let (flag_values, args) = match flags::parse(phase, api, argv) {
         Ok(flags::Parsed::Args { flags, args }) => (flags, args),
@@ -148,7 +166,7 @@ pub fn run(
         lookup(env, n).map(str::to_string)
     })
     .map_err(|e| Failure::new(ExitCode::Failed, "configure registry mirrors", &e))?;
-    commands::run(&inputs, env)
+    handler(&inputs, env)
 }
 
 /// [PIF-001] A phase that takes no positional arguments was given some (exit 3).
