@@ -1,5 +1,5 @@
 //! Building the release binaries with cargo: the multi-call `lifecycle` binary with the
-//! `release` profile, the launcher with the size-optimised `launcher` profile. Both are static
+//! `dist` profile (release with fat LTO), the launcher with the size-optimised `launcher` profile. Both are static
 //! by the workspace's `.cargo/config.toml`. The phases ship as symlinks to `lifecycle`.
 //!
 //! Why symlinks and not the per-phase binaries (`cmd/<phase>`, each linking only its phase):
@@ -79,7 +79,7 @@ pub const FILES: &[&str] = &["launcher", "lifecycle"];
 /// Builds both binaries and returns them, sorted by name.
 pub fn release_binaries() -> Result<Vec<Binary>, DistError> {
     let commit = commit();
-    cargo(&["--release", "-p", "lifecycle"], commit.as_deref())?;
+    cargo(&["--profile", "dist", "-p", "lifecycle"], commit.as_deref())?;
     cargo(
         &["--profile", "launcher", "-p", "launcher"],
         commit.as_deref(),
@@ -92,7 +92,7 @@ pub fn release_binaries() -> Result<Vec<Binary>, DistError> {
         },
         Binary {
             name: "lifecycle".to_owned(),
-            path: out.join("release").join("lifecycle"),
+            path: out.join("dist").join("lifecycle"),
         },
     ];
     check_present(&bins)?;
