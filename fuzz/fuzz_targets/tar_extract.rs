@@ -14,10 +14,11 @@
 //! nothing left that was not there before (the extraction is undone).
 #![no_main]
 
+use cnb_layers::extract::normalize;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use cnb_layers::gotar::{self, Header, typeflag};
 use cnb_layers::{Compressed, ExtractOptions, extract};
@@ -190,20 +191,6 @@ fn walk(dir: &Path) -> BTreeSet<PathBuf> {
                 stack.push(path.clone());
             }
             out.insert(path);
-        }
-    }
-    out
-}
-
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
         }
     }
     out

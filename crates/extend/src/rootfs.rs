@@ -76,17 +76,7 @@ pub fn image_path(workdir: &str, path: &str) -> PathBuf {
     } else {
         Path::new(if workdir.is_empty() { "/" } else { workdir }).join(path)
     };
-    let mut out = PathBuf::from("/");
-    for c in joined.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
+    cnb_layers::extract::normalize(&joined)
 }
 
 /// The character devices every container has (`null`, `zero`, `full`, `random`,

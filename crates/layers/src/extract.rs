@@ -184,8 +184,9 @@ fn components(name: &[u8]) -> std::result::Result<Vec<&[u8]>, &'static str> {
     Ok(out)
 }
 
-/// Lexical normalisation of a host path (`..` pops, clamped at `/`).
-fn normalize(p: &Path) -> PathBuf {
+/// Lexical normalisation of a path as an absolute path (`..` pops, clamped at `/`; `.` and
+/// empty components dropped), without touching the file system.
+pub fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
         match c {
