@@ -27,6 +27,7 @@ fn main() {
             output: Arc::new(cnb_extend::PrefixedOutput {
                 prefix: "extender (bench)".into(),
             }),
+            cache: None,
         };
         let mut state = cnb_extend::ImageState::default();
         cnb_extend::apply(&df, &mut state, &opts).map(|_| state)

@@ -5,6 +5,12 @@
 //! entry. File system instructions (`RUN`, `COPY`, `ADD`, and `WORKDIR` when it creates its
 //! directory) change the root; when layers are wanted, the root is snapshotted after each of
 //! them and the difference becomes one layer (none when nothing changed, as kaniko does).
+//!
+//! With a [`CacheOptions`], each file system instruction is first looked up in the replay
+//! cache ([`crate::cache`]): a hit applies the cached layer to the root and appends the
+//! same blob instead of executing the instruction. The build kind (no `layers_dir`) is
+//! cached too, as the reference's kaniko caches it: snapshots are then taken only to fill
+//! the cache, and a hit saves re-running `RUN apt-get install …` in the builder.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +19,7 @@ use std::time::Instant;
 use cnb_image::config::{History, ImageConfig};
 use cnb_layers::Compression;
 
+use crate::cache::{self, Cache, CacheOptions, Key, KeyBuilder};
 use crate::copy::{self, CopyJob, Src};
 use crate::dockerfile::{CopySource, CopySpec, Dockerfile, RunCommand, Step, StepKind};
 use crate::error::{Error, Result, io};
@@ -20,6 +27,7 @@ use crate::expand::{self, Lookup};
 use crate::ignore::DockerIgnore;
 use crate::layer::{self, LayerBlob};
 use crate::passwd;
+use crate::replay;
 use crate::run::{self, Output, Process};
 use crate::snapshot::{self, Snapshot, Walker};
 
@@ -44,6 +52,8 @@ pub struct ApplyOptions {
     pub compression: Compression,
     /// Where `RUN` output goes.
     pub output: Arc<dyn Output>,
+    /// The replay cache across builds; `None` executes every instruction.
+    pub cache: Option<CacheOptions>,
 }
 
 /// A new layer made by an instruction.
@@ -65,6 +75,9 @@ pub struct ImageState {
     pub layers: Vec<NewLayer>,
     /// New history entries (also appended to `config.history`).
     pub history: Vec<History>,
+    /// Replay cache key of the last file system instruction applied to this state (`None`:
+    /// the base, identified by its diffIDs): the next Dockerfile's keys continue from it.
+    pub cache_key: Option<String>,
 }
 
 /// What one [`apply`] reports besides the state.
@@ -99,7 +112,12 @@ struct Evaluator<'a> {
     opts: &'a ApplyOptions,
     /// Declared `ARG`s of the stage with their values (`None`: declared, no value).
     args: Vec<(String, Option<String>)>,
-    walker: Option<(Walker, Snapshot)>,
+    /// The walker when snapshots are taken (layers or a cache wanted), and the snapshot of
+    /// the root as it is now (`None` after a replay: taken again before the next execution).
+    walker: Option<(Walker, Option<Snapshot>)>,
+    cache: Option<Cache>,
+    /// The base's identity, where the first key starts.
+    base_id: String,
     ignore: DockerIgnore,
     warnings: Vec<String>,
 }
@@ -119,21 +137,26 @@ impl<'a> Evaluator<'a> {
             crate::rootfs::ensure_devices(&opts.root)
                 .map_err(io("creating devices in", opts.root.join("dev")))?;
         }
-        let walker = match &opts.layers_dir {
-            Some(dir) => {
-                let mut w = Walker::new(&opts.root, &opts.ignore_paths);
+        let cache = opts.cache.as_ref().map(Cache::open).transpose()?;
+        let walker = (opts.layers_dir.is_some() || cache.is_some()).then(|| {
+            let mut w = Walker::new(&opts.root, &opts.ignore_paths);
+            if let Some(dir) = &opts.layers_dir {
                 w.ignore_host_path(dir.clone());
-                let snap = w.snapshot()?;
-                Some((w, snap))
             }
-            None => None,
-        };
+            if let Some(c) = &cache {
+                w.ignore_host_path(c.dir().to_path_buf());
+            }
+            (w, None)
+        });
+        let base_id = cache::base_identity(&state.config.rootfs.diff_ids);
         Ok(Evaluator {
             df,
             state,
             opts,
             args: Vec::new(),
             walker,
+            cache,
+            base_id,
             ignore: DockerIgnore::read(&opts.context),
             warnings: Vec::new(),
         })
@@ -252,8 +275,8 @@ impl<'a> Evaluator<'a> {
                 return Ok(());
             }
             StepKind::Workdir(raw) => return self.workdir(step, raw),
-            StepKind::Run(c) => return self.fs_step(step, |ev| ev.run(step, c)),
-            StepKind::Copy(spec) => return self.fs_step(step, |ev| ev.copy(step, spec)),
+            StepKind::Run(c) => return self.run(step, c),
+            StepKind::Copy(spec) => return self.copy(step, spec),
         }
         self.history(step, true);
         Ok(())
@@ -348,26 +371,71 @@ impl<'a> Evaluator<'a> {
             return Ok(());
         }
         let user = self.user(step)?;
-        self.fs_step(step, |_| {
+        let key = self.key(|b| {
+            b.field(b"WORKDIR")
+                .field(path.as_os_str().as_encoded_bytes())
+                .field(format!("{}:{}", user.uid, user.gid).as_bytes());
+            Ok(())
+        })?;
+        self.fs_step(step, key, |_| {
             std::fs::create_dir_all(&host).map_err(io("creating WORKDIR", &host))?;
             std::os::unix::fs::chown(&host, Some(user.uid), Some(user.gid))
                 .map_err(io("chown", &host))
         })
     }
 
-    /// Runs a file system instruction and captures its changes as a layer.
-    fn fs_step(&mut self, step: &Step, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+    /// The cache key of the next file system instruction, its fields added by `fields`
+    /// (`None` without a cache).
+    fn key(&self, fields: impl FnOnce(&mut KeyBuilder) -> Result<()>) -> Result<Option<Key>> {
+        if self.cache.is_none() {
+            return Ok(None);
+        }
+        let parent = self.state.cache_key.as_deref().unwrap_or(&self.base_id);
+        let mut b = KeyBuilder::new(parent);
+        fields(&mut b)?;
+        Ok(Some(b.finish()))
+    }
+
+    /// Runs a file system instruction and captures its changes as a layer, or replays it
+    /// from the cache.
+    fn fs_step(
+        &mut self,
+        step: &Step,
+        key: Option<Key>,
+        f: impl FnOnce(&mut Self) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(key) = key.as_ref()
+            && let Some(hit) = self.cache.as_ref().and_then(|c| c.lookup(key))
+        {
+            return self.replay(step, key, hit);
+        }
         let started = Instant::now();
-        f(self)?;
         let Some((walker, before)) = self.walker.take() else {
+            f(self)?;
             self.history(step, true);
             return Ok(());
         };
+        let before = match before {
+            Some(snap) => snap,
+            None => walker.snapshot()?,
+        };
+        let snapshotted = started.elapsed();
+        // The walker is back in place while `f` runs, so an error leaves the state whole.
+        self.walker = Some((walker, None));
+        f(self)?;
         let ran = started.elapsed();
+        let Some((walker, _)) = self.walker.take() else {
+            return Ok(());
+        };
         let after = walker.snapshot()?;
         let changes = snapshot::diff(&before, &after);
-        let snapshotted = started.elapsed();
-        let layer = match (&self.opts.layers_dir, changes.is_empty()) {
+        let diffed = started.elapsed();
+        let blob_dir = self
+            .opts
+            .layers_dir
+            .as_deref()
+            .or(self.cache.as_ref().map(Cache::dir));
+        let layer = match (blob_dir, changes.is_empty()) {
             (Some(dir), false) => Some(layer::write_layer(
                 walker.root(),
                 &after,
@@ -382,12 +450,57 @@ impl<'a> Evaluator<'a> {
             entries = after.entries.len(),
             changed = changes.changed.len(),
             deleted = changes.deleted.len(),
-            run_ms = ran.as_millis(),
-            snapshot_ms = (snapshotted - ran).as_millis(),
-            layer_ms = (started.elapsed() - snapshotted).as_millis(),
+            before_ms = snapshotted.as_millis(),
+            run_ms = (ran - snapshotted).as_millis(),
+            snapshot_ms = (diffed - ran).as_millis(),
+            layer_ms = (started.elapsed() - diffed).as_millis(),
             "instruction applied"
         );
-        self.walker = Some((walker, after));
+        self.walker = Some((walker, Some(after)));
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            cache.store(key, layer.as_ref(), self.opts.layers_dir.is_none());
+        }
+        if let Some(key) = key {
+            self.state.cache_key = Some(key.0);
+        }
+        self.record_layer(step, layer.filter(|_| self.opts.layers_dir.is_some()));
+        Ok(())
+    }
+
+    /// Applies a cached layer to the root and appends the same blob (linked or copied into
+    /// `layers_dir`) instead of executing the instruction.
+    fn replay(&mut self, step: &Step, key: &Key, hit: cache::Hit) -> Result<()> {
+        tracing::info!("Using cached layer for {}", step.text);
+        let mut layer = None;
+        if let Some((info, cached)) = hit.layer {
+            let started = Instant::now();
+            replay::apply_layer(&self.opts.root, &cached)?;
+            tracing::debug!(
+                line = step.line,
+                replay_ms = started.elapsed().as_millis(),
+                "replayed"
+            );
+            if let Some(dir) = &self.opts.layers_dir {
+                let path = dir.join(info.digest.digest());
+                if !path.exists() && std::fs::hard_link(&cached, &path).is_err() {
+                    std::fs::copy(&cached, &path).map_err(io("copying cached layer to", &path))?;
+                }
+                layer = Some(LayerBlob { info, path });
+            }
+            // The root changed behind the walker's back: snapshot again before the next
+            // executed instruction.
+            if let Some((_, snap)) = self.walker.as_mut() {
+                *snap = None;
+            }
+        }
+        self.state.cache_key = Some(key.0.clone());
+        self.record_layer(step, layer);
+        Ok(())
+    }
+
+    /// Appends a new layer (its diffID, the layer and a history entry), or an empty-layer
+    /// history entry.
+    fn record_layer(&mut self, step: &Step, layer: Option<LayerBlob>) {
         match layer {
             Some(blob) => {
                 self.state
@@ -403,7 +516,6 @@ impl<'a> Evaluator<'a> {
             }
             None => self.history(step, true),
         }
-        Ok(())
     }
 
     fn history(&mut self, step: &Step, empty_layer: bool) {
@@ -445,7 +557,22 @@ impl<'a> Evaluator<'a> {
             user,
             cwd: PathBuf::from(self.workdir_path()),
         };
-        let status = run::run(&p, self.opts.output.as_ref())
+        let key = self.key(|b| {
+            let env: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let groups: Vec<String> = p.user.groups.iter().map(u32::to_string).collect();
+            b.field(b"RUN")
+                .fields(&p.argv)
+                .fields(&env)
+                .field(format!("{}:{}", p.user.uid, p.user.gid).as_bytes())
+                .fields(&groups)
+                .field(p.cwd.as_os_str().as_encoded_bytes());
+            Ok(())
+        })?;
+        self.fs_step(step, key, |ev| ev.exec(step, &p))
+    }
+
+    fn exec(&self, step: &Step, p: &Process) -> Result<()> {
+        let status = run::run(p, self.opts.output.as_ref())
             .map_err(|e| self.err(step, format!("starting {:?}: {e}", p.argv)))?;
         if !status.success() {
             return Err(Error::RunFailed {
@@ -518,7 +645,16 @@ impl<'a> Evaluator<'a> {
             chmod,
             extract: spec.add,
         };
-        copy::copy(&self.opts.root, &job, &self.ignore).map_err(|e| self.err(step, e.to_string()))
+        let key = self.key(|b| {
+            b.field(what.as_bytes())
+                .field(job.dest.as_os_str().as_encoded_bytes())
+                .field(&[u8::from(job.dest_is_dir)])
+                .field(format!("{}:{}:{:?}", job.owner.0, job.owner.1, job.chmod).as_bytes());
+            cache::hash_sources(b, &job.sources, &self.ignore)
+        })?;
+        self.fs_step(step, key, |ev| {
+            copy::copy(&ev.opts.root, &job, &ev.ignore).map_err(|e| ev.err(step, e.to_string()))
+        })
     }
 }
 

@@ -14,7 +14,10 @@
 //!   inside the root.
 //! - [`snapshot`] walks and diffs the root; [`layer`] writes a difference as a gzip layer
 //!   with whiteouts, hard links and xattrs.
+//! - [`cache`] keeps those layers across builds; [`replay`] applies a cached one to the
+//!   root instead of executing its instruction again.
 
+pub mod cache;
 pub mod copy;
 pub mod dockerfile;
 pub mod engine;
@@ -23,10 +26,12 @@ pub mod expand;
 pub mod ignore;
 pub mod layer;
 pub mod passwd;
+pub mod replay;
 pub mod rootfs;
 pub mod run;
 pub mod snapshot;
 
+pub use cache::CacheOptions;
 pub use dockerfile::{Dockerfile, Step, StepKind};
 pub use engine::{Applied, ApplyOptions, ImageState, NewLayer, apply};
 pub use error::{Error, Result};

@@ -102,6 +102,7 @@ pub fn options(root: &Path, context: &Path, layers: &Path, out: Arc<Captured>) -
         layers_dir: Some(layers.to_path_buf()),
         compression: cnb_layers::Compression::default(),
         output: out,
+        cache: None,
     }
 }
 
