@@ -620,8 +620,15 @@ impl<'a> Evaluator<'a> {
             Some(raw) => {
                 let chown = self.expand(step, raw)?;
                 let u = passwd::resolve(&self.opts.root, &chown).map_err(|m| self.err(step, m))?;
-                // Docker: a user without a group uses the same number as the group.
-                let gid = if chown.contains(':') { u.gid } else { u.uid };
+                // A UID without a group uses the same number as the GID (Docker's documented
+                // rule); a user *name* without a group gets its primary group, as both of
+                // docker's builders give it (differential corpus, case copy-chmod).
+                let numeric = chown.parse::<u32>().is_ok();
+                let gid = if chown.contains(':') || !numeric {
+                    u.gid
+                } else {
+                    u.uid
+                };
                 (u.uid, gid)
             }
             None => (0, 0),
