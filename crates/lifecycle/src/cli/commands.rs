@@ -59,6 +59,8 @@ handlers! {
     run_creator => creator;
     /// The rebaser alone.
     run_rebaser => rebaser;
+    /// The extender alone (with the build phase it runs for `-kind build`).
+    run_extender => extender;
 }
 
 /// Dispatches to any phase (the multi-call binary).
@@ -72,11 +74,7 @@ pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         Phase::Exporter => exporter(inputs, env),
         Phase::Creator => creator(inputs, env),
         Phase::Rebaser => rebaser(inputs, env),
-        other => Err(Failure::msg(
-            ExitCode::Failed,
-            other.action(),
-            "this phase is not implemented yet",
-        )),
+        Phase::Extender => extender(inputs, env),
     }
 }
 
@@ -174,7 +172,7 @@ fn detect_failure(e: &DetectError) -> Failure {
     }
 }
 
-fn build_inputs(inputs: &Inputs) -> BuildInputs {
+pub(super) fn build_inputs(inputs: &Inputs) -> BuildInputs {
     let features = inputs.platform_api.features();
     BuildInputs {
         platform_api: inputs.platform_api,
@@ -372,6 +370,10 @@ fn restorer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     restore_with_keychain(&restore_inputs(inputs), cache_keychain)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+fn extender(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    super::extender::run(inputs, env, lookup(env, KANIKO_DIR_ENV).as_deref())
 }
 
 fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
