@@ -252,3 +252,85 @@ fn ext_011_ext_012_bad_inputs() {
         .code(102)
         .stderr_has("/kaniko/cache/base/sha256:");
 }
+
+const BUILD_DOCKERFILE: &str = r#"ARG base_image
+FROM ${base_image}
+ARG build_id=0
+ARG user_id
+ARG group_id
+ARG EXTRA
+USER root
+RUN mkdir -p /opt/tool/bin && printf '#!/bin/sh\necho "tool ran: $*"\n' > /opt/tool/bin/tool && busybox chmod 755 /opt/tool/bin/tool && echo "$EXTRA" > /opt/tool/extra
+COPY ctx.txt /opt/tool/ctx.txt
+ENV PATH=/opt/tool/bin:/bin
+USER ${user_id}:${group_id}
+"#;
+
+/// A buildpack for the busybox image (no bash): uses the extension's `tool` and records who
+/// and where it ran.
+const USES_TOOL: &str = r#"#!/bin/sh
+set -e
+mkdir -p "$CNB_LAYERS_DIR/out"
+tool hi > "$CNB_LAYERS_DIR/out/result"
+echo "uid=$(id -u) HOME=$HOME extra=$(cat /opt/tool/extra) ctx=$(cat /opt/tool/ctx.txt)" >> "$CNB_LAYERS_DIR/out/result"
+"#;
+
+/// `acme/bp` at `<buildpacks>/acme_bp/1.0`, running `build`.
+fn sh_buildpack(ws: &Workspace, build: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    ws.write(
+        "buildpacks/acme_bp/1.0/buildpack.toml",
+        "api = \"0.10\"\n[buildpack]\nid = \"acme/bp\"\nversion = \"1.0\"\n",
+    );
+    ws.write("buildpacks/acme_bp/1.0/bin/detect", "#!/bin/sh\nexit 0\n");
+    let script = ws.write("buildpacks/acme_bp/1.0/bin/build", build);
+    for p in [script, ws.path("buildpacks/acme_bp/1.0/bin/detect")] {
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}
+
+#[test]
+fn ext_001_ext_006_build_extension_then_the_build_phase_as_the_cnb_user() {
+    // Covers: EXT-002, EXT-003, EXT-004, EXT-005
+    let (ws, scratch) = run_workspace(&["ext"]);
+    sh_buildpack(&ws, USES_TOOL);
+    ws.write("layers/plan.toml", "");
+    ws.write("layers/generated/ext/build.Dockerfile", BUILD_DOCKERFILE);
+    ws.write("layers/generated/ext/context.build/ctx.txt", "from-context");
+    ws.write("layers/generated/ext/context/ctx.txt", "shared");
+    ws.write(
+        "layers/generated/ext/extend-config.toml",
+        "[[build.args]]\nname = \"EXTRA\"\nvalue = \"v\"\n",
+    );
+    let c = container(&ws, scratch.path())
+        .mount(&ws.buildpacks(), "/cnb/buildpacks")
+        .env("CNB_USER_ID", "1000")
+        .env("CNB_GROUP_ID", "1000");
+    // -kind defaults to build.
+    let out = c.extender(&[]);
+    out.success();
+    assert_eq!(
+        ws.read("layers/acme_bp/out/result"),
+        "tool ran: hi\nuid=1000 HOME=/home/cnb extra=v ctx=from-context\n"
+    );
+    // The builder's outputs; nothing for the run image, no layers taken.
+    assert!(ws.exists("layers/config/metadata.toml"), "{out}");
+    assert!(!ws.exists("layers/extended"));
+    assert!(c.rootfs.join("opt/tool/bin/tool").is_file());
+}
+
+#[test]
+fn ext_006_build_phase_errors_keep_their_exit_codes() {
+    let (ws, scratch) = run_workspace(&["ext"]);
+    sh_buildpack(&ws, "#!/bin/sh\nexit 9\n");
+    ws.write("layers/plan.toml", "");
+    ws.write(
+        "layers/generated/ext/build.Dockerfile",
+        "ARG base_image\nFROM ${base_image}\nENV X=1\n",
+    );
+    let c = container(&ws, scratch.path())
+        .mount(&ws.buildpacks(), "/cnb/buildpacks")
+        .env("CNB_USER_ID", "1000")
+        .env("CNB_GROUP_ID", "1000");
+    c.extender(&["-kind", "build"]).code(51);
+}
