@@ -334,3 +334,93 @@ fn ext_006_build_phase_errors_keep_their_exit_codes() {
         .env("CNB_GROUP_ID", "1000");
     c.extender(&["-kind", "build"]).code(51);
 }
+
+#[test]
+fn ext_flags_move_every_input() {
+    // Run kind: every path a flag, none at its default place.
+    let ws = Workspace::new();
+    let reference = save_base(&ws.path("kaniko"));
+    group(&ws, &["ext"]);
+    let analyzed = format!(
+        "[run-image]\nreference = \"{reference}\"\nimage = \"{RUN_REPO}:latest\"\nextend = true\n"
+    );
+    ws.write("layers/other/analyzed.toml", analyzed);
+    ws.write("layers/other/group.toml", "");
+    ws.write(
+        "layers/gen/ext/run.Dockerfile",
+        "ARG base_image\nFROM ${base_image}\nUSER root\nCOPY app.txt /opt/app.txt\nRUN echo p > /p/x && echo w > /w/y\nUSER 1000:1000\n",
+    );
+    ws.write("workspace/app.txt", "from the app dir");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let c = Container::run_image(scratch.path())
+        .mount(&ws.layers(), "/l")
+        .mount(&ws.app(), "/w")
+        .mount(&ws.platform(), "/p")
+        .mount(&ws.path("kaniko"), "/kaniko");
+    let out = c.extender(&[
+        "-kind",
+        "run",
+        "-layers",
+        "/l",
+        "-analyzed",
+        "/l/other/analyzed.toml",
+        "-generated",
+        "/l/gen",
+        "-extended",
+        "/l/out",
+        "-app",
+        "/w",
+        "-platform",
+        "/p",
+        "-log-level",
+        "debug",
+        "-no-color=false",
+        "-kaniko-cache-ttl",
+        "1h30m",
+    ]);
+    out.success();
+    assert!(out.stdout.contains("Starting extender..."), "{out}");
+    assert!(!out.all().contains('\u{1b}'), "coloured: {out}");
+    let (dir, manifest, _) = extended_run_image(&ws.path("layers/out"));
+    let layers = layer_digests(&manifest);
+    // COPY from <app> (no context dir) is a layer; the RUN wrote only to -platform and -app.
+    let base_count = layers.len() - 1;
+    assert!(paths_of(&dir, &layers[base_count]).contains(&"opt/app.txt".to_owned()));
+    assert_eq!(ws.read("platform/x"), "p\n");
+    assert_eq!(ws.read("workspace/y"), "w\n");
+    assert!(!ws.exists("layers/extended"));
+
+    // Build kind: -uid, -gid, -buildpacks, -plan, -group.
+    let (ws, scratch) = run_workspace(&[]);
+    ws.write("layers/other/group.toml", "[[group]]\nid = \"acme/bp\"\nversion = \"1.0\"\napi = \"0.10\"\n[[group-extensions]]\nid = \"ext\"\nversion = \"1.0\"\napi = \"0.10\"\n");
+    ws.write("layers/other/plan.toml", "[[entries]]\n[[entries.providers]]\nid = \"acme/bp\"\nversion = \"1.0\"\n[[entries.requires]]\nname = \"tool\"\n");
+    ws.write(
+        "layers/generated/ext/build.Dockerfile",
+        "ARG base_image\nFROM ${base_image}\nENV FROM_EXT=1\n",
+    );
+    sh_buildpack(
+        &ws,
+        "#!/bin/sh\nmkdir -p \"$CNB_LAYERS_DIR/out\"\n{ id -u; id -g; echo \"$FROM_EXT\"; cat \"$CNB_BP_PLAN_PATH\"; } > \"$CNB_LAYERS_DIR/out/who\"\n",
+    );
+    fs::rename(ws.buildpacks(), ws.path("bps")).expect("move buildpacks");
+    let c = container(&ws, scratch.path()).mount(&ws.path("bps"), "/bps");
+    c.extender(&[
+        "-uid",
+        "1000",
+        "-gid",
+        "1001",
+        "-buildpacks",
+        "/bps",
+        "-plan",
+        "/layers/other/plan.toml",
+        "-group",
+        "/layers/other/group.toml",
+    ])
+    .success();
+    let who = ws.read("layers/acme_bp/out/who");
+    assert!(
+        who.starts_with("1000\n1001\n\n"),
+        "FROM_EXT is not a build variable: {who}"
+    );
+    assert!(who.contains("name = \"tool\""), "{who}");
+}

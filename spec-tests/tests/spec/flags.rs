@@ -386,8 +386,8 @@ fn insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry() {
         .success();
 }
 
-const PHASES: [&str; 7] = [
-    "analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser",
+const PHASES: [&str; 8] = [
+    "analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "extender",
 ];
 
 #[test]
@@ -869,6 +869,23 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("exporter", "stack", "mirrors in the label (< 0.12)", "flags::stack_before_platform_0_12_names_the_run_image"),
     ("exporter", "uid", "owner of app layer entries", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("exporter", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // extender
+    ("extender", "analyzed", "image to extend read there", "ext::ext_flags_move_every_input"),
+    ("extender", "app", "context fallback, never captured", "ext::ext_flags_move_every_input"),
+    ("extender", "buildpacks", "build phase finds them there", "ext::ext_flags_move_every_input"),
+    ("extender", "extended", "run image written there", "ext::ext_flags_move_every_input"),
+    ("extender", "generated", "Dockerfiles read there", "ext::ext_flags_move_every_input"),
+    ("extender", "gid", "build phase group", "ext::ext_flags_move_every_input"),
+    ("extender", "group", "extensions and buildpacks read there", "ext::ext_flags_move_every_input"),
+    ("extender", "kaniko-cache-ttl", "Go duration, bad value exit 3", "ext::ext_011_ext_012_bad_inputs"),
+    ("extender", "kind", "build or run, else exit 3", "ext::ext_011_ext_012_bad_inputs"),
+    ("extender", "layers", "defaults under it", "ext::ext_flags_move_every_input"),
+    ("extender", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("extender", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("extender", "plan", "buildpack plan read there", "ext::ext_flags_move_every_input"),
+    ("extender", "platform", "never captured", "ext::ext_flags_move_every_input"),
+    ("extender", "uid", "build phase user", "ext::ext_flags_move_every_input"),
+    ("extender", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
     // creator
     ("creator", "app", "app built and exported", "cre::cre_001_creator_equals_the_phases_in_sequence"),
     ("creator", "build-config", "operator env for bin/build", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
