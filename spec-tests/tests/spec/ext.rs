@@ -424,3 +424,104 @@ fn ext_flags_move_every_input() {
     );
     assert!(who.contains("name = \"tool\""), "{who}");
 }
+
+/// A buildpack (busybox sh) that runs the build extension's `tool` into a launch layer and
+/// declares a `web` process printing the run extension's file and that output.
+const TOOL_APP: &str = r#"#!/bin/sh
+set -e
+mkdir -p "$CNB_LAYERS_DIR/t/bin"
+printf '[types]\nlaunch = true\n' > "$CNB_LAYERS_DIR/t.toml"
+tool at-build > "$CNB_LAYERS_DIR/t/out.txt"
+printf '#!/bin/sh\ncat "${0%%/bin/*}/out.txt"\n' > "$CNB_LAYERS_DIR/t/bin/show-tool"
+busybox chmod 755 "$CNB_LAYERS_DIR/t/bin/show-tool"
+printf '[[processes]]\ntype = "web"\ncommand = ["sh", "-c", "cat /opt/greeting; show-tool"]\ndefault = true\n' > "$CNB_LAYERS_DIR/launch.toml"
+"#;
+
+#[test]
+fn ext_009_extender_then_exporter_the_app_image_has_the_extension_layers() {
+    // Covers: EXT-002, EXT-006, EXT-007
+    use cnb_spec_tests::Registry;
+    use cnb_spec_tests::oci::{Image, run_image_layout, run_in_rootfs};
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let run = registry.push(run_image_layout(), "cnb/run:latest");
+    group(&ws, &["ext"]);
+    sh_buildpack(&ws, TOOL_APP);
+    ws.write("layers/plan.toml", "");
+    // As the detector leaves them: both images to extend, no digests yet.
+    ws.write(
+        "layers/analyzed.toml",
+        format!(
+            "[build-image]\nreference = \"\"\nextend = true\n[run-image]\nreference = \"\"\nimage = \"{}\"\nextend = true\n",
+            run.image
+        ),
+    );
+    ws.write("layers/generated/ext/build.Dockerfile", BUILD_DOCKERFILE);
+    ws.write("layers/generated/ext/context.build/ctx.txt", "ctx");
+    ws.write(
+        "layers/generated/ext/run.Dockerfile",
+        "ARG base_image\nFROM ${base_image}\nUSER root\nRUN mkdir -p /opt && echo 'hello from the run extension' > /opt/greeting\nUSER 1000:1000\nLABEL io.buildpacks.rebasable=true\n",
+    );
+    // The restorer saves both images under <kaniko-dir>.
+    registry
+        .allow(ws.restorer())
+        .env("_CNB_KANIKO_DIR", ws.path("kaniko"))
+        .args(["-build-image", &run.image])
+        .output()
+        .success();
+    // extender -kind build in the build image, then -kind run in a run image container.
+    let build_root = tempfile::tempdir().expect("scratch");
+    container(&ws, build_root.path())
+        .mount(&ws.buildpacks(), "/cnb/buildpacks")
+        .env("CNB_USER_ID", "1000")
+        .env("CNB_GROUP_ID", "1000")
+        .extender(&["-kind", "build"])
+        .success();
+    let run_root = tempfile::tempdir().expect("scratch");
+    container(&ws, run_root.path())
+        .extender(&["-kind", "run"])
+        .success();
+    // The exporter builds the app image on the extended run image.
+    let app = registry.reference("acme/app:latest");
+    registry.allow(ws.exporter()).arg(&app).output().success();
+    let image = Image::registry(&app);
+    let config = image.config();
+    assert_eq!(
+        config["config"]["Labels"]["io.buildpacks.rebasable"],
+        "true"
+    );
+    assert_eq!(config["config"]["User"], "1000:1000");
+    let diff_ids = image.diff_ids();
+    assert_eq!(diff_ids[..run.diff_ids.len()], run.diff_ids[..]);
+    let (_, manifest, ext_config) = extended_run_image(&ws.layers().join("extended"));
+    let ext_diff_ids = strs(&ext_config["rootfs"]["diff_ids"]);
+    assert_eq!(
+        diff_ids[..ext_diff_ids.len()],
+        ext_diff_ids[..],
+        "extension layers next"
+    );
+    assert_eq!(layer_digests(&manifest).len(), ext_diff_ids.len());
+    let history: Vec<String> = config["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        history[run.diff_ids.len()].ends_with("Created by extension: ext"),
+        "{history:?}"
+    );
+    // Rebase keeps working: runImage.topLayer is the original run image's top layer.
+    let lifecycle = image.label_json("io.buildpacks.lifecycle.metadata");
+    assert_eq!(lifecycle["runImage"]["topLayer"], run.top_layer());
+    // Started with its launcher: the run extension's file and the build extension's tool.
+    let scratch = tempfile::tempdir().expect("scratch");
+    let rootfs = image.unpack(scratch.path());
+    let env = image.env();
+    let out = run_in_rootfs(&rootfs, &env, "/workspace", &["/cnb/process/web"]);
+    out.success();
+    assert_eq!(
+        out.stdout, "hello from the run extension\ntool ran: at-build\n",
+        "{out}"
+    );
+}
