@@ -439,7 +439,7 @@ printf '[[processes]]\ntype = "web"\ncommand = ["sh", "-c", "cat /opt/greeting; 
 
 #[test]
 fn ext_009_extender_then_exporter_the_app_image_has_the_extension_layers() {
-    // Covers: EXT-002, EXT-006, EXT-007
+    // Covers: EXT-002, EXT-006, EXT-007, EXP-006, EXP-024
     use cnb_spec_tests::Registry;
     use cnb_spec_tests::oci::{Image, run_image_layout, run_in_rootfs};
     let ws = Workspace::new();

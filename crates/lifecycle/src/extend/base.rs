@@ -32,6 +32,10 @@ pub fn open(inputs: &ExtendInputs) -> Result<Base, ExtendError> {
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ExtendError::NoImage(inputs.analyzed_path.clone(), what))?;
     let image = open_saved(&inputs.kaniko_dir, &reference, inputs.kind)?;
+    // [EXT-010] Never extend for Windows.
+    if image.config().os == "windows" {
+        return Err(ExtendError::Windows(reference));
+    }
     Ok(Base { image, reference })
 }
 

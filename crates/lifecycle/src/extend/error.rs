@@ -50,6 +50,9 @@ pub enum ExtendError {
         #[source]
         source: Box<cnb_extend::Error>,
     },
+    /// [EXT-010] Windows images are never extended.
+    #[error("image {0} is a Windows image: image extensions are not supported on Windows")]
+    Windows(String),
     /// [EXT-008] The run image would run as root.
     #[error(
         "the final user ID is 0 (root); please add another extension that resets the user to non-root"
