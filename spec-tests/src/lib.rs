@@ -11,6 +11,7 @@
 
 pub mod bins;
 mod buildpack;
+pub mod extender;
 pub mod faultproxy;
 pub mod oci;
 mod registry;

@@ -14,10 +14,9 @@ use std::process::Command;
 use crate::error::DistError;
 use crate::tarball::Binary;
 
-/// The phase names, shipped as symlinks to the multi-call `lifecycle` binary. `extender` joins
-/// this list when the phase exists.
+/// The phase names, shipped as symlinks to the multi-call `lifecycle` binary.
 pub const PHASES: &[&str] = &[
-    "analyzer", "builder", "creator", "detector", "exporter", "rebaser", "restorer",
+    "analyzer", "builder", "creator", "detector", "exporter", "extender", "rebaser", "restorer",
 ];
 
 /// The host target triple (the build target `.cargo/config.toml` selects with `host-tuple`).

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod detect;
 pub mod experimental;
 pub mod export;
+pub mod extend;
 pub mod fingerprint;
 pub mod generate;
 pub mod image_args;

@@ -180,7 +180,7 @@ fn restorer_generated_flag_is_an_input_error() {
 }
 
 #[test]
-fn exporter_refuses_an_extended_run_image_it_cannot_export() {
+fn exporter_checks_the_extended_run_image() {
     let ws = Workspace::new();
     built_app(&ws);
     let export = |ws: &Workspace| {
@@ -193,11 +193,11 @@ fn exporter_refuses_an_extended_run_image_it_cannot_export() {
     };
     // Nothing extended: nothing to do with it, as in the reference.
     export(&ws).success();
-    // An extended run image under <extended>/run: refused, not exported without it.
+    // Something under <extended>/run that is not an image: an export error naming it, never
+    // an image without the extension (ext::ext_009_… exports a real one).
     ws.write("extended/run/sha256:abc/index.json", "{}");
     let out = export(&ws);
-    out.code(3)
-        .stderr_has("cannot export a run image extended by image extensions");
+    out.code(62);
     out.stderr_has(&ws.path("extended/run").display().to_string());
     fs::remove_dir_all(ws.path("extended")).expect("rm");
     // analyzed.toml asks for an extended run image.
@@ -206,7 +206,7 @@ fn exporter_refuses_an_extended_run_image_it_cannot_export() {
         "layers/analyzed.toml",
         analyzed.replace("[run-image]\n", "[run-image]\nextend = true\n"),
     );
-    export(&ws).code(3).stderr_has("sets run-image.extend");
+    export(&ws).code(62).stderr_has("sets run-image.extend");
 }
 
 // ---------------------------------------------------------------- effects of accepted flags
@@ -386,8 +386,8 @@ fn insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry() {
         .success();
 }
 
-const PHASES: [&str; 7] = [
-    "analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser",
+const PHASES: [&str; 8] = [
+    "analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "extender",
 ];
 
 #[test]
@@ -847,7 +847,7 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("exporter", "cache-dir", "cache layers written", "exp::exp_028_exp_033_cache_dir_gets_cache_layers"),
     ("exporter", "cache-image", "cache image written", "cache_image::exp_028_res_004_cache_image_with_the_separate_phases"),
     ("exporter", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
-    ("exporter", "extended", "refused when it holds an extended run image", "flags::exporter_refuses_an_extended_run_image_it_cannot_export"),
+    ("exporter", "extended", "extended run image exported on", "ext::ext_009_extender_then_exporter_the_app_image_has_the_extension_layers"),
     ("exporter", "gid", "owner of app layer entries", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("exporter", "group", "buildpacks exported", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
     ("exporter", "image", "refused, exit 3", "flags::exporter_refuses_run_image_and_image"),
@@ -869,6 +869,23 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("exporter", "stack", "mirrors in the label (< 0.12)", "flags::stack_before_platform_0_12_names_the_run_image"),
     ("exporter", "uid", "owner of app layer entries", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("exporter", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // extender
+    ("extender", "analyzed", "image to extend read there", "ext::ext_flags_move_every_input"),
+    ("extender", "app", "context fallback, never captured", "ext::ext_flags_move_every_input"),
+    ("extender", "buildpacks", "build phase finds them there", "ext::ext_flags_move_every_input"),
+    ("extender", "extended", "run image written there", "ext::ext_flags_move_every_input"),
+    ("extender", "generated", "Dockerfiles read there", "ext::ext_flags_move_every_input"),
+    ("extender", "gid", "build phase group", "ext::ext_flags_move_every_input"),
+    ("extender", "group", "extensions and buildpacks read there", "ext::ext_flags_move_every_input"),
+    ("extender", "kaniko-cache-ttl", "Go duration, bad value exit 3", "ext::ext_011_ext_012_bad_inputs"),
+    ("extender", "kind", "build or run, else exit 3", "ext::ext_011_ext_012_bad_inputs"),
+    ("extender", "layers", "defaults under it", "ext::ext_flags_move_every_input"),
+    ("extender", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("extender", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("extender", "plan", "buildpack plan read there", "ext::ext_flags_move_every_input"),
+    ("extender", "platform", "never captured", "ext::ext_flags_move_every_input"),
+    ("extender", "uid", "build phase user", "ext::ext_flags_move_every_input"),
+    ("extender", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
     // creator
     ("creator", "app", "app built and exported", "cre::cre_001_creator_equals_the_phases_in_sequence"),
     ("creator", "build-config", "operator env for bin/build", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),

@@ -16,6 +16,7 @@ mod credentials;
 mod det;
 mod env;
 mod exp;
+mod ext;
 mod extract_safety;
 mod faults;
 mod flags;

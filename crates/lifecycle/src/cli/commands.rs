@@ -59,6 +59,8 @@ handlers! {
     run_creator => creator;
     /// The rebaser alone.
     run_rebaser => rebaser;
+    /// The extender alone (with the build phase it runs for `-kind build`).
+    run_extender => extender;
 }
 
 /// Dispatches to any phase (the multi-call binary).
@@ -72,11 +74,7 @@ pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         Phase::Exporter => exporter(inputs, env),
         Phase::Creator => creator(inputs, env),
         Phase::Rebaser => rebaser(inputs, env),
-        other => Err(Failure::msg(
-            ExitCode::Failed,
-            other.action(),
-            "this phase is not implemented yet",
-        )),
+        Phase::Extender => extender(inputs, env),
     }
 }
 
@@ -174,7 +172,7 @@ fn detect_failure(e: &DetectError) -> Failure {
     }
 }
 
-fn build_inputs(inputs: &Inputs) -> BuildInputs {
+pub(super) fn build_inputs(inputs: &Inputs) -> BuildInputs {
     let features = inputs.platform_api.features();
     BuildInputs {
         platform_api: inputs.platform_api,
@@ -222,6 +220,9 @@ fn export_inputs(
     let features = inputs.platform_api.features();
     ExportInputs {
         platform_api: inputs.platform_api,
+        // The creator runs no extender: a stale <extended> of an earlier build is not its input.
+        extended_dir: (inputs.phase == Phase::Exporter && features.targets)
+            .then(|| inputs.extended_dir.clone()),
         images,
         app_dir: inputs.app_dir.clone(),
         layers_dir: inputs.layers_dir.clone(),
@@ -374,6 +375,10 @@ fn restorer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
+fn extender(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    super::extender::run(inputs, env, lookup(env, KANIKO_DIR_ENV).as_deref())
+}
+
 fn detector(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
     expect_no_args(inputs)?;
     refuse_root(Phase::Detector)?;
@@ -410,7 +415,6 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
             ));
         }
     }
-    refuse_extended_run_image(inputs)?;
     let layout = layout_dir(inputs)?;
     let export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
     // Argument errors first, before any network or file access.
@@ -432,36 +436,6 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     export_with_cache(&export_inputs, &store, cache)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
-}
-
-/// `-extended` (Platform 0.12+): the reference exports the run image an image extension
-/// extended, from `<extended>/run`, when that has content, and fails when analyzed.toml asks
-/// for an extended run image it cannot find. This lifecycle has no extender and cannot export
-/// one: both cases are an error (exit 3) instead of an image without the extension. Otherwise
-/// there is nothing to export, as in the reference.
-fn refuse_extended_run_image(inputs: &Inputs) -> Result<(), Failure> {
-    if !inputs.platform_api.features().targets {
-        return Ok(());
-    }
-    let run_dir = inputs.extended_dir.join("run");
-    let has_layers = std::fs::read_dir(&run_dir).is_ok_and(|mut d| d.next().is_some());
-    let wants_extended = cnb_platform_api::files::AnalyzedFile::read(&inputs.analyzed_path)
-        .is_ok_and(|a| a.run_image.is_some_and(|r| r.extend));
-    if !has_layers && !wants_extended {
-        return Ok(());
-    }
-    Err(Failure::msg(
-        ExitCode::InvalidArgs,
-        "resolve inputs",
-        &format!(
-            "cannot export a run image extended by image extensions ({}): this lifecycle has no extender",
-            if has_layers {
-                format!("{} has content", run_dir.display())
-            } else {
-                format!("{} sets run-image.extend", inputs.analyzed_path.display())
-            }
-        ),
-    ))
 }
 
 /// The images the exporter reads or writes: its image arguments, the run image and the

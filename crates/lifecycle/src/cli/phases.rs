@@ -18,6 +18,11 @@ pub fn builder() -> ExitCode {
     main_with(Phase::Builder, commands::run_builder)
 }
 
+/// `extender`'s `main`.
+pub fn extender() -> ExitCode {
+    main_with(Phase::Extender, commands::run_extender)
+}
+
 /// `analyzer`'s `main`.
 pub fn analyzer() -> ExitCode {
     main_with(Phase::Analyzer, commands::run_analyzer)

@@ -9,8 +9,6 @@
 //! - `restorer -generated`: the reference defines the flag and never reads it; here the flag
 //!   is an input error. `CNB_GENERATED_DIR`, which a platform may set for every phase (the
 //!   detector uses it), is not a restorer input and is not read.
-//! - `exporter -extended`: see `commands::refuse_extended_run_image` (an error exactly
-//!   when the reference would use the directory).
 
 use cnb_platform_api::inputs::{FlagValues, flags_for};
 use cnb_platform_api::{ExitCode, Inputs, Phase};

@@ -9,6 +9,7 @@
 
 mod blob_dir;
 mod config;
+mod extended;
 mod plan;
 mod reasons;
 
@@ -39,6 +40,9 @@ use crate::cache::{Cache, ProducedLayer, VolumeCache};
 pub struct ExportInputs {
     /// The Platform API in use.
     pub platform_api: PlatformApi,
+    /// `<extended>` (exporter, Platform ≥ 0.12): the extended run image is read from
+    /// `<extended>/run` ([`extended`]).
+    pub extended_dir: Option<PathBuf>,
     /// `<image>` and any additional tags ([EXP-001], [EXP-002]).
     pub images: Vec<String>,
     /// `<app>`.
@@ -293,6 +297,7 @@ pub fn export_with_cache(
         })?
         .ok_or_else(|| ExportError::RunImageNotFound(run_ref.clone()))?;
     check_platform(&run_ref, &run_image, &platform)?;
+    let extended = open_extended(inputs, &analyzed)?;
     let previous = open_previous(store, &analyzed, &platform);
     let previous_metadata = analyzed.metadata.clone();
 
@@ -440,6 +445,9 @@ pub fn export_with_cache(
             .top_layer_diff_id()
             .map(ToString::to_string)
             .unwrap_or_default();
+        if let Some(extended) = &extended {
+            extended::apply(&mut builder, &run_image, extended)?;
+        }
         let mut label = LayersMetadata::default();
         let why = reasons::ReasonInputs {
             previous: previous.as_ref(),
@@ -479,7 +487,8 @@ pub fn export_with_cache(
             &run_image,
             top_layer,
         )?;
-        config::apply(&mut builder, inputs, &metadata, &label, &run_image)?;
+        let base = extended.as_ref().unwrap_or(&run_image);
+        config::apply(&mut builder, inputs, &metadata, &label, base)?;
         let built = builder
             .build()
             .map_err(|e| ExportError::Image(Box::new(e)))?;
@@ -518,6 +527,30 @@ pub fn export_with_cache(
         drop(kept_blob_dir);
         Ok(report)
     }
+}
+
+/// [EXT-009] The run image the extender extended, when `<extended>` is an input
+/// (exporter, Platform ≥ 0.12). analyzed.toml asking for an extended run image that is not
+/// there is an error: the image would silently lack what the extensions installed.
+fn open_extended(
+    inputs: &ExportInputs,
+    analyzed: &AnalyzedFile,
+) -> Result<Option<Image>, ExportError> {
+    let Some(dir) = &inputs.extended_dir else {
+        return Ok(None);
+    };
+    let found = extended::open(dir)?;
+    let wanted = analyzed.run_image.as_ref().is_some_and(|r| r.extend);
+    if wanted && found.is_none() {
+        return Err(ExportError::Invalid {
+            path: dir.join("run"),
+            reason: format!(
+                "{} sets run-image.extend but no extended run image was found (run the extender with -kind run)",
+                inputs.analyzed_path.display()
+            ),
+        });
+    }
+    Ok(found)
 }
 
 /// Which planned layers are buildpack layers with `cache=true`.

@@ -1,0 +1,98 @@
+//! [EXT-009] `<extended>/run/<manifest digest>/`: an OCI layout holding the extended run
+//! image's manifest and config and only the blobs of the new layers, the sparse layout the
+//! reference's exporter reads (`FromLayoutPath` wants exactly one directory with one
+//! manifest). The base layers stay where the run image lives.
+//!
+//! The layout is assembled in a staging directory beside `run/` and renamed into place, so
+//! a failed extender never leaves a half-written image for the exporter; a previous build's
+//! images in `run/` are removed once the new one is in place (the exporter accepts only one).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cnb_image::config::ImageConfig;
+use cnb_image::{BuiltImage, Image, ImageBuilder, LayerFile, Layout};
+
+use super::apply::ExtLayer;
+use super::error::{ExtendError, io};
+
+/// Builds the extended image on top of `base` with `config` and `layers`, and writes it to
+/// `<extended>/run/<digest>`, returning that directory.
+pub fn write_run_image(
+    extended_dir: &Path,
+    base: &Image,
+    config: ImageConfig,
+    layers: &[ExtLayer],
+) -> Result<PathBuf, ExtendError> {
+    let run_dir = extended_dir.join("run");
+    fs::create_dir_all(&run_dir).map_err(io("create", &run_dir))?;
+    let image = build(base, config, layers).map_err(|e| ExtendError::Output {
+        path: run_dir.clone(),
+        source: e,
+    })?;
+    let staging = tempfile::Builder::new()
+        .prefix(".extended-run.")
+        .tempdir_in(extended_dir)
+        .map_err(io("create a staging directory in", extended_dir))?;
+    write_sparse(staging.path(), &image, layers).map_err(|source| ExtendError::Output {
+        path: staging.path().to_path_buf(),
+        source,
+    })?;
+    let target = run_dir.join(image.digest().to_string());
+    if target.exists() {
+        fs::remove_dir_all(&target).map_err(io("replace", &target))?;
+    }
+    let staged = staging.keep();
+    fs::rename(&staged, &target).map_err(io("move the extended run image to", &target))?;
+    remove_others(&run_dir, &target)?;
+    Ok(target)
+}
+
+fn build(
+    base: &Image,
+    config: ImageConfig,
+    layers: &[ExtLayer],
+) -> Result<BuiltImage, Box<cnb_image::Error>> {
+    let mut builder = ImageBuilder::from_base(base);
+    for l in layers {
+        let info = &l.layer.blob.info;
+        builder.add_layer(
+            LayerFile {
+                path: l.layer.blob.path.clone(),
+                digest: info.digest.clone(),
+                diff_id: info.diff_id.clone(),
+                size: info.compressed_size,
+                media_type: None,
+                mount_from: None,
+            },
+            None,
+        );
+    }
+    *builder.config_mut() = config;
+    Ok(builder.build()?)
+}
+
+fn write_sparse(
+    dir: &Path,
+    image: &BuiltImage,
+    layers: &[ExtLayer],
+) -> Result<(), Box<cnb_image::Error>> {
+    let layout = Layout::create(dir)?;
+    for l in layers {
+        layout.import_blob(&l.layer.blob.path, &l.layer.blob.info.digest)?;
+    }
+    layout.write_blob(&image.config_bytes)?;
+    layout.write_blob(&image.manifest.bytes)?;
+    Ok(layout.set_manifest(&image.manifest, None)?)
+}
+
+/// Images of an earlier extender run in `run/` (the exporter reads exactly one).
+fn remove_others(run_dir: &Path, keep: &Path) -> Result<(), ExtendError> {
+    for entry in fs::read_dir(run_dir).map_err(io("read", run_dir))? {
+        let path = entry.map_err(io("read", run_dir))?.path();
+        if path != keep && path.is_dir() {
+            fs::remove_dir_all(&path).map_err(io("remove the stale", &path))?;
+        }
+    }
+    Ok(())
+}
