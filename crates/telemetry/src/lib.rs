@@ -44,4 +44,6 @@ pub use file::{BUILDPACKS_DIR, EXTENSIONS_DIR, LIFECYCLE_DIR, TRACING_DIR};
 pub use ids::{SpanId, TraceId};
 pub use otlp::{SpanKind, StatusCode, Value};
 pub use traceparent::{InvalidTraceParent, TraceParent};
-pub use tracer::{Config, Span, init, is_enabled, phase, span, trace_id};
+pub use tracer::{
+    Config, Span, child_of, current, detached, init, is_enabled, phase, span, trace_id,
+};

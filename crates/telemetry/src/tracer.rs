@@ -146,6 +146,34 @@ pub fn phase(name: &'static str, stem: &'static str) -> Span {
 
 /// Starts a span: a child of this thread's innermost open span, else of the phase root.
 pub fn span(name: &'static str) -> Span {
+    new_span(name, Parent::Thread)
+}
+
+/// Starts a span under `parent` (from [`current`] on the thread that hands out the work),
+/// else under the phase root: for work done on worker threads.
+pub fn child_of(parent: Option<SpanId>, name: &'static str) -> Span {
+    new_span(name, parent.map_or(Parent::Root, Parent::Span))
+}
+
+/// Starts a span under the phase root that is not the parent of later spans on this thread:
+/// for async code, which may be polled on any thread.
+pub fn detached(name: &'static str) -> Span {
+    new_span(name, Parent::Detached)
+}
+
+/// This thread's innermost open span.
+pub fn current() -> Option<SpanId> {
+    STACK.with(|s| s.borrow().last().copied())
+}
+
+enum Parent {
+    Thread,
+    Root,
+    Span(SpanId),
+    Detached,
+}
+
+fn new_span(name: &'static str, parent: Parent) -> Span {
     if !is_enabled() {
         return Span::default();
     }
@@ -156,8 +184,17 @@ pub fn span(name: &'static str) -> Span {
         };
         (state.trace_id, state.phase.as_ref().map(|p| p.root))
     };
-    let parent = STACK.with(|s| s.borrow().last().copied()).or(root);
-    Span::start(trace_id, SpanId::random(), parent, name, false)
+    let (parent, on_stack) = match parent {
+        Parent::Thread => (current().or(root), true),
+        Parent::Root => (root, true),
+        Parent::Span(id) => (Some(id), true),
+        Parent::Detached => (root, false),
+    };
+    let mut span = Span::start(trace_id, SpanId::random(), parent, name, false);
+    if !on_stack {
+        span.unstack();
+    }
+    span
 }
 
 impl Span {
@@ -184,6 +221,17 @@ impl Span {
                 },
                 ends_phase,
             })),
+        }
+    }
+
+    fn unstack(&mut self) {
+        if let Some(id) = self.id() {
+            STACK.with(|s| {
+                let mut stack = s.borrow_mut();
+                if let Some(i) = stack.iter().rposition(|open| *open == id) {
+                    stack.remove(i);
+                }
+            });
         }
     }
 
@@ -248,16 +296,10 @@ impl Span {
 
 impl Drop for Span {
     fn drop(&mut self) {
+        self.unstack();
         let Some(mut active) = self.active.take() else {
             return;
         };
-        let id = active.data.span_id;
-        STACK.with(|s| {
-            let mut stack = s.borrow_mut();
-            if let Some(i) = stack.iter().rposition(|open| *open == id) {
-                stack.remove(i);
-            }
-        });
         active.data.end_unix_nano = now().max(active.data.start_unix_nano);
         emit(&active.data, active.ends_phase);
     }

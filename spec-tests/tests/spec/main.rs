@@ -32,4 +32,5 @@ mod rbs;
 mod rebuild;
 mod res;
 mod static_bins;
+mod telemetry;
 mod tls;
