@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -255,8 +256,34 @@ fn telemetry_five_phase_build_is_one_trace_appended_across_a_rebuild() {
 
     // <layers>/tracing is neither in the image nor in the cache.
     let image = Image::layout(&ws.layout_dir().join(cnb_spec_tests::oci::layout_path(APP)));
-    for entry in image.layer_entries(&ws.path("scratch")).iter().flatten() {
+    let entries: Vec<_> = image
+        .layer_entries(&ws.path("scratch"))
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        entries.iter().any(|e| e.name.contains("acme_runtime/rt")),
+        "rt is in the image"
+    );
+    for entry in entries {
         assert!(!entry.name.contains("tracing"), "image has {}", entry.name);
+    }
+    // Group-readable, not world-readable.
+    let mode = |rel: &str| {
+        fs::metadata(ws.layers().join(rel))
+            .expect(rel)
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("tracing/lifecycle/export.jsonl"), 0o640);
+    for dir in [
+        "tracing",
+        "tracing/lifecycle",
+        "tracing/buildpacks",
+        "tracing/extensions",
+    ] {
+        assert_eq!(mode(dir), 0o750, "{dir}");
     }
     assert_no_tracing_in_tars(&cache);
 
