@@ -19,6 +19,9 @@ use cnb_buildpack_api::target::{Distro, ImageTarget};
 /// variables ([BLD-020], [BLD-053]).
 const PASS_THROUGH: &[&str] = &[
     "CNB_STACK_ID",
+    // Build telemetry: inherited unchanged (RFC 0131; see `crate::telemetry`).
+    "CNB_OTEL_TRACEPARENT",
+    "CNB_OTEL_ENABLED",
     "HOSTNAME",
     "HOME",
     "HTTPS_PROXY",

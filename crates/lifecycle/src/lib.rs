@@ -17,6 +17,7 @@ pub mod privileges;
 pub mod rebase;
 pub mod rebuild;
 pub mod restore;
+pub mod telemetry;
 #[cfg(test)]
 mod testutil;
 

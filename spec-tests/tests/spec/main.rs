@@ -33,4 +33,5 @@ mod rbs;
 mod rebuild;
 mod res;
 mod static_bins;
+mod telemetry;
 mod tls;

@@ -439,6 +439,9 @@ impl RegistryClient {
     ) -> Result<Digest, Error> {
         const OP: &str = "push manifest to";
         let err = |e| registry_err(OP, reference, e);
+        let mut span = cnb_telemetry::detached("registry.manifest_put")
+            .client()
+            .with("cnb.manifest.bytes", manifest.bytes.len());
         let (response, url) = self
             .manifest_request(OP, reference, push_scope(reference), Method::PUT, |r| {
                 r.header(CONTENT_TYPE, &manifest.media_type)
@@ -452,6 +455,7 @@ impl RegistryClient {
             .stats
             .manifest_puts
             .fetch_add(1, Ordering::Relaxed);
+        span.set_ok(true);
         Ok(manifest.digest.clone())
     }
 
@@ -848,7 +852,14 @@ impl RegistryClient {
         let stats = &self.inner.stats;
         let now = stats.pushes_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         stats.max_pushes_in_flight.fetch_max(now, Ordering::Relaxed);
+        let mut span = cnb_telemetry::detached("registry.blob_push")
+            .client()
+            .with("cnb.blob.bytes", blob.size);
         let result = self.push_blob_slotted(reference, blob).await;
+        if let Ok(outcome) = &result {
+            span.set("cnb.blob.outcome", format!("{outcome:?}").to_lowercase());
+        }
+        span.set_ok(result.is_ok());
         stats.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
         result
     }

@@ -442,6 +442,7 @@ fn build_one(
     }
     let exe = descriptor.dir.join("bin").join("build");
     debug!("Running {}", exe.display());
+    let mut span = crate::telemetry::buildpack_build(descriptor);
     let status = run::run_build(
         &exe,
         &bp_layers_dir,
@@ -455,6 +456,7 @@ fn build_one(
         path: exe.clone(),
         source,
     })?;
+    crate::telemetry::build_exit(&mut span, &status);
     if !status.success() {
         return Err(BuildError::BuildpackFailed { bp, status });
     }
@@ -465,6 +467,7 @@ fn build_one(
         bp: bp.clone(),
         source: Box::new(source),
     })?;
+    crate::telemetry::build_layers(&mut span, layers.len());
     debug!("Updating environment");
     layers::add_build_layers(build_env, &layers).map_err(|source| BuildError::LayerEnv {
         bp: bp.clone(),

@@ -20,6 +20,7 @@ use crate::restore::images::{ImageInputs, KANIKO_DIR_ENV, update_analyzed};
 use crate::restore::{
     RestoreInputs, cache_image_spec, open_cache, restore_with_cache, restore_with_keychain,
 };
+use crate::telemetry::in_phase;
 
 /// A phase's handler: resolved inputs and the process environment to the phase's outcome.
 pub type Handler = fn(&Inputs, &[(OsString, OsString)]) -> Result<(), Failure>;
@@ -481,24 +482,35 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let cache = init_cache(inputs, &keychain)?;
 
     tracing::info!("===> ANALYZING");
-    analyze_with_keychain(&analyze_inputs, keychain)
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    in_phase(Phase::Analyzer, || {
+        analyze_with_keychain(&analyze_inputs, keychain)
+    })
+    .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> DETECTING");
-    detect(&detect_inputs(inputs), process_env(env)).map_err(|e| detect_failure(&e))?;
+    in_phase(Phase::Detector, || {
+        detect(&detect_inputs(inputs), process_env(env))
+    })
+    .map_err(|e| detect_failure(&e))?;
     // From Platform 0.10 the creator always restores; `-skip-restore` then only skips layers
     // (store.toml is still restored).
     if !inputs.skip_layers || inputs.platform_api.features().command_array {
         tracing::info!("===> RESTORING");
-        restore_with_cache(&restore_inputs(inputs), cache.as_ref())
-            .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+        in_phase(Phase::Restorer, || {
+            restore_with_cache(&restore_inputs(inputs), cache.as_ref())
+        })
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     }
     tracing::info!("===> BUILDING");
-    build(&build_inputs(inputs), process_env(env))
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    in_phase(Phase::Builder, || {
+        build(&build_inputs(inputs), process_env(env))
+    })
+    .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> EXPORTING");
-    export_with_cache(&export_inputs, &store, cache)
-        .map(|_| ())
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+    in_phase(Phase::Exporter, || {
+        export_with_cache(&export_inputs, &store, cache)
+    })
+    .map(|_| ())
+    .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
 /// [RBS-001]..[RBS-014] At least one image, all on one registry; `-run-image` and its

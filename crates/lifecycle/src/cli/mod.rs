@@ -167,7 +167,8 @@ fn run_with(
         lookup(env, n).map(str::to_string)
     })
     .map_err(|e| Failure::new(ExitCode::Failed, "configure registry mirrors", &e))?;
-    handler(&inputs, env)
+    crate::telemetry::configure(&inputs, &|n| lookup(env, n).map(str::to_string));
+    crate::telemetry::run_phase(phase, || handler(&inputs, env))
 }
 
 /// [PIF-001] A phase that takes no positional arguments was given some (exit 3).

@@ -38,6 +38,7 @@ use crate::buildenv::{self, ModuleEnvInputs};
 use crate::generate::{
     self, ExperimentalDisabled, FEATURE_DOCKERFILES, GenerateError, GenerateInputs,
 };
+use crate::telemetry;
 
 /// Everything the detector reads, resolved by the caller.
 #[derive(Clone, Debug)]
@@ -508,7 +509,7 @@ impl Detector<'_> {
         let mut buildpack_err = false;
         for group in order {
             let items: Vec<Item> = group.iter().chain(next).cloned().collect();
-            match self.detect_group(&items, done.to_vec(), composites) {
+            match telemetry::detect_group(|| self.detect_group(&items, done.to_vec(), composites)) {
                 Err(Outcome::Group(failure)) => {
                     buildpack_err |= failure == GroupFailure::BuildpackError
                 }
@@ -635,12 +636,21 @@ impl Detector<'_> {
             env_inputs: &self.env_inputs,
             base_env: &self.base_env,
         };
+        let group_span = telemetry::current_span();
         let results: Vec<(ElementKey, DetectRun)> = std::thread::scope(|scope| {
             let handles: Vec<_> = to_run
                 .into_iter()
                 .map(|(key, descriptor)| {
                     let ctx = &ctx;
-                    (key, scope.spawn(move || run_detect(&descriptor, ctx)))
+                    (
+                        key,
+                        scope.spawn(move || {
+                            let mut span = telemetry::module_detect(group_span, &descriptor);
+                            let run = run_detect(&descriptor, ctx);
+                            telemetry::detect_result(&mut span, run.code);
+                            run
+                        }),
+                    )
                 })
                 .collect();
             handles

@@ -465,6 +465,7 @@ pub fn export_with_cache(
         let mut rebuilt = crate::rebuild::take_restore_reasons(&inputs.layers_dir);
         for (layer, info) in planned.iter().zip(produced) {
             let created_by = features.targets.then_some(layer.created_by.as_str());
+            let bytes = info.as_ref().map(|(info, _)| info.compressed_size);
             let (diff_id, reused) = add_layer(
                 &mut builder,
                 layer,
@@ -477,6 +478,7 @@ pub fn export_with_cache(
                 let reason = reasons::why(&why, layer);
                 rebuilt.push(reason.report(crate::rebuild::Phase::Export, &layer.id));
             }
+            crate::telemetry::export_layer(&layer.id, reused, bytes, rebuilt.last());
             config::record_layer(&mut label, &group.group, layer, &diff_id);
         }
         config::finish_label(

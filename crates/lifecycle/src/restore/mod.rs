@@ -358,6 +358,7 @@ pub fn restore_layers(
         let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
             let job = &jobs[i];
             debug!("Retrieving data for \"{}\"", job.sha);
+            let _span = crate::telemetry::restore_layer(&job.id);
             let allowed = cnb_layers::layer::absolute(&job.dir).unwrap_or_else(|_| job.dir.clone());
             Ok(cache.extract_layer(&job.sha, &allowed))
         });
@@ -392,6 +393,7 @@ pub fn restore_layers(
     }
 
     crate::rebuild::save_restore_reasons(r.layers_dir, &rebuilt);
+    crate::telemetry::layers_rebuilt("restore.layer", &rebuilt);
     let mut restored = shas;
     restored
         .entries
