@@ -16,6 +16,7 @@ pub mod privileges;
 pub mod rebase;
 pub mod rebuild;
 pub mod restore;
+pub mod target_platform;
 #[cfg(test)]
 mod testutil;
 
