@@ -11,6 +11,7 @@ pub mod export;
 pub mod fingerprint;
 pub mod generate;
 pub mod image_args;
+pub mod indexer;
 pub mod mirrors;
 pub mod privileges;
 pub mod rebase;

@@ -444,3 +444,278 @@ fn rebaser_picks_the_app_platform_child_of_a_new_run_image_index() {
         multi.amd64.diff_ids[..]
     );
 }
+
+// ---- indexer: per-platform app images joined into one index ----
+
+/// `indexer` with experimental mode on and the registry allowed.
+fn indexer(ws: &Workspace) -> cnb_spec_tests::Run {
+    ws.run("indexer")
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args([
+            "-report",
+            &ws.layers().join("report.toml").to_string_lossy(),
+        ])
+}
+
+/// sha256 of a manifest as a registry or layout serves it.
+fn digest_of_raw(raw: &str) -> String {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let file = scratch.path().join("raw");
+    fs::write(&file, raw).expect("write raw");
+    sha256_of(&file)
+}
+
+/// The config of the image `skopeo copy --override-arch <arch>` brings out of `source`.
+fn pulled_config(source: &str, arch: &str) -> (String, Value) {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dest = scratch.path().join("pulled");
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        "--override-arch",
+        arch,
+        source,
+        &format!("oci:{}:x", dest.display()),
+    ]);
+    let image = Image::layout(&dest);
+    (image.digest(), image.config())
+}
+
+/// The built app exported to `acme/app:amd64` on the registry's single-platform run image,
+/// and the arm64 child of the two-platform run image copied to `acme/app-arm64:built` as
+/// the "arm64 build". Returns (amd64 digest ref, arm64 digest ref, arm64 digest).
+fn two_builds(ws: &Workspace, registry: &Registry) -> (String, String, String) {
+    built_app(ws);
+    let old = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    ws.write("layers/analyzed.toml", old.analyzed_toml());
+    let amd64 = registry.reference("acme/app:amd64");
+    registry.allow(ws.exporter()).arg(&amd64).output().success();
+    let amd64_digest = registry.image("acme/app:amd64").digest();
+    let multi = in_registry(registry);
+    let arm = registry.reference("acme/app-arm64:built");
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--override-arch",
+        "arm64",
+        &format!("docker://{}", multi.name),
+        &format!("docker://{arm}"),
+    ]);
+    let arm_digest = registry.image("acme/app-arm64:built").digest();
+    assert_eq!(arm_digest, multi.arm64.digest);
+    let repo = |r: &str| r.rsplit_once(':').expect("tag").0.to_owned();
+    (
+        format!("{}@{amd64_digest}", repo(&amd64)),
+        format!("{}@{arm_digest}", repo(&arm)),
+        arm_digest,
+    )
+}
+
+#[test]
+fn indexer_joins_registry_images_into_an_index_without_uploading_a_blob() {
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let (amd64, arm64, arm64_digest) = two_builds(&ws, &registry);
+    let amd64_digest = amd64.rsplit_once('@').expect("digest").1.to_owned();
+    let target = registry.reference("acme/app:latest");
+    let arm_manifest: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{arm64}"),
+    ]))
+    .expect("json");
+    // The layer only the arm64 build has: in another repository, so it must be mounted.
+    let arm_layer = arm_manifest["layers"][1]["digest"].as_str().expect("layer");
+    let (uploads, mounts) = (registry.blob_uploads(), registry.blob_mounts_of(arm_layer));
+    let out = registry
+        .allow(indexer(&ws))
+        .args([&target, &amd64, &arm64])
+        .output();
+    out.success();
+    assert_eq!(
+        registry.blob_uploads(),
+        uploads,
+        "a blob was uploaded\n{out}"
+    );
+    assert_eq!(
+        registry.blob_mounts_of(arm_layer),
+        mounts + 1,
+        "not mounted\n{out}"
+    );
+
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{target}"),
+    ]);
+    let index: Value = serde_json::from_str(&raw).expect("index json");
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    let entries: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| {
+            (
+                m["platform"]["architecture"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                m["digest"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("amd64".to_owned(), amd64_digest.clone()),
+            ("arm64".to_owned(), arm64_digest.clone())
+        ]
+    );
+    let report = ws.toml("layers/report.toml");
+    let image = table(&report, "image");
+    assert_eq!(string(image, "digest"), digest_of_raw(&raw));
+
+    // Each platform pulls its own image.
+    let source = format!("docker://{target}");
+    let (digest, config) = pulled_config(&source, "amd64");
+    assert_eq!(digest, amd64_digest);
+    assert_eq!(config["architecture"], "amd64");
+    let (digest, config) = pulled_config(&source, "arm64");
+    assert_eq!(digest, arm64_digest);
+    assert_eq!(config["architecture"], "arm64");
+
+    // Updating with one platform replaces its entry and keeps the other.
+    registry
+        .allow(indexer(&ws))
+        .args([&target, &arm64])
+        .output()
+        .success();
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{target}"),
+    ]);
+    let index: Value = serde_json::from_str(&raw).expect("index json");
+    let digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|m| m["digest"].as_str())
+        .collect();
+    assert_eq!(digests, [arm64_digest.as_str(), amd64_digest.as_str()]);
+}
+
+#[test]
+fn indexer_writes_a_layout_index_that_skopeo_reads_per_platform() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    crate::exp::export_layout(&ws, &["example.com/acme/app:amd64"]).success();
+    let app_dir = ws
+        .layout_dir()
+        .join(layout_path("example.com/acme/app:amd64"));
+    let amd64_digest = Image::layout(&app_dir).digest();
+    let multi = in_layout(&ws, Shape::Flat);
+    let amd64 = format!("{}@{amd64_digest}", app_dir.display());
+    let arm64 = format!("{}@{}", multi.repo, multi.arm64.digest);
+    let target = "example.com/acme/app:latest";
+    let out = indexer(&ws)
+        .layout(&ws.layout_dir())
+        .args([target, &amd64, &arm64])
+        .output();
+    out.success();
+    let dir = ws.layout_dir().join(layout_path(target));
+    let source = format!("oci:{}:{}", dir.display(), "latest");
+    let raw = skopeo(&["inspect", "--raw", &source]);
+    let index: Value = serde_json::from_str(&raw).expect("index json");
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(2),
+        "{raw}"
+    );
+    let (digest, _) = pulled_config(&source, "amd64");
+    assert_eq!(digest, amd64_digest);
+    let (digest, config) = pulled_config(&source, "arm64");
+    assert_eq!(digest, multi.arm64.digest);
+    assert_eq!(config["architecture"], "arm64");
+    // Layer blobs are linked, not copied.
+    use std::os::unix::fs::MetadataExt;
+    let top = multi.arm64.diff_ids.len();
+    let arm_manifest = read_json(
+        &PathBuf::from(&multi.repo)
+            .join("blobs")
+            .join(multi.arm64.digest.replacen(':', "/", 1)),
+    );
+    let layer = arm_manifest["layers"][top - 1]["digest"]
+        .as_str()
+        .expect("layer")
+        .replacen(':', "/", 1);
+    let ino = |d: &Path| {
+        fs::metadata(d.join("blobs").join(&layer))
+            .expect("blob")
+            .ino()
+    };
+    assert_eq!(ino(&dir), ino(Path::new(&multi.repo)), "blob copied");
+    let report = ws.toml("layers/report.toml");
+    assert_eq!(
+        string(table(&report, "image"), "digest"),
+        digest_of_raw(&raw)
+    );
+}
+
+#[test]
+fn indexer_refuses_bad_children_with_clear_errors() {
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let (amd64, _, _) = two_builds(&ws, &registry);
+    let target = registry.reference("acme/app:latest");
+    // Not experimental: refused.
+    registry
+        .allow(ws.run("indexer"))
+        .args([&target, &amd64])
+        .output()
+        .code(1)
+        .mentions("experimental features are disabled");
+    // A child by tag: exit 3.
+    let by_tag = registry.reference("acme/app:amd64");
+    registry
+        .allow(indexer(&ws))
+        .args([&target, &by_tag])
+        .output()
+        .code(3)
+        .mentions("must be named by digest");
+    // No child: exit 3.
+    indexer(&ws).arg(&target).output().code(3);
+    // Two children for one platform.
+    let twice = registry.reference("acme/app-copy:amd64");
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("docker://{by_tag}"),
+        &format!("docker://{twice}"),
+    ]);
+    let twice = format!(
+        "{}@{}",
+        twice.rsplit_once(':').expect("tag").0,
+        registry.image("acme/app-copy:amd64").digest()
+    );
+    registry
+        .allow(indexer(&ws))
+        .args([&target, &amd64, &twice])
+        .output()
+        .code(1)
+        .mentions("two images for platform linux/amd64");
+    assert!(
+        !registry.image("acme/app:latest").exists(),
+        "nothing written"
+    );
+}
