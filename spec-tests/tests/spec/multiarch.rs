@@ -719,3 +719,131 @@ fn indexer_refuses_bad_children_with_clear_errors() {
         "nothing written"
     );
 }
+
+// ---- rebaser: an app image index ----
+
+/// The raw index at `reference` (registry).
+fn raw_index(reference: &str) -> (String, Value) {
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]);
+    let doc = serde_json::from_str(&raw).expect("index json");
+    (raw, doc)
+}
+
+#[test]
+fn rebaser_rebases_every_child_of_an_app_index_onto_its_platform() {
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    built_app(&ws);
+    let old = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    ws.write("layers/analyzed.toml", old.analyzed_toml());
+    let amd64 = registry.reference("acme/app:amd64");
+    registry.allow(ws.exporter()).arg(&amd64).output().success();
+    // The "arm64 build": the same app with an arm64 config.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let copy = scratch.path().join("app");
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        &format!("docker://{amd64}"),
+        &format!("oci:{}:app", copy.display()),
+    ]);
+    run(
+        "umoci",
+        &[
+            "config",
+            "--no-history",
+            "--image",
+            &format!("{}:app", copy.display()),
+            "--architecture",
+            "arm64",
+        ],
+    );
+    let arm64 = registry.reference("acme/app:arm64");
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:app", copy.display()),
+        &format!("docker://{arm64}"),
+    ]);
+    let repo = amd64.rsplit_once(':').expect("tag").0.to_owned();
+    let by_digest = |tag: &str| format!("{repo}@{}", registry.image(tag).digest());
+    let app = registry.reference("acme/app:latest");
+    registry
+        .allow(indexer(&ws))
+        .args([
+            &app,
+            &by_digest("acme/app:amd64"),
+            &by_digest("acme/app:arm64"),
+        ])
+        .output()
+        .success();
+    let (_, before) = raw_index(&app);
+    let multi = in_registry(&registry);
+
+    // Not experimental: refused, the index stays.
+    registry
+        .allow(ws.rebaser())
+        .args(["-force", "-run-image", &multi.name, &app])
+        .output()
+        .code(72)
+        .mentions("image index");
+    assert_eq!(raw_index(&app).1, before);
+
+    let uploads = registry.blob_uploads();
+    let out = registry
+        .allow(ws.rebaser())
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args(["-force", "-run-image", &multi.name, &app])
+        .output();
+    out.success();
+    // Two new configs; no layer blob moves.
+    assert_eq!(registry.blob_uploads(), uploads + 2, "{out}");
+    let (raw, after) = raw_index(&app);
+    assert_eq!(after["mediaType"], OCI_INDEX);
+    let archs: Vec<&str> = after["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|m| m["platform"]["architecture"].as_str())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    assert_ne!(after, before);
+    let report = ws.toml("layers/report.toml");
+    assert_eq!(
+        string(table(&report, "image"), "digest"),
+        digest_of_raw(&raw)
+    );
+    for (arch, child) in [("amd64", &multi.amd64), ("arm64", &multi.arm64)] {
+        let (_, config) = pulled_config(&format!("docker://{app}"), arch);
+        assert_eq!(config["architecture"], arch);
+        let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .expect("diff_ids")
+            .iter()
+            .filter_map(|d| d.as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            diff_ids[..child.diff_ids.len()],
+            child.diff_ids[..],
+            "{arch}"
+        );
+        let label: Value = serde_json::from_str(
+            config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
+                .as_str()
+                .expect("label"),
+        )
+        .expect("label json");
+        assert_eq!(
+            label["runImage"]["reference"].as_str(),
+            Some(format!("{}@{}", multi.repo, child.digest).as_str()),
+            "{arch}"
+        );
+    }
+}

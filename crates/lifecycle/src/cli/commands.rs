@@ -568,6 +568,7 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         report_path: inputs.report_path.clone(),
         layout_dir: layout,
         insecure_registries: inputs.insecure_registries.clone(),
+        experimental_mode: inputs.experimental_mode,
     };
     crate::rebase::parse_images(&rebase_inputs.images)
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
