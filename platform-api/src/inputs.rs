@@ -60,7 +60,7 @@ impl InputDef {
 
 use Phase::{
     Analyzer as A, Builder as B, Creator as C, Detector as D, Exporter as E, Extender as X,
-    Rebaser as R, Restorer as S,
+    Indexer as I, Rebaser as R, Restorer as S,
 };
 use PlatformApi::{V0_7, V0_9, V0_10, V0_11, V0_12, V0_13, V0_14, V0_15};
 
@@ -215,7 +215,8 @@ pub const INPUTS: &[InputDef] = &[
             since(S, V0_13),
             since(E, V0_13),
             since(C, V0_13),
-            since(R, V0_13)
+            since(R, V0_13),
+            since(I, V0_13)
         ],
         "registry to reach over plain HTTP or unverified TLS"
     ),
@@ -269,7 +270,8 @@ pub const INPUTS: &[InputDef] = &[
             since(A, V0_12),
             since(S, V0_12),
             since(E, V0_12),
-            since(C, V0_12)
+            since(C, V0_12),
+            since(I, V0_12)
         ],
         "use an OCI layout directory (experimental)"
     ),
@@ -281,7 +283,8 @@ pub const INPUTS: &[InputDef] = &[
             since(A, V0_12),
             since(S, V0_12),
             since(E, V0_12),
-            since(C, V0_12)
+            since(C, V0_12),
+            since(I, V0_12)
         ],
         "path to the OCI layout root"
     ),
@@ -297,7 +300,8 @@ pub const INPUTS: &[InputDef] = &[
             all(B),
             all(E),
             all(R),
-            all(C)
+            all(C),
+            all(I)
         ],
         "logging level (debug, info, warn, error)"
     ),
@@ -313,7 +317,8 @@ pub const INPUTS: &[InputDef] = &[
             all(B),
             all(E),
             all(R),
-            all(C)
+            all(C),
+            all(I)
         ],
         "disable color output"
     ),
@@ -370,7 +375,7 @@ pub const INPUTS: &[InputDef] = &[
         "report",
         Some("CNB_REPORT_PATH"),
         Value,
-        [all(E), all(C), all(R)],
+        [all(E), all(C), all(R), all(I)],
         "path to report.toml"
     ),
     input!(
@@ -441,7 +446,8 @@ pub const INPUTS: &[InputDef] = &[
             all(B),
             all(E),
             all(R),
-            all(C)
+            all(C),
+            all(I)
         ],
         "print the version and exit"
     ),

@@ -21,6 +21,8 @@ pub enum Phase {
     Rebaser,
     /// `creator`
     Creator,
+    /// `indexer` (experimental): joins per-platform app images into one image index.
+    Indexer,
 }
 
 impl Phase {
@@ -34,6 +36,7 @@ impl Phase {
         Phase::Exporter,
         Phase::Rebaser,
         Phase::Creator,
+        Phase::Indexer,
     ];
 
     /// The binary name (`detector`).
@@ -47,6 +50,7 @@ impl Phase {
             Phase::Exporter => "exporter",
             Phase::Rebaser => "rebaser",
             Phase::Creator => "creator",
+            Phase::Indexer => "indexer",
         }
     }
 
@@ -61,6 +65,7 @@ impl Phase {
             Phase::Exporter => "export",
             Phase::Rebaser => "rebase",
             Phase::Creator => "create",
+            Phase::Indexer => "index",
         }
     }
 

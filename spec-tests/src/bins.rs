@@ -21,12 +21,13 @@ use std::sync::OnceLock;
 pub const PHASES: &[&str] = &[
     "detector", "builder", "analyzer", "restorer", "exporter", "creator", "rebaser", "launcher",
     "extender",
+    "indexer",
 ];
 
 /// The phases of [`PHASES`] that are plain phase CLIs with flags (the launcher is not: it
 /// takes the app's command line).
 pub const CLI_PHASES: &[&str] = &[
-    "detector", "builder", "analyzer", "restorer", "exporter", "creator", "rebaser",
+    "detector", "builder", "analyzer", "restorer", "exporter", "creator", "rebaser", "indexer",
 ];
 
 /// Absolute path of the phase binary `name`.

@@ -11,6 +11,17 @@ use oci_spec::image::Digest;
 /// A failure of an image operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An image turned out to be an index (or manifest list) with no child for the
+    /// platform the build targets.
+    #[error("image {image} has no manifest for platform {wanted}; it offers: {offered}")]
+    NoMatchingPlatform {
+        /// The image as named.
+        image: String,
+        /// `os/arch[/variant]` asked for.
+        wanted: String,
+        /// The platforms the index lists, comma-separated.
+        offered: String,
+    },
     /// An image reference could not be parsed.
     #[error("invalid image reference {input:?}: {reason}")]
     InvalidReference {

@@ -183,7 +183,8 @@ impl Layout {
 
     /// The image manifest this layout holds for `platform`: the entry with digest `digest`
     /// if given, else the entries named `ref_name` (or all entries when none is named so),
-    /// descending into nested indexes. `None` if nothing matches.
+    /// descending into a nested index. `None` if nothing is there;
+    /// [`Error::NoMatchingPlatform`] if entries are there, but none for `platform`.
     pub fn resolve_manifest(
         &self,
         digest: Option<&Digest>,
@@ -212,33 +213,42 @@ impl Layout {
             }
             return Ok(None);
         }
-        // Prefer entries whose platform matches; entries without platform are fine too.
-        candidates.sort_by_key(|e| {
-            e.platform().as_ref().map_or(1, |p| {
-                if p.os().to_string() == platform.os
-                    && p.architecture().to_string() == platform.architecture
-                {
-                    0
-                } else {
-                    2
-                }
-            })
-        });
-        for entry in candidates {
-            let raw = self.manifest_blob(entry.digest(), Some(entry.media_type().as_ref()))?;
-            if !raw.is_index() {
-                return Ok(Some(raw));
-            }
-            let nested = raw.index().map_err(|source| Error::Json {
-                what: format!("index {} in {}", raw.digest, self.dir.display()),
-                source,
-            })?;
-            if let Some(child) = platform.select(&nested) {
-                let raw = self.manifest_blob(child.digest(), Some(child.media_type().as_ref()))?;
-                return Ok(Some(raw));
-            }
+        // Entries for another platform are never picked (a multi-platform layout lists
+        // one entry per platform); entries without a platform are, and so is an entry
+        // pinned by its digest.
+        let offered = crate::manifest::offered_platforms(candidates.iter().copied());
+        if digest.is_none() {
+            candidates.retain(|e| platform.accepts(e));
         }
-        Ok(None)
+        if candidates.is_empty() {
+            return Err(Error::NoMatchingPlatform {
+                image: self.dir.display().to_string(),
+                wanted: platform.to_string(),
+                offered,
+            });
+        }
+        // An entry naming the platform comes before one without.
+        candidates.sort_by_key(|e| e.platform().is_none());
+        let entry = candidates[0];
+        if entry.platform().is_some() {
+            tracing::debug!(
+                "{} is an index; picked {} for {platform}",
+                self.dir.display(),
+                entry.digest()
+            );
+        }
+        let raw = self.manifest_blob(entry.digest(), Some(entry.media_type().as_ref()))?;
+        if !raw.is_index() {
+            return Ok(Some(raw));
+        }
+        let nested = raw.index().map_err(|source| Error::Json {
+            what: format!("index {} in {}", raw.digest, self.dir.display()),
+            source,
+        })?;
+        let image = format!("{}@{}", self.dir.display(), raw.digest);
+        let child = platform.select_in(&nested, &image)?;
+        self.manifest_blob(child.digest(), Some(child.media_type().as_ref()))
+            .map(Some)
     }
 
     fn manifest_blob(&self, digest: &Digest, media_type: Option<&str>) -> Result<RawManifest> {

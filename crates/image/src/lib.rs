@@ -25,6 +25,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod index;
 pub mod layout;
 pub mod manifest;
 pub mod mirrors;

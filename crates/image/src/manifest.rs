@@ -219,6 +219,42 @@ impl Platform {
             }
     }
 
+    /// The platform an image config declares (`os`, `architecture`, `variant`).
+    pub fn of_config(config: &crate::ImageConfig) -> Self {
+        Self::new(
+            &config.os,
+            &config.architecture,
+            config.variant.as_deref().filter(|v| !v.is_empty()),
+        )
+    }
+
+    /// Whether an index entry may be picked for this platform: one without a platform is
+    /// taken as is, one with a platform must match.
+    pub fn accepts(&self, entry: &Descriptor) -> bool {
+        entry.platform().as_ref().is_none_or(|p| self.matches(p))
+    }
+
+    /// The index entry for this platform (see [`select`](Self::select)), or
+    /// [`Error::NoMatchingPlatform`](crate::Error::NoMatchingPlatform) naming `image` and
+    /// the platforms the index offers. The pick is logged at debug level.
+    pub fn select_in<'a>(
+        &self,
+        index: &'a ImageIndex,
+        image: &str,
+    ) -> Result<&'a Descriptor, crate::Error> {
+        match self.select(index) {
+            Some(child) => {
+                tracing::debug!("{image} is an index; picked {} for {self}", child.digest());
+                Ok(child)
+            }
+            None => Err(crate::Error::NoMatchingPlatform {
+                image: image.to_owned(),
+                wanted: self.to_string(),
+                offered: offered_platforms(index.manifests()),
+            }),
+        }
+    }
+
     /// The index entry for this platform: exact variant match first, then any variant.
     pub fn select<'a>(&self, index: &'a ImageIndex) -> Option<&'a Descriptor> {
         let candidates = || {
@@ -234,6 +270,29 @@ impl Platform {
                     .is_some_and(|p| p.variant().as_deref() == self.variant.as_deref())
             })
             .or_else(|| candidates().next())
+    }
+}
+
+/// `linux/amd64, linux/arm64/v8` for the entries of an index (`(none)` if it is empty,
+/// `unknown` for an entry without a platform).
+pub fn offered_platforms<'a>(entries: impl IntoIterator<Item = &'a Descriptor>) -> String {
+    let names: Vec<String> = entries
+        .into_iter()
+        .map(|d| match d.platform() {
+            Some(p) => {
+                let mut name = format!("{}/{}", p.os(), p.architecture());
+                if let Some(v) = p.variant() {
+                    name = format!("{name}/{v}");
+                }
+                name
+            }
+            None => "unknown".to_owned(),
+        })
+        .collect();
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -293,5 +352,13 @@ mod tests {
             Some(D1)
         );
         assert_eq!(pick(Platform::new("linux", "amd64", None)), None);
+        let err = Platform::new("linux", "amd64", None)
+            .select_in(&index, "example.com/run:multi")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image example.com/run:multi has no manifest for platform linux/amd64; \
+             it offers: linux/arm/v6, linux/arm/v7"
+        );
     }
 }

@@ -122,9 +122,10 @@ impl Registry {
         Ok(self.runtime.block_on(future))
     }
 
-    /// Open `reference` for `platform`. `Ok(None)` when it does not exist, when the
-    /// registry refuses with 401, or when an index has no entry for the platform (as
-    /// imgutil's remote image does).
+    /// Open `reference` for `platform`. `Ok(None)` when it does not exist or when the
+    /// registry refuses with 401. An index resolves to its child for `platform`;
+    /// [`Error::NoMatchingPlatform`] when it has none (imgutil calls that "not found",
+    /// which hides why).
     pub fn open(&self, reference: &ImageRef, platform: &Platform) -> Result<Option<Image>> {
         self.block_on(open_remote(&self.client, reference, platform))?
     }
@@ -271,10 +272,7 @@ pub async fn open_remote(
             what: format!("index of {reference}"),
             source,
         })?;
-        let Some(child) = platform.select(&index) else {
-            tracing::debug!(%reference, %platform, "index has no manifest for the platform");
-            return Ok(None);
-        };
+        let child = platform.select_in(&index, &reference.to_string())?;
         let child_ref = reference.with_digest(child.digest().clone());
         match client.get_manifest(&child_ref).await {
             Ok(Some(m)) => m,

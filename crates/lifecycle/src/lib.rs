@@ -12,12 +12,14 @@ pub mod extend;
 pub mod fingerprint;
 pub mod generate;
 pub mod image_args;
+pub mod indexer;
 pub mod mirrors;
 pub mod privileges;
 pub mod rebase;
 pub mod rebuild;
 pub mod restore;
 pub mod telemetry;
+pub mod target_platform;
 #[cfg(test)]
 mod testutil;
 

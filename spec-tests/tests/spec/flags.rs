@@ -386,8 +386,9 @@ fn insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry() {
         .success();
 }
 
-const PHASES: [&str; 8] = [
+const PHASES: [&str; 9] = [
     "analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "extender",
+    "indexer",
 ];
 
 #[test]
@@ -930,6 +931,14 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("rebaser", "report", "report written there", "flags::report_path_follows_the_flag_in_every_phase_that_writes_one"),
     ("rebaser", "run-image", "new base", "rbs::rbs_010_rbs_014_run_image_flag_must_name_image_or_mirror_unless_forced"),
     ("rebaser", "uid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
+    // indexer (experimental)
+    ("indexer", "insecure-registry", "plain-HTTP registry reachable", "multiarch::indexer_joins_registry_images_into_an_index_without_uploading_a_blob"),
+    ("indexer", "layout", "index written to a layout", "multiarch::indexer_writes_a_layout_index_that_skopeo_reads_per_platform"),
+    ("indexer", "layout-dir", "layout root", "multiarch::indexer_writes_a_layout_index_that_skopeo_reads_per_platform"),
+    ("indexer", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("indexer", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("indexer", "report", "report written there", "multiarch::indexer_joins_registry_images_into_an_index_without_uploading_a_blob"),
+    ("indexer", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
     ("rebaser", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
 ];
 

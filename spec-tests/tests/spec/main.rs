@@ -25,6 +25,7 @@ mod r#gen;
 mod hostile_refs;
 mod lch;
 mod mirrors;
+mod multiarch;
 mod noop;
 mod oci_tools;
 mod output_paths;

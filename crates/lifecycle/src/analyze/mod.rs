@@ -248,12 +248,16 @@ pub fn analyze_with_keychain(
     inputs::check_reference(&run_image_name, layout_root)?;
     store.ensure_access(inputs, &run_image_name)?;
 
-    let platform = Platform::host();
+    // The run image is read for the platform the build runs on; the previous image then
+    // for the run image's platform (an index resolves to that child).
+    let run = store
+        .open(&run_image_name, &Platform::host())
+        .map_err(AnalyzeError::RunImage)?;
+    let platform = run
+        .as_ref()
+        .map_or_else(Platform::host, crate::target_platform::of_image);
     let previous_name = inputs.previous_image_name();
     let previous = store.open_previous(previous_name, &platform)?;
-    let run = store
-        .open(&run_image_name, &platform)
-        .map_err(AnalyzeError::RunImage)?;
 
     // The previous image: identifier and lifecycle metadata.
     let (metadata, previous_ref) = match &previous {
@@ -450,6 +454,11 @@ impl Store {
                     self.display_name(name)
                 );
                 tracing::debug!("{}", crate::error_chain(&e));
+                Ok(None)
+            }
+            // A multi-platform app index without this platform yet: a first build for it.
+            Err(e) if matches!(*e, cnb_image::Error::NoMatchingPlatform { .. }) => {
+                tracing::info!("Ignoring image {:?}: {e}", self.display_name(name));
                 Ok(None)
             }
             Err(e) => Err(AnalyzeError::PreviousImage(e)),

@@ -150,6 +150,11 @@ impl ImageCache {
                 debug!("{}", crate::error_chain(&e));
                 None
             }
+            // An index someone else put there, without a child for this platform.
+            Err(e @ cnb_image::Error::NoMatchingPlatform { .. }) => {
+                info!("Ignoring cache image \"{name}\": {e}");
+                None
+            }
             Err(e) => return Err(image_err("accessing", e)),
         };
         Ok(ImageCache {

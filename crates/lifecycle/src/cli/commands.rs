@@ -62,6 +62,8 @@ handlers! {
     run_rebaser => rebaser;
     /// The extender alone (with the build phase it runs for `-kind build`).
     run_extender => extender;
+    /// The indexer alone.
+    run_indexer => indexer;
 }
 
 /// Dispatches to any phase (the multi-call binary).
@@ -76,6 +78,7 @@ pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         Phase::Creator => creator(inputs, env),
         Phase::Rebaser => rebaser(inputs, env),
         Phase::Extender => extender(inputs, env),
+        Phase::Indexer => indexer(inputs, env),
     }
 }
 
@@ -551,6 +554,7 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         report_path: inputs.report_path.clone(),
         layout_dir: layout,
         insecure_registries: inputs.insecure_registries.clone(),
+        experimental_mode: inputs.experimental_mode,
     };
     crate::rebase::parse_images(&rebase_inputs.images)
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
@@ -584,4 +588,42 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     rebase(&rebase_inputs, &store)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+/// The indexer (experimental as a whole): `<target> <image@digest>...`.
+fn indexer(inputs: &Inputs, _env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    guard_experimental(inputs.experimental_mode, "indexer").map_err(|e| Failure {
+        code: ExitCode::Failed,
+        message: e.to_string(),
+    })?;
+    let (target, children) = match inputs.args.split_first() {
+        Some((target, children)) if !children.is_empty() => (target.clone(), children.to_vec()),
+        _ => {
+            let e = crate::indexer::IndexError::MissingArgs;
+            return Err(Failure::new(ExitCode::InvalidArgs, "parse arguments", &e));
+        }
+    };
+    let index_inputs = crate::indexer::IndexInputs {
+        target,
+        children,
+        layout_dir: layout_dir(inputs)?,
+        insecure_registries: inputs.insecure_registries.clone(),
+        report_path: inputs.report_path.clone(),
+    };
+    let registries: Vec<String> = std::iter::once(&index_inputs.target)
+        .chain(&index_inputs.children)
+        .filter_map(|n| cnb_image::ImageRef::parse(n).ok())
+        .map(|r| r.registry().to_owned())
+        .collect();
+    let keychain = resolved_keychain(&registries)?;
+    crate::indexer::index(&index_inputs, keychain)
+        .map(drop)
+        .map_err(|e| {
+            let code = if e.is_usage() {
+                ExitCode::InvalidArgs
+            } else {
+                ExitCode::Failed
+            };
+            Failure::new(code, "index", &e)
+        })
 }

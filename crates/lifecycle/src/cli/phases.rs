@@ -47,3 +47,8 @@ pub fn creator() -> ExitCode {
 pub fn rebaser() -> ExitCode {
     main_with(Phase::Rebaser, commands::run_rebaser)
 }
+
+/// `indexer`'s `main` (experimental).
+pub fn indexer() -> ExitCode {
+    main_with(Phase::Indexer, commands::run_indexer)
+}

@@ -288,7 +288,7 @@ pub fn export_with_cache(
         .filter(|r| !r.is_empty());
     let run_ref = run_ref.ok_or(ExportError::NoRunImage)?;
 
-    let platform = Platform::host();
+    let platform = crate::target_platform::from_analyzed(&analyzed);
     let run_image = store
         .open_read_only(&run_ref, &platform)
         .map_err(|source| ExportError::OpenRunImage {
@@ -296,7 +296,7 @@ pub fn export_with_cache(
             source: Box::new(source),
         })?
         .ok_or_else(|| ExportError::RunImageNotFound(run_ref.clone()))?;
-    check_platform(&run_ref, &run_image, &platform)?;
+    check_platform(&run_ref, &run_image, &Platform::host())?;
     let extended = open_extended(inputs, &analyzed)?;
     let previous = open_previous(store, &analyzed, &platform);
     let previous_metadata = analyzed.metadata.clone();

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use crate::export::NORMALIZED_CREATED;
 
+mod index;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +49,8 @@ pub struct RebaseInputs {
     pub layout_dir: Option<PathBuf>,
     /// `-insecure-registry` entries.
     pub insecure_registries: Vec<String>,
+    /// `CNB_EXPERIMENTAL_MODE`: rebasing an app image index is experimental.
+    pub experimental_mode: cnb_platform_api::inputs::ExperimentalMode,
 }
 
 impl RebaseInputs {
@@ -253,6 +256,9 @@ pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, RebaseError> {
 pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, RebaseError> {
     let tags = parse_images(&inputs.images)?;
     let app_name = inputs.app_image_name().to_owned();
+    if let Some(report) = index::rebase_if_index(inputs, store, &app_name, &tags)? {
+        return Ok(report);
+    }
     let app = store
         .open(&app_name, &Platform::host())
         .map_err(|source| RebaseError::OpenAppImage {
@@ -260,7 +266,19 @@ pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, R
             source: Box::new(source),
         })?
         .ok_or_else(|| RebaseError::AppImageNotFound(app_name.clone()))?;
-    let mut metadata = read_metadata(&app)?;
+    let built = rebase_image(inputs, store, &app, &tags)?;
+    save_and_report(inputs, store, &built, &tags)
+}
+
+/// [RBS-004]..[RBS-010] `app` on the new run image (chosen for `app`'s platform), built
+/// but not saved.
+pub(crate) fn rebase_image(
+    inputs: &RebaseInputs,
+    store: &ImageStore,
+    app: &Image,
+    tags: &[ImageRef],
+) -> Result<cnb_image::BuiltImage, RebaseError> {
+    let mut metadata = read_metadata(app)?;
 
     let run_name = match inputs.run_image.as_deref().filter(|r| !r.is_empty()) {
         Some(name) => name.to_owned(),
@@ -282,18 +300,18 @@ pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, R
         })?
         .ok_or_else(|| RebaseError::RunImageNotFound(run_name.clone()))?;
 
-    if built_before_targets(&app) {
-        validate_stack(&app, &new_base)?;
-        validate_mixins(&app, &new_base)?;
+    if built_before_targets(app) {
+        validate_stack(app, &new_base)?;
+        validate_mixins(app, &new_base)?;
     } else {
-        validate_target(&app, &new_base, inputs.force)?;
+        validate_target(app, &new_base, inputs.force)?;
     }
 
     // [RBS-006] Swap the base layers.
     let old_top: Digest = metadata.run_image.top_layer.parse().map_err(|_| {
         RebaseError::Rebase(Box::new(top_layer_missing(&metadata.run_image.top_layer)))
     })?;
-    let mut builder = ImageBuilder::from_base(&app);
+    let mut builder = ImageBuilder::from_base(app);
     builder
         .rebase(&old_top, &new_base)
         .map_err(|e| RebaseError::Rebase(Box::new(e)))?;
@@ -336,12 +354,18 @@ pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, R
         &new_base,
         inputs.platform_api.features().targets,
     );
+    builder.build().map_err(|e| RebaseError::Image(Box::new(e)))
+}
 
-    let built = builder
-        .build()
-        .map_err(|e| RebaseError::Image(Box::new(e)))?;
+/// Saves the rebased image to `tags` and writes report.toml.
+fn save_and_report(
+    inputs: &RebaseInputs,
+    store: &ImageStore,
+    built: &cnb_image::BuiltImage,
+    tags: &[ImageRef],
+) -> Result<ReportFile, RebaseError> {
     let saved = store
-        .save(&built, &tags)
+        .save(built, tags)
         .map_err(|e| RebaseError::Image(Box::new(e)))?;
     info!("*** Images ({}):", short_digest(saved.digest.as_ref()));
     for name in &saved.saved {

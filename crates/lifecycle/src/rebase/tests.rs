@@ -186,6 +186,7 @@ impl Fixture {
             report_path: self.dir.path().join("layers/report.toml"),
             layout_dir: None,
             insecure_registries: vec![],
+            experimental_mode: Default::default(),
         }
     }
 
@@ -488,6 +489,7 @@ fn rbs_001_argument_and_access_errors() {
         report_path: PathBuf::from("/nonexistent/report.toml"),
         layout_dir: None,
         insecure_registries: vec![],
+        experimental_mode: Default::default(),
     };
     assert_eq!(
         parse_images(&none.images).unwrap_err().exit_code(),
@@ -582,6 +584,7 @@ fn rbs_012_rebase_in_layout() {
         report_path: dir.path().join("report.toml"),
         layout_dir: Some(root.clone()),
         insecure_registries: vec![],
+        experimental_mode: Default::default(),
     };
     let report = rebase(&inputs, &store).unwrap();
     assert_eq!(report.image.digest, None);

@@ -237,15 +237,15 @@ pub fn update_analyzed(
         Some(registry),
     );
     let mut analyzed = original.clone();
+    // An index resolves to its child for the build's target.
+    let platform = crate::target_platform::from_analyzed(&original);
 
     if let Some(build_image) = &inputs.build_image {
         debug!("Pulling builder image metadata for {build_image}...");
-        let (image, dir) =
-            pull(&store, build_image, &inputs.kaniko_dir, false).map_err(|source| {
-                ImagesError::PullBuildImage {
-                    image: build_image.clone(),
-                    source,
-                }
+        let (image, dir) = pull(&store, build_image, &inputs.kaniko_dir, false, &platform)
+            .map_err(|source| ImagesError::PullBuildImage {
+                image: build_image.clone(),
+                source,
             })?;
         summary.saved.push(dir);
         let extend = analyzed.build_image.as_ref().is_some_and(|b| b.extend);
@@ -271,24 +271,21 @@ pub fn update_analyzed(
     let extend = analyzed.run_image.as_ref().is_some_and(|r| r.extend);
     if features.targets && inputs.layout_dir.is_none() && extend {
         debug!("Pulling run image metadata for {run_image_name}...");
-        let (image, dir) =
-            pull(&store, &run_image_name, &inputs.kaniko_dir, true).map_err(|source| {
-                ImagesError::PullRunImage {
-                    image: run_image_name.clone(),
-                    source,
-                }
+        let (image, dir) = pull(&store, &run_image_name, &inputs.kaniko_dir, true, &platform)
+            .map_err(|source| ImagesError::PullRunImage {
+                image: run_image_name.clone(),
+                source,
             })?;
         // The target comes from the saved copy: its layers are local now.
-        let saved =
-            cnb_image::store::open_layout_dir(&dir, Some(image.digest()), &Platform::host())
-                .ok()
-                .flatten();
+        let saved = cnb_image::store::open_layout_dir(&dir, Some(image.digest()), &platform)
+            .ok()
+            .flatten();
         let target = target_metadata(&store, saved.as_ref().unwrap_or(&image));
         summary.saved.push(dir);
         set_run_image(&mut analyzed, image.identifier(), Some(target));
     } else if needs_updating(inputs.platform_api, analyzed.run_image.as_ref(), &group) {
         debug!("Updating run image info in analyzed metadata...");
-        let image = open_run_image(inputs, &store, &run_image_name)?;
+        let image = open_run_image(inputs, &store, &run_image_name, &platform)?;
         let target = features.targets.then(|| target_metadata(&store, &image));
         set_run_image(&mut analyzed, image.identifier(), target);
     }
@@ -361,7 +358,12 @@ fn check_selected_run_image(
 }
 
 /// [RES-015] The run image from the layout root or the registry (a daemon is not supported).
-fn open_run_image(inputs: &ImageInputs, store: &Store, name: &str) -> Result<Image, ImagesError> {
+fn open_run_image(
+    inputs: &ImageInputs,
+    store: &Store,
+    name: &str,
+    platform: &Platform,
+) -> Result<Image, ImagesError> {
     let get_err =
         |source: Option<Box<dyn std::error::Error + Send + Sync>>| ImagesError::GetRunImage {
             image: name.to_owned(),
@@ -372,7 +374,7 @@ fn open_run_image(inputs: &ImageInputs, store: &Store, name: &str) -> Result<Ima
             "the docker daemon is not supported by this lifecycle; use a registry or -layout (CNB_USE_LAYOUT)".into(),
         )));
     }
-    match store.open(name, &Platform::host()) {
+    match store.open(name, platform) {
         Ok(Some(image)) => Ok(image),
         Ok(None) => Err(get_err(None)),
         Err(e) => Err(get_err(Some(e))),
@@ -388,13 +390,14 @@ fn pull(
     name: &str,
     kaniko_dir: &Path,
     layers: bool,
+    platform: &Platform,
 ) -> Result<(Image, PathBuf), PullError> {
     let base = kaniko_dir.join("cache").join("base");
     fs::create_dir_all(&base).map_err(PullError::CreateDir)?;
     let registry = store.registry().ok_or(PullError::NotFound)?;
     let reference = ImageRef::parse(name).map_err(|e| PullError::Init(Box::new(e)))?;
     let image = registry
-        .open_read_only(&reference, &Platform::host())
+        .open_read_only(&reference, platform)
         .map_err(|e| PullError::Init(Box::new(e)))?
         .ok_or(PullError::NotFound)?;
     let dir = base.join(image.digest().to_string());
