@@ -13,6 +13,7 @@ pub mod bins;
 mod buildpack;
 pub mod faultproxy;
 pub mod oci;
+pub mod platform;
 mod registry;
 pub mod rows;
 mod run;
