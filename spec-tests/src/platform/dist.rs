@@ -59,7 +59,8 @@ impl Distribution {
 }
 
 fn build() -> Distribution {
-    let root = fixtures_dir().join(format!("platform-dist-{}", std::process::id()));
+    remove_stale();
+    let root = fixtures_dir().join(format!("{PREFIX}{}", std::process::id()));
     let _ = fs::remove_dir_all(&root);
     let bin = root.join("bin");
     fs::create_dir_all(&bin).expect("create dist bin dir");
@@ -122,6 +123,24 @@ fn build_binaries() -> PathBuf {
         .current_dir(workspace)
         .env("CARGO_TARGET_DIR", target));
     profile_dir
+}
+
+const PREFIX: &str = "platform-dist-";
+
+/// Removes the distributions of test processes that are gone (each is ~80 MB).
+fn remove_stale() {
+    let Ok(entries) = fs::read_dir(fixtures_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// `strip -o dst src`: drops the debug info of a debug build (the code is unchanged).

@@ -18,7 +18,8 @@ const TIMEOUT_SECS: &str = "300";
 /// A private dockerd and a CLI for it.
 #[derive(Debug)]
 pub struct Docker {
-    daemon: Daemon,
+    /// Taken on drop (see [`Docker`]'s `Drop`).
+    daemon: Option<Daemon>,
     cli_config: tempfile::TempDir,
 }
 
@@ -28,17 +29,24 @@ impl Docker {
         let daemon = Daemon::docker()
             .unwrap_or_else(|e| panic!("cannot start dockerd ({e}); apt-get install docker.io"));
         let cli_config = tempfile::tempdir().expect("CLI config dir");
-        Docker { daemon, cli_config }
+        Docker {
+            daemon: Some(daemon),
+            cli_config,
+        }
+    }
+
+    fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("dockerd runs until drop")
     }
 
     /// The daemon's API socket (what pack mounts as `/var/run/docker.sock`).
     pub fn socket(&self) -> PathBuf {
-        self.daemon.socket()
+        self.daemon().socket()
     }
 
     /// `unix://<socket>`.
     pub fn docker_host(&self) -> String {
-        self.daemon.docker_host()
+        self.daemon().docker_host()
     }
 
     /// Runs `docker <args>` and returns its outcome.
@@ -65,7 +73,7 @@ impl Docker {
             out.code,
             0,
             "docker {args:?} failed\n{out}\ndockerd log tail:\n{}",
-            tail(&self.daemon.log(), 20)
+            tail(&self.daemon().log(), 20)
         );
         out.stdout
     }
@@ -134,6 +142,26 @@ impl Docker {
     /// A fresh named volume.
     pub fn volume(&self, name: &str) -> String {
         self.ok(&["volume", "create", name]).trim().to_owned()
+    }
+}
+
+/// dockerd bind-mounts its default network namespace at `<exec-root>/netns/default` once a
+/// container joins the host network, and leaves the mount behind when it stops: the testkit's
+/// temp dir then cannot be removed. Unmount it after the daemon stopped, then remove the dir.
+impl Drop for Docker {
+    fn drop(&mut self) {
+        let Some(daemon) = self.daemon.take() else {
+            return;
+        };
+        let dir = daemon.socket().parent().map(Path::to_path_buf);
+        drop(daemon);
+        if let Some(dir) = dir {
+            let netns = dir.join("x/netns/default");
+            if netns.exists() {
+                let _ = Command::new("umount").arg(&netns).status();
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
 
