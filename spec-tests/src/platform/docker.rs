@@ -65,6 +65,25 @@ impl Docker {
         }
     }
 
+    /// Runs a bash script (`set -euo pipefail` first) in `dir` whose `docker` commands reach
+    /// this daemon, with `env` added.
+    pub fn shell(&self, script: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
+        let out = Command::new("timeout")
+            .args([TIMEOUT_SECS, "bash", "-c"])
+            .arg(format!("set -euo pipefail\n{script}"))
+            .current_dir(dir)
+            .env("DOCKER_HOST", self.docker_host())
+            .env("DOCKER_CONFIG", self.cli_config.path())
+            .envs(env.iter().copied())
+            .output()
+            .expect("run bash");
+        Output {
+            code: out.status.code().unwrap_or(128),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs `docker <args>`, which must succeed; returns stdout.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {

@@ -83,6 +83,11 @@ impl Platform {
         }
     }
 
+    /// The app's source directory (`message.txt`).
+    pub fn app_dir(&self) -> &Path {
+        self.app.path()
+    }
+
     /// `CNB_REGISTRY_AUTH` for the registry.
     pub fn registry_auth(&self) -> String {
         format!(

@@ -7,7 +7,7 @@
 //! busybox-static, as `.ci/run` installs them.
 
 use cnb_spec_tests::Output;
-use cnb_spec_tests::platform::flow::{self, MESSAGE, PASSWORD};
+use cnb_spec_tests::platform::flow::{self, MESSAGE, PASSWORD, USER};
 use cnb_spec_tests::platform::{Build, Platform};
 
 /// Every phase succeeded and none printed the registry password.
@@ -102,4 +102,51 @@ fn kpack_flow_with_root_only_docker_config_and_cache_image_runs_the_app_and_rebu
     check_phases(&second);
     check_no_op_rebuild(&first, &second, uploads, platform.blob_uploads());
     check_app(&platform, &image);
+}
+
+/// The ```sh block of the README's "phase-by-phase recipe" section.
+fn readme_recipe() -> String {
+    let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let text = std::fs::read_to_string(&readme).expect("README.md");
+    let section = text
+        .split("### The phase-by-phase recipe")
+        .nth(1)
+        .expect("README has the phase-by-phase recipe section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .expect("the section has a ```sh block");
+    block
+        .split("\n```")
+        .next()
+        .expect("closed block")
+        .to_owned()
+}
+
+#[test]
+fn readme_recipe_works_as_printed() {
+    let platform = Platform::start();
+    let registry = platform.registry.host();
+    let docker = &platform.docker;
+    // The recipe names the images in the registry; the daemon has them under those names.
+    let version = cnb_spec_tests::platform::Distribution::get().version();
+    let lifecycle = format!("{registry}/cnb/lifecycle:{version}");
+    let builder = format!("{registry}/cnb/builder:latest");
+    docker.ok(&["tag", &platform.images.lifecycle, &lifecycle]);
+    docker.ok(&["tag", &platform.images.builder, &builder]);
+    let out = docker.shell(
+        &readme_recipe(),
+        platform.app_dir(),
+        &[
+            ("REGISTRY", registry.as_str()),
+            ("RUN_IMAGE", platform.images.run.as_str()),
+            ("CNB_INSECURE_REGISTRIES", registry.as_str()),
+            ("REGISTRY_USER", USER),
+            ("REGISTRY_PASSWORD", PASSWORD),
+        ],
+    );
+    assert_eq!(out.code, 0, "the README recipe failed\n{out}");
+    out.never_mentions(PASSWORD);
+    let last = out.stdout.trim().lines().last().unwrap_or_default();
+    assert_eq!(last, format!("Hello, {MESSAGE}"), "{out}");
 }
