@@ -60,8 +60,7 @@ fn build() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("spec-tests lives in the workspace root");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = cargo();
     cmd.args(["build", "-q", "--profile", profile])
         .current_dir(workspace)
         .env("CARGO_TARGET_DIR", target_dir);
@@ -77,6 +76,28 @@ fn build() -> PathBuf {
         "building the phase binaries failed: {status}"
     );
     profile_dir
+}
+
+/// `$CARGO` (or `cargo`) without the variables cargo sets for the running test binary: build
+/// scripts watch some of them (ring's reruns on `CARGO_MANIFEST_DIR`), so a nested build that
+/// inherited them would rebuild ring, rustls and everything above, and the next `cargo test`
+/// would rebuild them back.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_for_tests = key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_EXE_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                &*key,
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+            );
+        if set_for_tests {
+            cmd.env_remove(&*key);
+        }
+    }
+    cmd
 }
 
 /// The cargo target dir of a `<target>/[<triple>/]<profile>` dir: `.cargo/config.toml` sets a
@@ -144,8 +165,7 @@ pub fn static_binary(package: &str) -> PathBuf {
         .expect("workspace root");
     let mut rustflags = env::var_os("RUSTFLAGS").unwrap_or_default();
     rustflags.push(" -C target-feature=+crt-static");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let status = cargo()
         .args(["build", "-q", "--profile", profile, "-p", package])
         .args(["--target", &triple])
         .current_dir(workspace)

@@ -14,6 +14,7 @@ mod buildpack;
 pub mod extender;
 pub mod faultproxy;
 pub mod oci;
+pub mod platform;
 mod registry;
 pub mod rows;
 mod run;

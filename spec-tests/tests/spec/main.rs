@@ -30,6 +30,7 @@ mod noop;
 mod oci_tools;
 mod output_paths;
 mod pif;
+mod platform_flows;
 mod rbs;
 mod rebuild;
 mod res;
