@@ -117,6 +117,7 @@ fn apply_options(
         output: Arc::new(PrefixedOutput {
             prefix: format!("extender ({})", d.extension),
         }),
+        cache: None,
     }
 }
 
