@@ -20,8 +20,7 @@ use std::sync::OnceLock;
 /// suites of the other phases keep working; running it fails with a clear message.
 pub const PHASES: &[&str] = &[
     "detector", "builder", "analyzer", "restorer", "exporter", "creator", "rebaser", "launcher",
-    "extender",
-    "indexer",
+    "extender", "indexer",
 ];
 
 /// The phases of [`PHASES`] that are plain phase CLIs with flags (the launcher is not: it

@@ -18,8 +18,8 @@ pub mod privileges;
 pub mod rebase;
 pub mod rebuild;
 pub mod restore;
-pub mod telemetry;
 pub mod target_platform;
+pub mod telemetry;
 #[cfg(test)]
 mod testutil;
 
