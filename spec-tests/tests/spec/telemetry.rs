@@ -386,8 +386,17 @@ fn telemetry_creator_writes_each_phase_in_the_platforms_trace() {
             .all(|l| l.span.kind == 3 && l.attr("cnb.blob.bytes").is_some())
     );
     assert_eq!(spans(&export, "registry.manifest_put").len(), 1);
+    // The rebaser joins the same trace in rebase.jsonl.
+    otel(registry.allow(ws.rebaser()))
+        .env("CNB_LAYERS_DIR", ws.layers())
+        .arg(&image)
+        .output()
+        .success();
+    let rebase = check_phase(&ws, "rebase", TRACE_ID, PARENT_ID);
+    assert_eq!(spans(&rebase, "registry.manifest_put").len(), 1);
     let host = registry.host();
-    assert_no_user_data(&ws, &PHASES, &[&host, "acme/app", "cnb/run", "127.0.0.1"]);
+    let all = [&PHASES[..], &["rebase"]].concat();
+    assert_no_user_data(&ws, &all, &[&host, "acme/app", "cnb/run", "127.0.0.1"]);
 }
 
 #[test]
