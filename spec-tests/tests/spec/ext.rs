@@ -523,7 +523,23 @@ fn ext_009_extender_then_exporter_the_app_image_has_the_extension_layers() {
     assert_eq!(
         out.stdout, "hello from the run extension\ntool ran: at-build\n",
         "{out}"
-    );
+    ); // Rebuild with nothing changed: the run extension replays its cache (same layers), and
+    // the exporter uploads none of them again.
+    let ext_layers = &layer_digests(&manifest)[run.diff_ids.len()..];
+    let rerun_root = tempfile::tempdir().expect("scratch");
+    container(&ws, rerun_root.path())
+        .extender(&["-kind", "run"])
+        .success();
+    let (_, again, _) = extended_run_image(&ws.layers().join("extended"));
+    assert_eq!(layer_digests(&again), layer_digests(&manifest));
+    registry.allow(ws.exporter()).arg(&app).output().success();
+    for d in ext_layers {
+        assert_eq!(
+            registry.blob_uploads_of(d),
+            1,
+            "extension layer {d} uploaded again"
+        );
+    }
 }
 
 #[test]
