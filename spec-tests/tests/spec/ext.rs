@@ -523,5 +523,58 @@ fn ext_009_extender_then_exporter_the_app_image_has_the_extension_layers() {
     assert_eq!(
         out.stdout, "hello from the run extension\ntool ran: at-build\n",
         "{out}"
+    ); // Rebuild with nothing changed: the run extension replays its cache (same layers), and
+    // the exporter uploads none of them again.
+    let ext_layers = &layer_digests(&manifest)[run.diff_ids.len()..];
+    let rerun_root = tempfile::tempdir().expect("scratch");
+    container(&ws, rerun_root.path())
+        .extender(&["-kind", "run"])
+        .success();
+    let (_, again, _) = extended_run_image(&ws.layers().join("extended"));
+    assert_eq!(layer_digests(&again), layer_digests(&manifest));
+    registry.allow(ws.exporter()).arg(&app).output().success();
+    for d in ext_layers {
+        assert_eq!(
+            registry.blob_uploads_of(d),
+            1,
+            "extension layer {d} uploaded again"
+        );
+    }
+}
+
+#[test]
+fn ext_012_unchanged_run_extension_replays_its_cached_layers() {
+    // The RUN counts its executions in the app dir (a volume, never captured).
+    let (ws, _) = run_workspace(&["ext"]);
+    ws.write(
+        "layers/generated/ext/run.Dockerfile",
+        "ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo ran >> /workspace/runs && mkdir -p /opt && echo x > /opt/x\nCOPY f.txt /opt/f.txt\nUSER 1000:1000\n",
     );
+    ws.write("workspace/f.txt", "f");
+    let extend = |args: &[&str]| {
+        let scratch = tempfile::tempdir().expect("scratch");
+        let c = container(&ws, scratch.path());
+        c.extender(args).success();
+        let (dir, manifest, _) = extended_run_image(&ws.layers().join("extended"));
+        (
+            dir.file_name().expect("name").to_owned(),
+            layer_digests(&manifest),
+        )
+    };
+    let first = extend(&["-kind", "run"]);
+    assert_eq!(ws.read("workspace/runs"), "ran\n");
+    // A fresh run image container, nothing changed: no RUN, the same layers and image.
+    let second = extend(&["-kind", "run"]);
+    assert_eq!(ws.read("workspace/runs"), "ran\n", "RUN executed again");
+    assert_eq!(second, first);
+    assert!(ws.path("kaniko/cache/cnb").is_dir());
+    // A changed COPY source invalidates that instruction only: RUN still replayed.
+    ws.write("workspace/f.txt", "g");
+    let third = extend(&["-kind", "run"]);
+    assert_eq!(ws.read("workspace/runs"), "ran\n");
+    assert_ne!(third.1, first.1);
+    assert_eq!(third.1[..third.1.len() - 1], first.1[..first.1.len() - 1]);
+    // -kaniko-cache-ttl: entries older than the TTL are not replayed.
+    extend(&["-kind", "run", "-kaniko-cache-ttl", "0s"]);
+    assert_eq!(ws.read("workspace/runs"), "ran\nran\n");
 }

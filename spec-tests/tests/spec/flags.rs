@@ -878,7 +878,7 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("extender", "generated", "Dockerfiles read there", "ext::ext_flags_move_every_input"),
     ("extender", "gid", "build phase group", "ext::ext_flags_move_every_input"),
     ("extender", "group", "extensions and buildpacks read there", "ext::ext_flags_move_every_input"),
-    ("extender", "kaniko-cache-ttl", "Go duration, bad value exit 3", "ext::ext_011_ext_012_bad_inputs"),
+    ("extender", "kaniko-cache-ttl", "older cache entries not replayed", "ext::ext_012_unchanged_run_extension_replays_its_cached_layers"),
     ("extender", "kind", "build or run, else exit 3", "ext::ext_011_ext_012_bad_inputs"),
     ("extender", "layers", "defaults under it", "ext::ext_flags_move_every_input"),
     ("extender", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cnb_extend::cache::CacheOptions;
 use cnb_extend::{ApplyOptions, Dockerfile, ImageState, PrefixedOutput};
 use cnb_image::Image;
 use cnb_image::config::{History, ImageConfig};
@@ -117,8 +118,18 @@ fn apply_options(
         output: Arc::new(PrefixedOutput {
             prefix: format!("extender ({})", d.extension),
         }),
-        cache: None,
+        cache: Some(CacheOptions {
+            dir: cache_dir(inputs),
+            ttl: inputs.cache_ttl,
+        }),
     }
+}
+
+/// The replay cache across builds, `<kaniko-dir>/cache/cnb`: in the volume the platform
+/// keeps for kaniko's cache, beside the restorer's `base/`, in this engine's own format
+/// (never read as kaniko's `layers/`).
+pub fn cache_dir(inputs: &ExtendInputs) -> PathBuf {
+    inputs.kaniko_dir.join("cache").join("cnb")
 }
 
 /// Image paths never captured: the app, layers, platform and kaniko dirs (kaniko's

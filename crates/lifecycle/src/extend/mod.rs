@@ -13,6 +13,10 @@
 //!    environment to the build phase, which the caller runs in this process as
 //!    `<uid>:<gid>`.
 //!
+//! Every file system instruction goes through the replay cache in `<kaniko-dir>/cache/cnb`
+//! (`-kaniko-cache-ttl`, [EXT-012]): an unchanged instruction replays its cached layer
+//! instead of running again, so an unchanged run extension gives the same layer digests.
+//!
 //! With no Dockerfile of the kind, nothing is applied: the build kind goes straight to the
 //! build, the run kind writes nothing (the exporter then uses the run image as it is).
 
