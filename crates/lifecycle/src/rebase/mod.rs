@@ -24,6 +24,7 @@ use cnb_platform_api::labels::{
 use cnb_platform_api::{ExitCode, PlatformApi};
 use tracing::{info, warn};
 
+use crate::daemon::ImageTarget;
 use crate::export::NORMALIZED_CREATED;
 
 #[cfg(test)]
@@ -197,6 +198,9 @@ pub enum RebaseError {
     /// The image could not be assembled or saved.
     #[error("save image")]
     Image(#[source] Box<cnb_image::Error>),
+    /// The image could not be loaded into the docker daemon.
+    #[error("save image")]
+    Daemon(#[source] Box<crate::daemon::DaemonSaveError>),
     /// report.toml could not be written.
     #[error("write rebase report")]
     Report(#[source] FileError),
@@ -251,20 +255,39 @@ pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, RebaseError> {
 
 /// Rebases the app image and writes report.toml (not on failure).
 pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, RebaseError> {
-    let tags = parse_images(&inputs.images)?;
+    rebase_on(inputs, ImageTarget::Store(store))
+}
+
+/// [`rebase`] on a registry or layout store, or in the docker daemon (`-daemon`): the app
+/// image and the new run image are read from the daemon and the result loaded back into it,
+/// the app layers read back with `docker save` (the daemon cannot stack them on another base
+/// without their content).
+pub fn rebase_on(
+    inputs: &RebaseInputs,
+    target: ImageTarget<'_>,
+) -> Result<ReportFile, RebaseError> {
+    let tags = match target {
+        ImageTarget::Store(_) => parse_images(&inputs.images)?,
+        // A daemon only names the image: names may be on different registries.
+        ImageTarget::Daemon(_) => inputs
+            .images
+            .iter()
+            .map(|name| parse_images(std::slice::from_ref(name)).map(|mut r| r.remove(0)))
+            .collect::<Result<_, _>>()?,
+    };
     let app_name = inputs.app_image_name().to_owned();
-    let app = store
+    let app = target
         .open(&app_name, &Platform::host())
         .map_err(|source| RebaseError::OpenAppImage {
             name: app_name.clone(),
-            source: Box::new(source),
+            source,
         })?
         .ok_or_else(|| RebaseError::AppImageNotFound(app_name.clone()))?;
     let mut metadata = read_metadata(&app)?;
 
     let run_name = match inputs.run_image.as_deref().filter(|r| !r.is_empty()) {
         Some(name) => name.to_owned(),
-        None => run_image_from_metadata(inputs, &tags[0], &metadata, store)?,
+        None => run_image_from_metadata(inputs, &tags[0], &metadata, target)?,
     };
     // The new base is chosen for the app's platform (an index resolves to the matching
     // manifest), so a cross-platform rebase only happens with a single-platform run image.
@@ -274,11 +297,11 @@ pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, R
         &app_config.architecture,
         app_config.variant.as_deref(),
     );
-    let new_base = store
+    let new_base = target
         .open_read_only(&run_name, &platform)
         .map_err(|source| RebaseError::OpenRunImage {
             name: run_name.clone(),
-            source: Box::new(source),
+            source,
         })?
         .ok_or_else(|| RebaseError::RunImageNotFound(run_name.clone()))?;
 
@@ -340,9 +363,27 @@ pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, R
     let built = builder
         .build()
         .map_err(|e| RebaseError::Image(Box::new(e)))?;
-    let saved = store
-        .save(&built, &tags)
-        .map_err(|e| RebaseError::Image(Box::new(e)))?;
+    let (saved, image_id) = match target {
+        ImageTarget::Store(store) => {
+            let saved = store
+                .save(&built, &tags)
+                .map_err(|e| RebaseError::Image(Box::new(e)))?;
+            (saved, None)
+        }
+        ImageTarget::Daemon(d) => {
+            let scratch = tempfile::tempdir().map_err(|e| {
+                RebaseError::Image(Box::new(cnb_image::Error::Io {
+                    op: "create a temporary directory in",
+                    path: std::env::temp_dir(),
+                    source: e,
+                }))
+            })?;
+            let base_layers = new_base.config().rootfs.diff_ids.len();
+            let saved = crate::daemon::save(d, &built, base_layers, &inputs.images, scratch.path())
+                .map_err(|e| RebaseError::Daemon(Box::new(e)))?;
+            (saved.report, Some(saved.image_id))
+        }
+    };
     info!("*** Images ({}):", short_digest(saved.digest.as_ref()));
     for name in &saved.saved {
         info!("      {name}");
@@ -354,15 +395,13 @@ pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, R
         .into_result()
         .map_err(|e| RebaseError::Save(Box::new(e)))?;
     // [RBS-012]
+    let daemon = image_id.is_some();
     let report = ReportFile {
         image: ImageReport {
             tags: saved.saved.clone(),
-            image_id: None,
-            digest: inputs
-                .layout_dir
-                .is_none()
-                .then(|| saved.digest.to_string()),
-            manifest_size: Some(saved.manifest_size),
+            image_id,
+            digest: (inputs.layout_dir.is_none() && !daemon).then(|| saved.digest.to_string()),
+            manifest_size: (!daemon).then_some(saved.manifest_size),
         },
         ..ReportFile::default()
     };
@@ -397,7 +436,7 @@ fn run_image_from_metadata(
     inputs: &RebaseInputs,
     target: &ImageRef,
     metadata: &LayersMetadata,
-    store: &ImageStore,
+    store: ImageTarget<'_>,
 ) -> Result<String, RebaseError> {
     let candidates =
         if inputs.platform_api.features().targets && !metadata.run_image.image.is_empty() {
@@ -436,7 +475,11 @@ fn run_image_from_metadata(
     }
 }
 
-fn is_readable(store: &ImageStore, name: &str) -> bool {
+fn is_readable(target: ImageTarget<'_>, name: &str) -> bool {
+    let ImageTarget::Store(store) = target else {
+        // The reference's daemon access check accepts every candidate.
+        return true;
+    };
     match store {
         ImageStore::Registry(registry) => {
             ImageRef::parse(name).is_ok_and(|r| registry.check_read_access(&r).is_ok())
