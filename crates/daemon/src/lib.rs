@@ -19,4 +19,4 @@ pub use archive::{Archive, Layer, Written};
 pub use client::Client;
 pub use error::{Error, Result};
 pub use host::Host;
-pub use load::{Loaded, load, save_layer};
+pub use load::{Loaded, load, save_layer, save_layers};

@@ -1,6 +1,7 @@
 //! Loading an image into the daemon (with base layers omitted where the store allows it) and
 //! reading one layer back out of `docker save`.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -77,31 +78,47 @@ pub fn load(client: &Client, archive: &Archive<'_>, containerd_store: bool) -> R
 
 /// Reads the layer `diff_id` of `image` out of `docker save` into `dir/<hex>.tar` (not replacing
 /// a file already there, e.g. a launch cache entry) and returns its path.
-///
-/// Which entry holds the layer is only known from its name in newer formats (`<hex>.tar`,
-/// `blobs/sha256/<hex>`); Docker 20.10 names entries `<v1 id>/layer.tar`, so candidates are
-/// hashed while they are written to a temporary file in `dir`, and the match is kept.
 pub fn save_layer(client: &Client, image: &str, diff_id: &Digest, dir: &Path) -> Result<PathBuf> {
-    let wanted = diff_id.digest().to_owned();
-    let dest = dir.join(format!("{wanted}.tar"));
+    let mut paths = save_layers(client, image, std::slice::from_ref(diff_id), dir)?;
+    Ok(paths.remove(0))
+}
+
+/// Reads the layers `diff_ids` of `image` out of one `docker save` stream into
+/// `dir/<hex>.tar` each (not replacing files already there) and returns their paths, in the
+/// order asked.
+///
+/// Which entry holds a layer is only known from its name in newer formats (`<hex>.tar`,
+/// `blobs/sha256/<hex>`); Docker 20.10 names entries `<v1 id>/layer.tar`, so candidates are
+/// hashed while they are written to a temporary file in `dir`, and the matches are kept.
+pub fn save_layers(
+    client: &Client,
+    image: &str,
+    diff_ids: &[Digest],
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let wanted: Vec<String> = diff_ids.iter().map(|d| d.digest().to_owned()).collect();
+    let dest = |hex: &str| dir.join(format!("{hex}.tar"));
     let file_err = |path: &Path, source| Error::File {
         path: path.display().to_string(),
         source,
     };
-    let found = client.save(&[image], |stream| {
+    let mut missing: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    client.save(&[image], |stream| {
         let mut tar = gotar::Reader::new(stream);
-        while let Some(header) = tar.next_header().map_err(|e| Error::Protocol {
-            host: client.host().to_string(),
-            what: format!("save {image}"),
-            reason: format!("{e:?}"),
-        })? {
+        while !missing.is_empty()
+            && let Some(header) = tar.next_header().map_err(|e| Error::Protocol {
+                host: client.host().to_string(),
+                what: format!("save {image}"),
+                reason: format!("{e:?}"),
+            })?
+        {
             if header.typeflag != gotar::typeflag::REG && header.typeflag != gotar::typeflag::REG_A
             {
                 continue;
             }
             let name = String::from_utf8_lossy(&header.name).into_owned();
             match named_digest(&name) {
-                Some(hex) if hex != wanted => continue,
+                Some(hex) if !missing.contains(hex) => continue,
                 None if !name.ends_with("layer.tar") => continue,
                 _ => {}
             }
@@ -109,29 +126,30 @@ pub fn save_layer(client: &Client, image: &str, diff_id: &Digest, dir: &Path) ->
             let mut out = HashWriter::new(io::BufWriter::new(tmp));
             io::copy(&mut (&mut tar).take(u64::MAX), &mut out).map_err(|e| file_err(dir, e))?;
             let (got, _, buffered) = out.finish();
-            if got.digest() != wanted {
+            let Some(hex) = missing.get(got.digest()).copied() else {
                 continue;
-            }
+            };
             let tmp = buffered
                 .into_inner()
                 .map_err(|e| file_err(dir, e.into_error()))?;
-            match tmp.persist_noclobber(&dest) {
+            let path = dest(hex);
+            match tmp.persist_noclobber(&path) {
                 Ok(_) => {}
-                Err(e) if dest.exists() => drop(e),
-                Err(e) => return Err(file_err(&dest, e.error)),
+                Err(e) if path.exists() => drop(e),
+                Err(e) => return Err(file_err(&path, e.error)),
             }
-            return Ok(true);
+            missing.remove(hex);
         }
-        Ok(false)
+        Ok(())
     })?;
-    if !found {
+    if let Some(hex) = wanted.iter().find(|h| missing.contains(h.as_str())) {
         return Err(Error::NoSuchLayer {
             host: client.host().to_string(),
             image: image.to_owned(),
-            diff_id: diff_id.to_string(),
+            diff_id: format!("sha256:{hex}"),
         });
     }
-    Ok(dest)
+    Ok(wanted.iter().map(|h| dest(h)).collect())
 }
 
 /// The digest hex an entry name carries (`<hex>.tar`, `blobs/sha256/<hex>`), if any.

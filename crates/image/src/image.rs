@@ -17,6 +17,12 @@ pub enum ImageSource {
     Registry(ImageRef),
     /// An OCI layout directory (possibly sparse).
     Layout(PathBuf),
+    /// A Docker daemon (or podman service) image, by its image ID. The manifest is synthesized
+    /// (layer digests are the diffIDs); layer content is only available through `docker save`.
+    Daemon {
+        /// The image ID (`sha256:…`).
+        id: String,
+    },
 }
 
 impl ImageSource {
@@ -25,6 +31,7 @@ impl ImageSource {
         match self {
             Self::Registry(r) => BlobSource::Registry(r.clone()),
             Self::Layout(dir) => BlobSource::Layout(dir.clone()),
+            Self::Daemon { id } => BlobSource::Daemon { id: id.clone() },
         }
     }
 }
@@ -44,6 +51,11 @@ pub enum BlobSource {
     Registry(ImageRef),
     /// A layout directory holding the blob, unless the layout is sparse.
     Layout(PathBuf),
+    /// A layer of a Docker daemon image (by image ID): only a daemon export can use it.
+    Daemon {
+        /// The image ID.
+        id: String,
+    },
 }
 
 /// A layer as the manifest and config describe it.
@@ -212,6 +224,8 @@ impl Image {
             (Some(origin), _) => format!("{}@{}", origin.name(), self.digest()),
             (None, ImageSource::Registry(r)) => format!("{}@{}", r.name(), self.digest()),
             (None, ImageSource::Layout(dir)) => format!("{}@{}", dir.display(), self.digest()),
+            // The reference records a daemon image by its image ID.
+            (None, ImageSource::Daemon { id }) => id.clone(),
         }
     }
 }

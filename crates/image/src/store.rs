@@ -239,6 +239,7 @@ impl Registry {
                 })?;
                 Ok(Box::new(file))
             }
+            ImageSource::Daemon { id } => Err(daemon_blob(digest, id, image.name())),
         }
     }
 
@@ -249,7 +250,17 @@ impl Registry {
                 self.block_on(self.client.download_blob(r, digest, dest))?
             }
             ImageSource::Layout(dir) => copy_layout_blob(dir, digest, dest, image.name()),
+            ImageSource::Daemon { id } => Err(daemon_blob(digest, id, image.name())),
         }
+    }
+}
+
+/// A daemon image's layer asked of a registry or layout store: only a daemon can provide it.
+fn daemon_blob(digest: &Digest, id: &str, image: &str) -> Error {
+    Error::MissingBlob {
+        digest: digest.clone(),
+        image: image.to_string(),
+        location: format!("docker daemon image {id}"),
     }
 }
 
@@ -343,6 +354,9 @@ async fn save_remote_one(
                     });
                 }
                 (BlobData::File(layout.blob_path(&layer.info.digest)), None)
+            }
+            BlobSource::Daemon { id } => {
+                return Err(daemon_blob(&layer.info.digest, id, &tag.to_string()));
             }
         };
         if blobs
@@ -498,6 +512,9 @@ pub fn save_layout(image: &BuiltImage, dir: &Path, ref_name: Option<&str>) -> Re
             }
             // A registry-backed base written to a layout stays sparse for its layers.
             BlobSource::Registry(_) => {}
+            BlobSource::Daemon { id } => {
+                return Err(daemon_blob(digest, id, &dir.display().to_string()));
+            }
         }
     }
     let config_digest = layout.write_blob(&image.config_bytes)?;

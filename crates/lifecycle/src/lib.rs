@@ -5,6 +5,7 @@ pub mod build;
 pub mod buildenv;
 pub mod cache;
 pub mod cli;
+pub mod daemon;
 pub mod detect;
 pub mod experimental;
 pub mod export;

@@ -66,14 +66,7 @@ TOML
 
 /// Writes the two buildpacks, the app, the run image (layout) and analyzed.toml, then builds.
 pub fn built_app(ws: &Workspace) -> BaseImage {
-    ws.buildpack("acme/runtime")
-        .key(r#"sbom-formats = ["application/vnd.cyclonedx+json"]"#)
-        .build(RUNTIME_BUILD)
-        .write();
-    ws.buildpack("app-bp").build(APP_BUILD).write();
-    ws.write("workspace/index.txt", "index\n");
-    ws.write("workspace/static/a.css", "css\n");
-    ws.write("workspace/static/b.js", "js\n");
+    write_app(ws);
     ws.write(
         "cnb/run.toml",
         format!(
@@ -84,6 +77,18 @@ pub fn built_app(ws: &Workspace) -> BaseImage {
     ws.write("layers/analyzed.toml", base.analyzed_toml());
     build(ws, &["acme/runtime", "app-bp"]);
     base
+}
+
+/// Writes the two buildpacks (`acme/runtime`, `app-bp`) and the app.
+pub fn write_app(ws: &Workspace) {
+    ws.buildpack("acme/runtime")
+        .key(r#"sbom-formats = ["application/vnd.cyclonedx+json"]"#)
+        .build(RUNTIME_BUILD)
+        .write();
+    ws.buildpack("app-bp").build(APP_BUILD).write();
+    ws.write("workspace/index.txt", "index\n");
+    ws.write("workspace/static/a.css", "css\n");
+    ws.write("workspace/static/b.js", "js\n");
 }
 
 pub fn build(ws: &Workspace, ids: &[&str]) {

@@ -1,8 +1,9 @@
 //! No flag accepted and then ignored (issue 8, defect 4).
 //!
-//! - `-daemon` / `CNB_USE_DAEMON=true`: this lifecycle has no docker daemon support, so every
-//!   phase that takes the flag refuses it with one message, exit 3, before doing anything.
-//! - `-launch-cache`: only meaningful with the daemon; dropped with the reference's warning.
+//! - `-daemon` / `CNB_USE_DAEMON=true`: the docker daemon target (tests in `daemon`); not an
+//!   input of the restorer before Platform 0.12.
+//! - `-launch-cache`: only meaningful with the daemon; without it, dropped with the reference's
+//!   warning.
 //! - `restorer -generated`: never read by the reference either; an input error here.
 //! - `exporter -extended`: an error exactly when the reference would export an extended run
 //!   image from it (no extender here).
@@ -11,87 +12,11 @@
 
 use std::fs;
 
-use cnb_spec_tests::{BaseImage, Output, Run, Workspace};
+use cnb_spec_tests::{BaseImage, Output, Workspace};
 
 use crate::exp::{APP, RUN, built_app};
 
-const DAEMON_MESSAGE: &str = "failed to resolve inputs: -daemon (CNB_USE_DAEMON) is not supported: this lifecycle has no docker daemon support; publish to a registry, or use -layout";
 const LAUNCH_CACHE_WARNING: &str = "Ignoring -launch-cache, only intended for use with -daemon";
-
-/// Every phase that takes `-daemon`, as a platform would call it in layout mode (so the
-/// run would otherwise succeed or get far), with `extra` flags before the image.
-fn daemon_phases(ws: &Workspace, extra: &[&str]) -> Vec<(&'static str, Run)> {
-    let layout = ws.layout_dir();
-    vec![
-        (
-            "analyzer",
-            ws.analyzer()
-                .layout(&layout)
-                .args(extra)
-                .args(["-run-image", RUN, APP]),
-        ),
-        ("restorer", ws.restorer().layout(&layout).args(extra)),
-        (
-            "exporter",
-            ws.exporter().layout(&layout).args(extra).arg(APP),
-        ),
-        (
-            "creator",
-            ws.creator()
-                .layout(&layout)
-                .args(extra)
-                .args(["-run-image", RUN, APP]),
-        ),
-        ("rebaser", ws.rebaser().args(extra).arg(APP)),
-    ]
-}
-
-/// What a refused run must leave behind: nothing.
-#[track_caller]
-fn refused_before_any_work(ws: &Workspace, phase: &str, out: &Output, before: &[String]) {
-    assert_eq!(out.code, 3, "{phase}\n{out}");
-    out.no_panic().stderr_has(DAEMON_MESSAGE);
-    assert_eq!(out.stderr.lines().count(), 1, "{phase}: one line\n{out}");
-    assert_eq!(&listing(ws), before, "{phase} wrote something\n{out}");
-}
-
-/// Every path under the workspace's layers and layout dirs.
-fn listing(ws: &Workspace) -> Vec<String> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
-        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-            out.push(e.path().display().to_string());
-            if e.path().is_dir() {
-                walk(&e.path(), out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&ws.layers(), &mut out);
-    walk(&ws.layout_dir(), &mut out);
-    out.sort();
-    out
-}
-
-#[test]
-fn daemon_flag_is_refused_with_one_message_in_every_phase() {
-    let ws = Workspace::new();
-    built_app(&ws);
-    let before = listing(&ws);
-    for (phase, run) in daemon_phases(&ws, &["-daemon"]) {
-        refused_before_any_work(&ws, phase, &run.output(), &before);
-    }
-    // The variable, as a platform sets it.
-    for (phase, run) in daemon_phases(&ws, &[]) {
-        let out = run.env("CNB_USE_DAEMON", "true").output();
-        refused_before_any_work(&ws, phase, &out, &before);
-    }
-    // `-daemon=false` is no request for the daemon.
-    ws.analyzer()
-        .layout(&ws.layout_dir())
-        .args(["-daemon=false", "-run-image", RUN, APP])
-        .output()
-        .success();
-}
 
 #[test]
 fn use_daemon_is_not_a_restorer_input_before_platform_0_12() {
@@ -777,7 +702,7 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     // analyzer
     ("analyzer", "analyzed", "analyzed.toml written there", "ana::ana_009_ana_010_ana_013_ana_015_first_build_in_layout_mode"),
     ("analyzer", "cache-image", "write access checked", "flags::analyzer_cache_image_is_checked_for_write_access"),
-    ("analyzer", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("analyzer", "daemon", "previous and run image from the daemon, by image ID", "daemon::exp_026_ana_010_ana_004_daemon_export_loads_tags_reports_image_id_and_runs"),
     ("analyzer", "gid", "owner of analyzed.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("analyzer", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
     ("analyzer", "launch-cache", "reference warning, dir untouched", "flags::launch_cache_is_dropped_with_the_reference_warning"),
@@ -816,7 +741,7 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("restorer", "build-image", "saved to the kaniko cache", "res::res_013_res_016_build_and_run_images_saved_to_the_kaniko_cache"),
     ("restorer", "cache-dir", "layers restored from it", "noop::exp_009_exp_035_unchanged_layers_reused_and_same_size_edits_seen"),
     ("restorer", "cache-image", "layers restored from it", "cache_image::exp_028_res_004_cache_image_with_the_separate_phases"),
-    ("restorer", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("restorer", "daemon", "dials the daemon (exit 1 when unreachable)", "daemon::unreachable_daemon_fails_every_daemon_phase_with_exit_1"),
     ("restorer", "generated", "refused, exit 3 (unused by the reference)", "flags::restorer_generated_flag_is_an_input_error"),
     ("restorer", "gid", "owner of <layers>", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("restorer", "group", "whose layers come back", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
@@ -847,13 +772,13 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("exporter", "app", "app layer from it", "exp::exp_012_exp_013_app_slices"),
     ("exporter", "cache-dir", "cache layers written", "exp::exp_028_exp_033_cache_dir_gets_cache_layers"),
     ("exporter", "cache-image", "cache image written", "cache_image::exp_028_res_004_cache_image_with_the_separate_phases"),
-    ("exporter", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("exporter", "daemon", "image loaded into the daemon, tagged, image-id", "daemon::exp_026_ana_010_ana_004_daemon_export_loads_tags_reports_image_id_and_runs"),
     ("exporter", "extended", "extended run image exported on", "ext::ext_009_extender_then_exporter_the_app_image_has_the_extension_layers"),
     ("exporter", "gid", "owner of app layer entries", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("exporter", "group", "buildpacks exported", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
     ("exporter", "image", "refused, exit 3", "flags::exporter_refuses_run_image_and_image"),
     ("exporter", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
-    ("exporter", "launch-cache", "reference warning, dir untouched", "flags::launch_cache_is_dropped_with_the_reference_warning"),
+    ("exporter", "launch-cache", "layers kept and reused, no docker save", "daemon::daemon_rebuild_reuses_layers_from_the_launch_cache_not_from_the_daemon"),
     ("exporter", "launcher", "launcher in the image", "exp::exp_014_exp_015_lch_002_lch_006_image_runs_in_a_rootfs"),
     ("exporter", "launcher-sbom", "launcher SBOM in the image", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
     ("exporter", "layers", "layers exported from it", "exp::exp_008_exp_010_exp_016_exp_025_layers_in_order_with_normalised_entries"),
@@ -893,10 +818,10 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("creator", "buildpacks", "buildpacks found there", "cre::cre_001_creator_equals_the_phases_in_sequence"),
     ("creator", "cache-dir", "layers cached and restored", "res::res_004_res_006_cached_layer_round_trip_through_the_creator"),
     ("creator", "cache-image", "layers cached and restored", "cache_image::exp_028_res_004_cache_image_round_trip_through_the_creator"),
-    ("creator", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("creator", "daemon", "end to end into the daemon", "daemon::cre_001_creator_daemon_end_to_end"),
     ("creator", "gid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("creator", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
-    ("creator", "launch-cache", "reference warning, dir untouched", "flags::launch_cache_is_dropped_with_the_reference_warning"),
+    ("creator", "launch-cache", "launch cache committed", "daemon::cre_001_creator_daemon_end_to_end"),
     ("creator", "launcher", "launcher in the image", "cre::cre_001_creator_equals_the_phases_in_sequence"),
     ("creator", "launcher-sbom", "launcher SBOM in the image", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
     ("creator", "layers", "layers under it", "cre::cre_001_creator_equals_the_phases_in_sequence"),
@@ -920,7 +845,7 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("creator", "uid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("creator", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
     // rebaser
-    ("rebaser", "daemon", "refused, exit 3", "flags::daemon_flag_is_refused_with_one_message_in_every_phase"),
+    ("rebaser", "daemon", "rebased in the daemon, image-id", "daemon::rbs_006_rbs_007_rbs_012_rebaser_daemon"),
     ("rebaser", "force", "target checks skipped", "rbs::rbs_002_not_rebasable_app_refused_unless_forced"),
     ("rebaser", "gid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("rebaser", "image", "deprecated run image", "rbs::rbs_010_rbs_014_run_image_flag_must_name_image_or_mirror_unless_forced"),

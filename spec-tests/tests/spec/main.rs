@@ -13,6 +13,7 @@ mod cmn;
 mod crash;
 mod cre;
 mod credentials;
+mod daemon;
 mod det;
 mod env;
 mod exp;

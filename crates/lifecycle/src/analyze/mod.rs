@@ -19,8 +19,9 @@
 //!    [`target`] data (labels, else `/etc/os-release` read from the image's layers).
 //! 7. analyzed.toml is written atomically; nothing is written when an earlier step fails.
 //!
-//! The docker daemon is not supported: `daemon` without `layout_dir` fails after input
-//! validation.
+//! With `daemon` (and no layout), the previous and run images are read from the docker daemon
+//! the caller connected ([`analyze_with_daemon`]); the previous image's SBOM layer then comes
+//! from the launch cache when it has it, else from `docker save`.
 
 mod inputs;
 mod sbom;
@@ -40,6 +41,7 @@ use cnb_platform_api::{ExitCode, PlatformApi};
 
 pub use self::sbom::SbomError;
 pub(crate) use self::target::target_metadata;
+use crate::daemon::DaemonTarget;
 
 /// Everything the analyzer reads, resolved by the caller (flag > env > default).
 #[derive(Clone, Debug)]
@@ -136,10 +138,8 @@ pub enum AnalyzeError {
     /// Registry credentials could not be read (exit 1).
     #[error(transparent)]
     Keychain(cnb_image::error::AuthError),
-    /// `daemon` without `layout_dir`: this lifecycle has no docker daemon support (exit 1).
-    #[error(
-        "the docker daemon is not supported by this lifecycle; use a registry or -layout (CNB_USE_LAYOUT)"
-    )]
+    /// `daemon` without `layout_dir` and without a daemon connection (exit 1).
+    #[error("-daemon is set but no docker daemon connection was opened")]
     DaemonUnsupported,
     /// The registry client could not be created (exit 32).
     #[error("create registry client")]
@@ -235,12 +235,23 @@ pub fn analyze_with_keychain(
     inputs: &AnalyzeInputs,
     keychain: Keychain,
 ) -> Result<AnalyzedFile, AnalyzeError> {
+    analyze_with_daemon(inputs, keychain, None)
+}
+
+/// [`analyze_with_keychain`] with the docker daemon `daemon` (connected before dropping
+/// privileges) as the image store when `inputs.daemon` is set and there is no layout.
+pub fn analyze_with_daemon(
+    inputs: &AnalyzeInputs,
+    keychain: Keychain,
+    daemon: Option<&DaemonTarget>,
+) -> Result<AnalyzedFile, AnalyzeError> {
     let layout_root = inputs.layout_dir.as_deref();
     inputs::validate(inputs, layout_root)?;
-    if inputs.daemon && layout_root.is_none() {
+    let daemon = daemon.filter(|_| inputs.daemon && layout_root.is_none());
+    if inputs.daemon && layout_root.is_none() && daemon.is_none() {
         return Err(AnalyzeError::DaemonUnsupported);
     }
-    let store = Store::new(inputs, keychain)?;
+    let store = Store::new(inputs, keychain)?.with_daemon(daemon.cloned());
     let run_image_name = match inputs.run_image.as_deref().filter(|r| !r.is_empty()) {
         Some(name) => name.to_owned(),
         None => inputs::resolve_run_image(inputs, &store)?,
@@ -370,12 +381,28 @@ fn previous_metadata(image: &Image) -> (LayersMetadata, String) {
 pub(crate) struct Store {
     layout: Option<LayoutStore>,
     registry: Option<Registry>,
+    daemon: Option<DaemonTarget>,
 }
 
 impl Store {
     /// A store over a layout root and/or a registry (the restorer builds its own).
     pub(crate) fn from_parts(layout: Option<LayoutStore>, registry: Option<Registry>) -> Store {
-        Store { layout, registry }
+        Store {
+            layout,
+            registry,
+            daemon: None,
+        }
+    }
+
+    /// Whether images are read from a daemon.
+    pub(crate) fn has_daemon(&self) -> bool {
+        self.daemon.is_some()
+    }
+
+    /// Reads images from `daemon` (unless a layout root is set).
+    pub(crate) fn with_daemon(mut self, daemon: Option<DaemonTarget>) -> Store {
+        self.daemon = daemon;
+        self
     }
 
     /// The registry client, when there is one.
@@ -385,7 +412,8 @@ impl Store {
 
     fn new(inputs: &AnalyzeInputs, keychain: Keychain) -> Result<Store, AnalyzeError> {
         let layout = inputs.layout_dir.as_ref().map(LayoutStore::new);
-        let needs_registry = layout.is_none() || inputs.cache_image.is_some();
+        let daemon = inputs.daemon && layout.is_none();
+        let needs_registry = (layout.is_none() && !daemon) || inputs.cache_image.is_some();
         let registry = if needs_registry {
             let options = RegistryOptions {
                 insecure_registries: inputs.insecure_registries.clone(),
@@ -398,7 +426,7 @@ impl Store {
         } else {
             None
         };
-        Ok(Store { layout, registry })
+        Ok(Store::from_parts(layout, registry))
     }
 
     /// The name used in "not found" messages: the layout path in layout mode (as the
@@ -423,6 +451,13 @@ impl Store {
     ) -> Result<Option<Image>, Box<cnb_image::Error>> {
         let opened = match (&self.layout, &self.registry) {
             (Some(layout), _) => layout.open(name, platform),
+            (None, _) if self.daemon.is_some() => {
+                let daemon = self.daemon.as_ref().map(|d| &d.daemon);
+                return daemon.map_or(Ok(None), |d| {
+                    d.open(name, platform)
+                        .map_err(|e| Box::new(crate::daemon::image_error(e)))
+                });
+            }
             (None, Some(registry)) => match ImageRef::parse(name) {
                 Ok(reference) => registry.open_read_only(&reference, platform),
                 Err(e) => Err(e),
@@ -474,6 +509,10 @@ impl Store {
                 Err(_) => false,
             };
         }
+        // The reference's daemon access check accepts every candidate.
+        if self.daemon.is_some() {
+            return true;
+        }
         let Some(registry) = &self.registry else {
             return false;
         };
@@ -504,7 +543,7 @@ impl Store {
         };
         let mut read: Vec<&str> = Vec::new();
         let mut write: Vec<&str> = Vec::new();
-        if self.layout.is_none() {
+        if self.layout.is_none() && self.daemon.is_none() {
             read.push(inputs.previous_image_name());
             read.push(run_image);
             write.push(&inputs.image);
@@ -567,6 +606,14 @@ impl Store {
                     .map_err(Box::new)?;
                 Ok(Some(dest))
             }
+            // A daemon image's layer digest is its diffID.
+            ImageSource::Daemon { id } => match &self.daemon {
+                Some(target) => target
+                    .layer_file(id, digest, scratch)
+                    .map(Some)
+                    .map_err(|e| Box::new(crate::daemon::image_error(e))),
+                None => Ok(None),
+            },
         }
     }
 }

@@ -9,14 +9,15 @@ use cnb_image::Keychain;
 use cnb_platform_api::{ExitCode, Inputs, Phase};
 
 use super::{Failure, expect_no_args, refuse_root};
-use crate::analyze::{AnalyzeInputs, analyze_with_keychain};
+use crate::analyze::{AnalyzeInputs, analyze_with_daemon};
 use crate::build::{BuildInputs, build};
+use crate::daemon::{Daemon, DaemonTarget, ImageTarget};
 use crate::detect::{DetectError, DetectInputs, detect};
 use crate::experimental::guard_experimental;
-use crate::export::{ExportInputs, export_with_cache, open_store, parse_images};
+use crate::export::{ExportInputs, export_to, open_store, parse_daemon_images, parse_images};
 use crate::privileges;
-use crate::rebase::{RebaseInputs, rebase};
-use crate::restore::images::{ImageInputs, KANIKO_DIR_ENV, update_analyzed};
+use crate::rebase::RebaseInputs;
+use crate::restore::images::{ImageInputs, KANIKO_DIR_ENV, update_analyzed_with_daemon};
 use crate::restore::{
     RestoreInputs, cache_image_spec, open_cache, restore_with_cache, restore_with_keychain,
 };
@@ -297,7 +298,11 @@ fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
     }
     // The exporter, like the reference's, leaves <layers> alone: it only reads it.
     let layers = (phase != Phase::Exporter).then_some(&inputs.layers_dir);
-    let dirs = [layers, inputs.cache_dir.as_ref()];
+    let dirs = [
+        layers,
+        inputs.cache_dir.as_ref(),
+        inputs.launch_cache_dir.as_ref(),
+    ];
     for dir in dirs.into_iter().flatten() {
         privileges::ensure_owner(dir, uid, gid).map_err(|e| {
             Failure::msg(
@@ -331,13 +336,33 @@ fn resolved_keychain(registries: &[String]) -> Result<Keychain, Failure> {
     Ok(keychain)
 }
 
+/// `-daemon`: the docker daemon connection, dialed now, while the phase may still be root (the
+/// socket is root-only on most hosts), and kept for the whole phase, as the reference's
+/// `priv.DockerClient`. A daemon that cannot be reached fails as in the reference (exit 1).
+fn daemon_target(inputs: &Inputs) -> Result<Option<DaemonTarget>, Failure> {
+    if !inputs.daemon {
+        return Ok(None);
+    }
+    let daemon = Daemon::connect()
+        .map_err(|e| Failure::new(ExitCode::Failed, "initialize docker client", &e))?;
+    let launch_cache_dir = inputs
+        .launch_cache_dir
+        .as_ref()
+        .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()));
+    Ok(Some(DaemonTarget {
+        daemon,
+        launch_cache_dir,
+    }))
+}
+
 fn analyzer(inputs: &Inputs, _env: &[(OsString, OsString)]) -> Result<(), Failure> {
     let image = expect_one_arg(inputs)?;
     let layout = layout_dir(inputs)?;
     let analyze_inputs = analyze_inputs(inputs, image, layout);
     let keychain = resolved_keychain(&analyze_inputs.registries())?;
+    let daemon = daemon_target(inputs)?;
     drop_privileges(inputs, Phase::Analyzer)?;
-    analyze_with_keychain(&analyze_inputs, keychain)
+    analyze_with_daemon(&analyze_inputs, keychain, daemon.as_ref())
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
@@ -356,6 +381,7 @@ fn restorer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     let mut registries = images.registries();
     registries.extend(crate::image_args::unique_registries(&inputs.cache_image));
     let keychain = resolved_keychain(&registries)?;
+    let daemon = daemon_target(inputs)?;
     // <kaniko-dir> is a volume of the restorer too.
     if let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid)
         && privileges::is_root()
@@ -370,7 +396,7 @@ fn restorer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     }
     drop_privileges(inputs, Phase::Restorer)?;
     let cache_keychain = inputs.cache_image.as_ref().map(|_| keychain.clone());
-    update_analyzed(&images, keychain).map_err(|e| Failure {
+    update_analyzed_with_daemon(&images, keychain, daemon.as_ref()).map_err(|e| Failure {
         code: e.exit_code(),
         message: crate::error_chain(&e),
     })?;
@@ -422,7 +448,7 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     let layout = layout_dir(inputs)?;
     let export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
     // Argument errors first, before any network or file access.
-    parse_images(&export_inputs.images).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    check_images(inputs, &export_inputs)?;
     let keychain = resolved_keychain(&crate::image_args::unique_registries(exporter_image_names(
         inputs,
         &export_inputs,
@@ -433,13 +459,38 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         keychain.clone(),
     )
     .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
+    let daemon = daemon_target(inputs)?;
     drop_privileges(inputs, Phase::Exporter)?;
     // The cache is exported after the image; a cache that cannot be used fails now, as in
     // the reference.
     let cache = init_cache(inputs, &keychain)?;
-    export_with_cache(&export_inputs, &store, cache)
+    export_to(&export_inputs, target(&store, daemon.as_ref()), cache)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+/// [EXP-001]..[EXP-004] The image names (on one registry, except for a daemon export).
+fn check_images(inputs: &Inputs, export_inputs: &ExportInputs) -> Result<(), Failure> {
+    let parsed = if inputs.daemon && export_inputs.layout_dir.is_none() {
+        parse_daemon_images(&export_inputs.images)
+    } else {
+        parse_images(&export_inputs.images)
+    };
+    parsed
+        .map(drop)
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+}
+
+/// The layout when `-layout` is on, else the daemon when `-daemon` is on, else the registry
+/// (the reference's handler precedence).
+fn target<'a>(
+    store: &'a cnb_image::ImageStore,
+    daemon: Option<&'a DaemonTarget>,
+) -> ImageTarget<'a> {
+    match (store, daemon) {
+        (cnb_image::ImageStore::Registry(_), Some(d)) => ImageTarget::Daemon(d),
+        _ => ImageTarget::Store(store),
+    }
 }
 
 /// The images the exporter reads or writes: its image arguments, the run image and the
@@ -468,7 +519,7 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let mut images = vec![image.clone()];
     images.extend(inputs.tags.iter().cloned());
     let export_inputs = export_inputs(inputs, env, images, layout.clone());
-    parse_images(&export_inputs.images).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    check_images(inputs, &export_inputs)?;
     if inputs.cache_dir.is_none() && inputs.cache_image.is_none() {
         tracing::warn!("No cached data will be used, no cache specified.");
     }
@@ -480,13 +531,15 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         keychain.clone(),
     )
     .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
+    // Its keepalive pings the daemon while the buildpacks run.
+    let daemon = daemon_target(inputs)?;
     drop_privileges(inputs, Phase::Creator)?;
     // Opened once: restored from, then written by the export.
     let cache = init_cache(inputs, &keychain)?;
 
     tracing::info!("===> ANALYZING");
     in_phase(Phase::Analyzer, || {
-        analyze_with_keychain(&analyze_inputs, keychain)
+        analyze_with_daemon(&analyze_inputs, keychain, daemon.as_ref())
     })
     .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> DETECTING");
@@ -510,7 +563,7 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> EXPORTING");
     in_phase(Phase::Exporter, || {
-        export_with_cache(&export_inputs, &store, cache)
+        export_to(&export_inputs, target(&store, daemon.as_ref()), cache)
     })
     .map(|_| ())
     .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
@@ -556,11 +609,17 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         insecure_registries: inputs.insecure_registries.clone(),
         experimental_mode: inputs.experimental_mode,
     };
-    crate::rebase::parse_images(&rebase_inputs.images)
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    if !inputs.daemon || rebase_inputs.layout_dir.is_some() {
+        crate::rebase::parse_images(&rebase_inputs.images)
+            .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    }
+    let daemon = daemon_target(inputs)?;
     let store = match &rebase_inputs.layout_dir {
-        Some(dir) => cnb_image::ImageStore::Layout(cnb_image::LayoutStore::new(dir)),
-        None => {
+        Some(dir) => Some(cnb_image::ImageStore::Layout(cnb_image::LayoutStore::new(
+            dir,
+        ))),
+        None if daemon.is_some() => None,
+        None => Some({
             let keychain = resolved_keychain(&rebase_inputs.registries())?;
             let options = cnb_image::RegistryOptions {
                 insecure_registries: rebase_inputs.insecure_registries.clone(),
@@ -571,7 +630,7 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
                     Failure::new(ExitCode::RebaseError, "initialize image store", &e)
                 })?,
             )
-        }
+        }),
     };
     // Like the reference, the rebaser only becomes the CNB user: it owns no volume.
     if let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid)
@@ -585,7 +644,18 @@ fn rebaser(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
             )
         })?;
     }
-    rebase(&rebase_inputs, &store)
+    let target = match (&daemon, &store) {
+        (_, Some(store)) => ImageTarget::Store(store),
+        (Some(d), None) => ImageTarget::Daemon(d),
+        (None, None) => {
+            return Err(Failure::msg(
+                ExitCode::Failed,
+                "initialize image store",
+                "no image store",
+            ));
+        }
+    };
+    crate::rebase::rebase_on(&rebase_inputs, target)
         .map(|_| ())
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }

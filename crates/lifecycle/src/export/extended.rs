@@ -132,5 +132,9 @@ fn layout_dir(image: &Image) -> Result<PathBuf, ExportError> {
             path: PathBuf::from(r.to_string()),
             reason: "not an extended run image layout".into(),
         }),
+        cnb_image::ImageSource::Daemon { id } => Err(ExportError::Invalid {
+            path: PathBuf::from(id),
+            reason: "not an extended run image layout".into(),
+        }),
     }
 }

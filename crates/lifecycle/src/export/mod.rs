@@ -9,6 +9,7 @@
 
 mod blob_dir;
 mod config;
+mod daemon;
 mod extended;
 mod plan;
 mod reasons;
@@ -34,6 +35,7 @@ use tracing::{debug, info, warn};
 use self::plan::{LayerKind, PlanInputs, PlannedLayer, plan_layers};
 use crate::cache::image::layer_file;
 use crate::cache::{Cache, ProducedLayer, VolumeCache};
+use crate::daemon::ImageTarget;
 
 /// Everything the exporter reads, resolved by the caller.
 #[derive(Clone, Debug)]
@@ -186,6 +188,12 @@ pub enum ExportError {
     /// Some tags could not be written.
     #[error("save image")]
     Save(#[source] Box<SaveError>),
+    /// The image could not be loaded into the docker daemon.
+    #[error("save image")]
+    Daemon(#[source] Box<crate::daemon::DaemonSaveError>),
+    /// The launch cache (`-launch-cache`) could not be opened.
+    #[error("initialize launch cache")]
+    LaunchCache(#[source] Box<crate::cache::CacheError>),
 }
 
 impl ExportError {
@@ -236,8 +244,8 @@ pub fn open_store(
 }
 
 /// [EXP-001]..[EXP-004] Every image name is a valid reference, all on one registry (the
-/// reference exempts only daemon exports, which this lifecycle does not have yet; layout
-/// exports are checked too).
+/// reference exempts only daemon exports: see [`parse_daemon_images`]; layout exports are
+/// checked too).
 pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, ExportError> {
     crate::image_args::parse_tags(images).map_err(|e| match e {
         crate::image_args::ImageArgsError::Invalid { name, source }
@@ -248,6 +256,15 @@ pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, ExportError> {
             ExportError::MultipleRegistries(registries)
         }
     })
+}
+
+/// [EXP-001] Every image name of a daemon export is a valid reference; they may be on
+/// different registries (the daemon only names the image).
+pub fn parse_daemon_images(images: &[String]) -> Result<Vec<ImageRef>, ExportError> {
+    images
+        .iter()
+        .map(|name| parse_images(std::slice::from_ref(name)).map(|mut r| r.remove(0)))
+        .collect()
 }
 
 /// Exports the app image and writes report.toml, then the volume cache `inputs.cache_dir`
@@ -274,8 +291,26 @@ pub fn export_with_cache(
     store: &ImageStore,
     cache: Option<Cache>,
 ) -> Result<ReportFile, ExportError> {
+    export_to(inputs, ImageTarget::Store(store), cache)
+}
+
+/// [`export_with_cache`] to a registry or layout store, or into the docker daemon (with its
+/// launch cache: see [`daemon`]).
+pub fn export_to(
+    inputs: &ExportInputs,
+    target: ImageTarget<'_>,
+    cache: Option<Cache>,
+) -> Result<ReportFile, ExportError> {
     let features = inputs.platform_api.features();
-    let tags = parse_images(&inputs.images)?;
+    let tags = match target {
+        ImageTarget::Store(_) => parse_images(&inputs.images)?,
+        ImageTarget::Daemon(_) => parse_daemon_images(&inputs.images)?,
+    };
+    // Opened (its staging reset) before any layer is written there.
+    let mut launch = match target.daemon() {
+        Some(d) => daemon::open_launch_cache(d)?,
+        None => None,
+    };
     let group = GroupFile::read(&inputs.group_path).map_err(ExportError::Read)?;
     let analyzed = AnalyzedFile::read(&inputs.analyzed_path).map_err(ExportError::Read)?;
     let metadata = MetadataFile::read(&inputs.layers_dir.join("config").join("metadata.toml"))
@@ -289,16 +324,16 @@ pub fn export_with_cache(
     let run_ref = run_ref.ok_or(ExportError::NoRunImage)?;
 
     let platform = crate::target_platform::from_analyzed(&analyzed);
-    let run_image = store
+    let run_image = target
         .open_read_only(&run_ref, &platform)
         .map_err(|source| ExportError::OpenRunImage {
             name: run_ref.clone(),
-            source: Box::new(source),
+            source,
         })?
         .ok_or_else(|| ExportError::RunImageNotFound(run_ref.clone()))?;
     check_platform(&run_ref, &run_image, &Platform::host())?;
     let extended = open_extended(inputs, &analyzed)?;
-    let previous = open_previous(store, &analyzed, &platform);
+    let previous = open_previous(target, &analyzed, &platform);
     let previous_metadata = analyzed.metadata.clone();
 
     if features.sbom {
@@ -349,7 +384,9 @@ pub fn export_with_cache(
                     .parse::<cnb_image::Digest>()
                     .ok()
                     .zip(previous.as_ref())
-                    .is_some_and(|(digest, prev)| prev.layer_by_diff_id(&digest).is_some());
+                    .is_some_and(|(digest, prev)| {
+                        prev.layer_by_diff_id(&digest).is_some() && target.reuses_cheaply(&digest)
+                    });
                 in_previous && previously_recorded(&previous_metadata, layer, diff_id)
             });
         match unchanged {
@@ -367,7 +404,8 @@ pub fn export_with_cache(
     // so they are not tarred again: a cache image gets their gzip blobs (kept on disk until
     // then), a volume cache their plain tars, written into its staging from the same tar
     // stream as the blobs. A parallel export cannot wait for them.
-    let share_blobs = !inputs.parallel && matches!(cache, Some(Cache::Image(_)));
+    let share_blobs =
+        !inputs.parallel && matches!(cache, Some(Cache::Image(_))) && target.daemon().is_none();
     let cached = cache_layers(&planned);
     let mut cache_blobs: HashMap<PathBuf, ProducedLayer> = HashMap::new();
     let mut kept_blob_dir: Option<BlobDir> = None;
@@ -392,14 +430,19 @@ pub fn export_with_cache(
             layers: produced,
             staged,
             mut lists,
-        } = produce_and_upload(
-            store,
-            tags.first(),
-            previous.as_ref(),
-            &planned,
-            blob_dir.path(),
-            staging.map(|volume| (volume, cached.as_slice())),
-        )?;
+        } = match target {
+            ImageTarget::Store(store) => produce_and_upload(
+                store,
+                tags.first(),
+                previous.as_ref(),
+                &planned,
+                blob_dir.path(),
+                staging.map(|volume| (volume, cached.as_slice())),
+            )?,
+            ImageTarget::Daemon(_) => {
+                daemon::produce_layers(&planned, launch.as_ref(), blob_dir.path())?
+            }
+        };
         cache_blobs = cache_layer_outputs(
             inputs,
             &group.group,
@@ -409,7 +452,7 @@ pub fn export_with_cache(
             &staged,
             // Where the blobs will be once the image is saved: a cache image on the same
             // registry mounts them from there.
-            matches!(store, ImageStore::Registry(_))
+            matches!(target, ImageTarget::Store(ImageStore::Registry(_)))
                 .then(|| tags.first())
                 .flatten(),
         );
@@ -466,10 +509,11 @@ pub fn export_with_cache(
         for (layer, info) in planned.iter().zip(produced) {
             let created_by = features.targets.then_some(layer.created_by.as_str());
             let bytes = info.as_ref().map(|(info, _)| info.compressed_size);
+            let daemon_layer = target.daemon().is_some();
             let (diff_id, reused) = add_layer(
                 &mut builder,
                 layer,
-                info,
+                info.map(|(info, path)| (info, path, daemon_layer)),
                 previous.as_ref(),
                 &previous_metadata,
                 created_by,
@@ -494,7 +538,21 @@ pub fn export_with_cache(
         let built = builder
             .build()
             .map_err(|e| ExportError::Image(Box::new(e)))?;
-        let mut report = save(store, &built, &tags, inputs.layout_dir.is_some())?;
+        let mut report = match target {
+            ImageTarget::Store(store) => save(store, &built, &tags, inputs.layout_dir.is_some())?,
+            ImageTarget::Daemon(d) => {
+                let base_layers = run_image.config().rootfs.diff_ids.len();
+                let launch = launch.take();
+                daemon::save(
+                    d,
+                    &built,
+                    base_layers,
+                    &inputs.images,
+                    launch,
+                    blob_dir.path(),
+                )?
+            }
+        };
         report.rebuild.layers = rebuilt;
         if share_blobs {
             kept_blob_dir = Some(blob_dir);
@@ -630,12 +688,12 @@ fn check_platform(name: &str, image: &Image, platform: &Platform) -> Result<(), 
 /// The previous image, when analyzed.toml names one that can be opened; failures only warn
 /// (the export then adds every layer).
 fn open_previous(
-    store: &ImageStore,
+    target: ImageTarget<'_>,
     analyzed: &AnalyzedFile,
     platform: &Platform,
 ) -> Option<Image> {
     let reference = analyzed.previous_image_ref()?;
-    match store.open_read_only(reference, platform) {
+    match target.open_read_only(reference, platform) {
         Ok(image) => image,
         Err(e) => {
             warn!(
@@ -840,13 +898,13 @@ struct Produced {
 fn add_layer(
     builder: &mut ImageBuilder,
     layer: &PlannedLayer,
-    produced: Option<(LayerInfo, PathBuf)>,
+    produced: Option<(LayerInfo, PathBuf, bool)>,
     previous: Option<&Image>,
     previous_metadata: &LayersMetadata,
     created_by: Option<&str>,
 ) -> Result<(String, bool), ExportError> {
     let diff_id = match (&produced, &layer.previous_sha) {
-        (Some((info, _)), _) => info.diff_id.to_string(),
+        (Some((info, _, _)), _) => info.diff_id.to_string(),
         (None, Some(sha)) => sha.clone(),
         (None, None) => {
             return Err(ExportError::NoPreviousMetadata {
@@ -860,6 +918,12 @@ fn add_layer(
     });
     let recorded = previously_recorded(previous_metadata, layer, &diff_id);
     let reused = match (reusable, produced) {
+        // A daemon export sends the tar it just made rather than read the layer back.
+        (Some(_), Some((info, path, true))) if recorded => {
+            info!("Reusing layer '{}'", layer.id);
+            builder.add_layer(daemon::layer_file(info, path), created_by);
+            true
+        }
         (Some((prev, digest)), _) if recorded || layer.source.is_none() => {
             info!("Reusing layer '{}'", layer.id);
             builder
@@ -867,10 +931,15 @@ fn add_layer(
                 .map_err(|e| ExportError::Image(Box::new(e)))?;
             true
         }
-        (_, Some((info, path))) => {
+        (_, Some((info, path, daemon_layer))) => {
             info!("Adding layer '{}'", layer.id);
             tracing::debug!("Layer '{}' SHA: {}", layer.id, info.diff_id);
-            builder.add_layer(layer_file(info, path), created_by);
+            let file = if daemon_layer {
+                daemon::layer_file(info, path)
+            } else {
+                layer_file(info, path)
+            };
+            builder.add_layer(file, created_by);
             false
         }
         (_, None) => {

@@ -8,6 +8,7 @@ use cnb_platform_api::files::report::{ImageReport, ReportFile};
 use tracing::{info, warn};
 
 use super::{RebaseError, RebaseInputs, rebase_image};
+use crate::daemon::ImageTarget;
 use crate::experimental::guard_experimental;
 
 /// Rebases `app_name` when it is an index in a registry and writes the report; `None` when
@@ -61,7 +62,7 @@ pub(super) fn rebase_if_index(
                 source: Box::new(source),
             })?
             .ok_or_else(|| RebaseError::AppImageNotFound(child_name.clone()))?;
-        let built = rebase_image(inputs, store, &child, tags)?;
+        let built = rebase_image(inputs, ImageTarget::Store(store), &child, tags)?.built;
         save_by_digest(store, &built, tags)?;
         let config = cnb_image::ImageConfig::from_slice(&built.config_bytes).map_err(|source| {
             RebaseError::Image(Box::new(cnb_image::Error::Json {

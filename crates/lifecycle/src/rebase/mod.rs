@@ -24,6 +24,7 @@ use cnb_platform_api::labels::{
 use cnb_platform_api::{ExitCode, PlatformApi};
 use tracing::{info, warn};
 
+use crate::daemon::ImageTarget;
 use crate::export::NORMALIZED_CREATED;
 
 mod index;
@@ -200,6 +201,9 @@ pub enum RebaseError {
     /// The image could not be assembled or saved.
     #[error("save image")]
     Image(#[source] Box<cnb_image::Error>),
+    /// The image could not be loaded into the docker daemon.
+    #[error("save image")]
+    Daemon(#[source] Box<crate::daemon::DaemonSaveError>),
     /// report.toml could not be written.
     #[error("write rebase report")]
     Report(#[source] FileError),
@@ -254,35 +258,64 @@ pub fn parse_images(images: &[String]) -> Result<Vec<ImageRef>, RebaseError> {
 
 /// Rebases the app image and writes report.toml (not on failure).
 pub fn rebase(inputs: &RebaseInputs, store: &ImageStore) -> Result<ReportFile, RebaseError> {
-    let tags = parse_images(&inputs.images)?;
+    rebase_on(inputs, ImageTarget::Store(store))
+}
+
+/// [`rebase`] on a registry or layout store, or in the docker daemon (`-daemon`): the app
+/// image and the new run image are read from the daemon and the result loaded back into it,
+/// the app layers read back with `docker save` (the daemon cannot stack them on another base
+/// without their content). An app image index (a registry or layout) is rebased child by child.
+pub fn rebase_on(
+    inputs: &RebaseInputs,
+    target: ImageTarget<'_>,
+) -> Result<ReportFile, RebaseError> {
+    let tags = match target {
+        ImageTarget::Store(_) => parse_images(&inputs.images)?,
+        // A daemon only names the image: names may be on different registries.
+        ImageTarget::Daemon(_) => inputs
+            .images
+            .iter()
+            .map(|name| parse_images(std::slice::from_ref(name)).map(|mut r| r.remove(0)))
+            .collect::<Result<_, _>>()?,
+    };
     let app_name = inputs.app_image_name().to_owned();
-    if let Some(report) = index::rebase_if_index(inputs, store, &app_name, &tags)? {
+    if let ImageTarget::Store(store) = target
+        && let Some(report) = index::rebase_if_index(inputs, store, &app_name, &tags)?
+    {
         return Ok(report);
     }
-    let app = store
+    let app = target
         .open(&app_name, &Platform::host())
         .map_err(|source| RebaseError::OpenAppImage {
             name: app_name.clone(),
-            source: Box::new(source),
+            source,
         })?
         .ok_or_else(|| RebaseError::AppImageNotFound(app_name.clone()))?;
-    let built = rebase_image(inputs, store, &app, &tags)?;
-    save_and_report(inputs, store, &built, &tags)
+    let rebased = rebase_image(inputs, target, &app, &tags)?;
+    save_and_report(inputs, target, &rebased, &tags)
+}
+
+/// A rebased image, built but not saved.
+pub(crate) struct Rebased {
+    /// The image.
+    pub built: cnb_image::BuiltImage,
+    /// How many of its layers are the new run image's (the daemon already has them).
+    pub base_layers: usize,
 }
 
 /// [RBS-004]..[RBS-010] `app` on the new run image (chosen for `app`'s platform), built
 /// but not saved.
 pub(crate) fn rebase_image(
     inputs: &RebaseInputs,
-    store: &ImageStore,
+    target: ImageTarget<'_>,
     app: &Image,
     tags: &[ImageRef],
-) -> Result<cnb_image::BuiltImage, RebaseError> {
+) -> Result<Rebased, RebaseError> {
     let mut metadata = read_metadata(app)?;
 
     let run_name = match inputs.run_image.as_deref().filter(|r| !r.is_empty()) {
         Some(name) => name.to_owned(),
-        None => run_image_from_metadata(inputs, &tags[0], &metadata, store)?,
+        None => run_image_from_metadata(inputs, &tags[0], &metadata, target)?,
     };
     // The new base is chosen for the app's platform (an index resolves to the matching
     // manifest), so a cross-platform rebase only happens with a single-platform run image.
@@ -292,11 +325,11 @@ pub(crate) fn rebase_image(
         &app_config.architecture,
         app_config.variant.as_deref(),
     );
-    let new_base = store
+    let new_base = target
         .open_read_only(&run_name, &platform)
         .map_err(|source| RebaseError::OpenRunImage {
             name: run_name.clone(),
-            source: Box::new(source),
+            source,
         })?
         .ok_or_else(|| RebaseError::RunImageNotFound(run_name.clone()))?;
 
@@ -354,19 +387,23 @@ pub(crate) fn rebase_image(
         &new_base,
         inputs.platform_api.features().targets,
     );
-    builder.build().map_err(|e| RebaseError::Image(Box::new(e)))
+    let built = builder
+        .build()
+        .map_err(|e| RebaseError::Image(Box::new(e)))?;
+    Ok(Rebased {
+        built,
+        base_layers: new_base.config().rootfs.diff_ids.len(),
+    })
 }
 
 /// Saves the rebased image to `tags` and writes report.toml.
 fn save_and_report(
     inputs: &RebaseInputs,
-    store: &ImageStore,
-    built: &cnb_image::BuiltImage,
+    target: ImageTarget<'_>,
+    rebased: &Rebased,
     tags: &[ImageRef],
 ) -> Result<ReportFile, RebaseError> {
-    let saved = store
-        .save(built, tags)
-        .map_err(|e| RebaseError::Image(Box::new(e)))?;
+    let (saved, image_id) = save(inputs, target, rebased, tags)?;
     info!("*** Images ({}):", short_digest(saved.digest.as_ref()));
     for name in &saved.saved {
         info!("      {name}");
@@ -378,15 +415,13 @@ fn save_and_report(
         .into_result()
         .map_err(|e| RebaseError::Save(Box::new(e)))?;
     // [RBS-012]
+    let daemon = image_id.is_some();
     let report = ReportFile {
         image: ImageReport {
             tags: saved.saved.clone(),
-            image_id: None,
-            digest: inputs
-                .layout_dir
-                .is_none()
-                .then(|| saved.digest.to_string()),
-            manifest_size: Some(saved.manifest_size),
+            image_id,
+            digest: (inputs.layout_dir.is_none() && !daemon).then(|| saved.digest.to_string()),
+            manifest_size: (!daemon).then_some(saved.manifest_size),
         },
         ..ReportFile::default()
     };
@@ -394,6 +429,41 @@ fn save_and_report(
         .write(&inputs.report_path)
         .map_err(RebaseError::Report)?;
     Ok(report)
+}
+
+/// Saves to the store, or loads into the daemon (then with the image id).
+fn save(
+    inputs: &RebaseInputs,
+    target: ImageTarget<'_>,
+    rebased: &Rebased,
+    tags: &[ImageRef],
+) -> Result<(cnb_image::SaveReport, Option<String>), RebaseError> {
+    match target {
+        ImageTarget::Store(store) => {
+            let saved = store
+                .save(&rebased.built, tags)
+                .map_err(|e| RebaseError::Image(Box::new(e)))?;
+            Ok((saved, None))
+        }
+        ImageTarget::Daemon(d) => {
+            let scratch = tempfile::tempdir().map_err(|e| {
+                RebaseError::Image(Box::new(cnb_image::Error::Io {
+                    op: "create a temporary directory in",
+                    path: std::env::temp_dir(),
+                    source: e,
+                }))
+            })?;
+            let saved = crate::daemon::save(
+                d,
+                &rebased.built,
+                rebased.base_layers,
+                &inputs.images,
+                scratch.path(),
+            )
+            .map_err(|e| RebaseError::Daemon(Box::new(e)))?;
+            Ok((saved.report, Some(saved.image_id)))
+        }
+    }
 }
 
 fn top_layer_missing(top: &str) -> cnb_image::Error {
@@ -421,7 +491,7 @@ fn run_image_from_metadata(
     inputs: &RebaseInputs,
     target: &ImageRef,
     metadata: &LayersMetadata,
-    store: &ImageStore,
+    store: ImageTarget<'_>,
 ) -> Result<String, RebaseError> {
     let candidates =
         if inputs.platform_api.features().targets && !metadata.run_image.image.is_empty() {
@@ -460,7 +530,11 @@ fn run_image_from_metadata(
     }
 }
 
-fn is_readable(store: &ImageStore, name: &str) -> bool {
+fn is_readable(target: ImageTarget<'_>, name: &str) -> bool {
+    let ImageTarget::Store(store) = target else {
+        // The reference's daemon access check accepts every candidate.
+        return true;
+    };
     match store {
         ImageStore::Registry(registry) => {
             ImageRef::parse(name).is_ok_and(|r| registry.check_read_access(&r).is_ok())

@@ -53,6 +53,7 @@ use cnb_platform_api::{Inputs, PlatformApi};
 use tracing::{debug, info, warn};
 
 use crate::analyze::{Store, target_metadata};
+use crate::daemon::DaemonTarget;
 
 /// The internal variable that moves `<kaniko-dir>` (default [`DEFAULT_KANIKO_DIR`]) for tests.
 /// Not part of the Platform API: platforms must mount `/kaniko`.
@@ -207,6 +208,16 @@ pub fn update_analyzed(
     inputs: &ImageInputs,
     keychain: Keychain,
 ) -> Result<ImagesSummary, ImagesError> {
+    update_analyzed_with_daemon(inputs, keychain, None)
+}
+
+/// [`update_analyzed`] reading the run image from `daemon` (connected before dropping
+/// privileges) when `inputs.daemon` is set and there is no layout ([RES-015]).
+pub fn update_analyzed_with_daemon(
+    inputs: &ImageInputs,
+    keychain: Keychain,
+    daemon: Option<&DaemonTarget>,
+) -> Result<ImagesSummary, ImagesError> {
     let mut summary = ImagesSummary::default();
     let Ok(group) = GroupFile::read(&inputs.group_path) else {
         return Ok(summary);
@@ -232,10 +243,12 @@ pub fn update_analyzed(
         ..cnb_image::RegistryOptions::default()
     };
     let registry = Registry::new(options, keychain).map_err(|e| ImagesError::Store(Box::new(e)))?;
+    let daemon = daemon.filter(|_| inputs.daemon && inputs.layout_dir.is_none());
     let store = Store::from_parts(
         inputs.layout_dir.as_ref().map(LayoutStore::new),
         Some(registry),
-    );
+    )
+    .with_daemon(daemon.cloned());
     let mut analyzed = original.clone();
     // An index resolves to its child for the build's target.
     let platform = crate::target_platform::from_analyzed(&original);
@@ -357,7 +370,7 @@ fn check_selected_run_image(
     }
 }
 
-/// [RES-015] The run image from the layout root or the registry (a daemon is not supported).
+/// [RES-015] The run image from the layout root, the daemon or the registry.
 fn open_run_image(
     inputs: &ImageInputs,
     store: &Store,
@@ -369,9 +382,9 @@ fn open_run_image(
             image: name.to_owned(),
             source,
         };
-    if inputs.daemon && inputs.layout_dir.is_none() {
+    if inputs.daemon && inputs.layout_dir.is_none() && !store.has_daemon() {
         return Err(get_err(Some(
-            "the docker daemon is not supported by this lifecycle; use a registry or -layout (CNB_USE_LAYOUT)".into(),
+            "-daemon is set but no docker daemon connection was opened".into(),
         )));
     }
     match store.open(name, platform) {
