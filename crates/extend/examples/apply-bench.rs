@@ -1,5 +1,6 @@
 //! Applies one Dockerfile to a root with layers, and reports the time taken:
-//! `cargo run -p cnb-extend --example apply-bench -- <root> <context> <Dockerfile> <layers-dir>`.
+//! `cargo run -p cnb-extend --example apply-bench -- <root> <context> <Dockerfile> <layers-dir> [<cache-dir>]`
+//! (with a cache dir, instructions cached by an earlier run are replayed).
 //! `bench/apply-bench.sh` in this crate sets up a root and compares with `docker build`.
 
 use std::path::PathBuf;
@@ -7,9 +8,15 @@ use std::sync::Arc;
 
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [root, context, dockerfile, layers] = args.as_slice() else {
-        eprintln!("usage: apply-bench <root> <context> <Dockerfile> <layers-dir>");
-        std::process::exit(2);
+    let (root, context, dockerfile, layers, cache) = match args.as_slice() {
+        [r, c, d, l] => (r, c, d, l, None),
+        [r, c, d, l, cache] => (r, c, d, l, Some(cache)),
+        _ => {
+            eprintln!(
+                "usage: apply-bench <root> <context> <Dockerfile> <layers-dir> [<cache-dir>]"
+            );
+            std::process::exit(2);
+        }
     };
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
@@ -27,7 +34,10 @@ fn main() {
             output: Arc::new(cnb_extend::PrefixedOutput {
                 prefix: "extender (bench)".into(),
             }),
-            cache: None,
+            cache: cache.map(|dir| cnb_extend::CacheOptions {
+                dir: dir.clone(),
+                ttl: std::time::Duration::from_secs(14 * 24 * 3600),
+            }),
         };
         let mut state = cnb_extend::ImageState::default();
         cnb_extend::apply(&df, &mut state, &opts).map(|_| state)
