@@ -34,3 +34,4 @@ mod rebuild;
 mod res;
 mod static_bins;
 mod tls;
+mod zstd;

@@ -254,6 +254,7 @@ fn export_inputs(
             .cache_dir
             .clone()
             .filter(|_| inputs.cache_image.is_none()),
+        layer_compression: cnb_layers::Compression::DEFAULT,
     }
 }
 
@@ -415,7 +416,20 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     }
     refuse_extended_run_image(inputs)?;
     let layout = layout_dir(inputs)?;
-    let export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
+    let mut export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
+    export_inputs.layer_compression =
+        crate::export::compression::parse(&inputs.layer_compression, inputs.experimental_mode)
+            .map_err(|e| {
+                let code = match e {
+                    crate::export::compression::CompressionError::Unknown(_) => {
+                        ExitCode::InvalidArgs
+                    }
+                    crate::export::compression::CompressionError::Experimental(_) => {
+                        ExitCode::Failed
+                    }
+                };
+                Failure::new(code, "resolve inputs", &e)
+            })?;
     // Argument errors first, before any network or file access.
     parse_images(&export_inputs.images).map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     let keychain = resolved_keychain(&crate::image_args::unique_registries(exporter_image_names(
