@@ -235,6 +235,13 @@ pub const INPUTS: &[InputDef] = &[
         "kind of image to extend (build or run)"
     ),
     input!(
+        "layer-compression",
+        Some("CNB_LAYER_COMPRESSION"),
+        Value,
+        [all(E)],
+        "compression of new layers: gzip (default) or zstd (experimental)"
+    ),
+    input!(
         "launch-cache",
         Some("CNB_LAUNCH_CACHE_DIR"),
         Value,
@@ -592,6 +599,8 @@ pub struct Inputs {
     pub launcher_sbom_dir: PathBuf,
     pub process_type: Option<String>,
     pub extend_kind: String,
+    /// `-layer-compression` / `CNB_LAYER_COMPRESSION` (exporter, experimental): `gzip` or `zstd`.
+    pub layer_compression: String,
     pub kaniko_cache_ttl: Option<String>,
     pub print_version: bool,
 }
@@ -794,6 +803,7 @@ impl Inputs {
             launcher_sbom_dir: path("launcher-sbom", "/cnb/lifecycle"),
             process_type: r.string("process-type"),
             extend_kind: r.string_or("kind", "build"),
+            layer_compression: r.string_or("layer-compression", "gzip"),
             kaniko_cache_ttl: r.string("kaniko-cache-ttl"),
             layers_dir,
             print_version: r.bool("version")?,

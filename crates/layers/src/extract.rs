@@ -131,16 +131,21 @@ pub fn extract_file(path: &Path, opts: &ExtractOptions) -> Result<Extracted> {
 /// Extracts a tar stream (see the module docs for the rules).
 pub fn extract<R: Read>(reader: R, opts: &ExtractOptions) -> Result<Extracted> {
     let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+    let head = buffered
+        .fill_buf()
+        .map_err(|source| Error::Read { source })?;
+    let zstd = opts.compressed == Compressed::Auto && head.starts_with(&crate::ZSTD_MAGIC);
     let gzip = match opts.compressed {
         Compressed::Gzip => true,
         Compressed::No => false,
-        Compressed::Auto => buffered
-            .fill_buf()
-            .map_err(|source| Error::Read { source })?
-            .starts_with(&[0x1f, 0x8b]),
+        Compressed::Auto => head.starts_with(&[0x1f, 0x8b]),
     };
     let input: Box<dyn Read> = if gzip {
         Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    } else if zstd {
+        let decoder = zstd::stream::read::Decoder::with_buffer(buffered)
+            .map_err(|source| Error::Read { source })?;
+        Box::new(decoder)
     } else {
         Box::new(buffered)
     };

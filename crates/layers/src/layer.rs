@@ -307,6 +307,13 @@ pub(crate) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
     })?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(r)))
+    } else if head.starts_with(&crate::ZSTD_MAGIC) {
+        let decoder =
+            zstd::stream::read::Decoder::with_buffer(r).map_err(|source| Error::ReadFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Box::new(decoder))
     } else {
         Ok(Box::new(r))
     }

@@ -38,9 +38,9 @@ pub use extract::{Compressed, ExtractOptions, Extracted, extract, extract_file};
 pub use layer::{Entry, LayerSource};
 pub use oci_spec::image::Digest;
 pub use pipeline::{
-    Compression, LayerInfo, TarInfo, run_parallel, write_layer, write_layer_to_dir,
-    write_layer_to_dir_listed, write_layer_to_dir_with_copy, write_layer_with_copy,
-    write_layers_parallel, write_uncompressed, write_uncompressed_listed,
+    Codec, Compression, LayerInfo, TarInfo, ZSTD_MAGIC, run_parallel, write_layer,
+    write_layer_to_dir, write_layer_to_dir_listed, write_layer_to_dir_with_copy,
+    write_layer_with_copy, write_layers_parallel, write_uncompressed, write_uncompressed_listed,
 };
 pub use slices::{Slice, slice_layers};
 pub use tar::Owner;

@@ -44,28 +44,106 @@ use crate::tar::Listing;
 
 const SINK_BUFFER: usize = 256 * 1024;
 
-/// Gzip level for layer blobs.
+/// How layer blobs are compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Compression(u32);
+pub enum Codec {
+    /// gzip (`tar+gzip`), what every tool reads.
+    Gzip,
+    /// zstd (`tar+zstd`, OCI 1.1), multi-threaded over the machine's cores.
+    Zstd,
+}
+
+/// Codec and level for layer blobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compression {
+    codec: Codec,
+    level: u32,
+}
+
+/// The zstd frame magic (`28 b5 2f fd`).
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 impl Compression {
     /// The level chosen for layers (zlib-rs level 2; see the module docs).
-    pub const DEFAULT: Compression = Compression(2);
+    pub const DEFAULT: Compression = Compression {
+        codec: Codec::Gzip,
+        level: 2,
+    };
+
+    /// zstd at level 3 (its default): smaller than `gzip -1` and, on two threads, faster.
+    pub const ZSTD: Compression = Compression {
+        codec: Codec::Zstd,
+        level: 3,
+    };
 
     /// A gzip level from 0 (store) to 9 (best); larger values are clamped.
     pub fn level(level: u32) -> Self {
-        Compression(level.min(9))
+        Compression {
+            codec: Codec::Gzip,
+            level: level.min(9),
+        }
     }
 
     /// The numeric level.
     pub fn get(self) -> u32 {
-        self.0
+        self.level
+    }
+
+    /// The codec.
+    pub fn codec(self) -> Codec {
+        self.codec
     }
 }
 
 impl Default for Compression {
     fn default() -> Self {
         Compression::DEFAULT
+    }
+}
+
+/// The compressing stage of the pipeline: gzip or multi-threaded zstd.
+enum Encoder<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(out: W, compression: Compression) -> std::io::Result<Self> {
+        Ok(match compression.codec {
+            Codec::Gzip => {
+                let level = flate2::Compression::new(compression.level);
+                Encoder::Gzip(GzBuilder::new().write(out, level))
+            }
+            Codec::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(out, compression.level as i32)?;
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                encoder.multithread(threads as u32)?;
+                Encoder::Zstd(encoder)
+            }
+        })
+    }
+
+    fn finish(self) -> std::io::Result<W> {
+        match self {
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Zstd(e) => e.flush(),
+        }
     }
 }
 
@@ -148,7 +226,7 @@ fn write_layer_marked<W: Write, C: Write>(
     list: Option<&mut EntryList>,
 ) -> Result<(LayerInfo, W, C)> {
     let out = HashWriter::new(BufWriter::with_capacity(SINK_BUFFER, sink));
-    let gz = GzBuilder::new().write(out, flate2::Compression::new(compression.get()));
+    let gz = Encoder::new(out, compression).map_err(io_write)?;
     let copy = BufWriter::with_capacity(SINK_BUFFER, copy);
     let tar = HashWriter::new(Tee {
         first: gz,

@@ -38,3 +38,4 @@ mod res;
 mod static_bins;
 mod telemetry;
 mod tls;
+mod zstd;

@@ -45,11 +45,11 @@ use super::CacheError;
 /// image's format).
 pub(crate) fn layer_file(info: cnb_layers::LayerInfo, path: std::path::PathBuf) -> LayerFile {
     LayerFile {
-        path,
         digest: info.digest,
         diff_id: info.diff_id,
+        media_type: crate::export::compression::media_type_of(&path),
+        path,
         size: info.compressed_size,
-        media_type: None,
         mount_from: None,
     }
 }

@@ -257,6 +257,7 @@ fn export_inputs(
             .cache_dir
             .clone()
             .filter(|_| inputs.cache_image.is_none()),
+        layer_compression: cnb_layers::Compression::DEFAULT,
     }
 }
 
@@ -446,7 +447,20 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         }
     }
     let layout = layout_dir(inputs)?;
-    let export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
+    let mut export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
+    export_inputs.layer_compression =
+        crate::export::compression::parse(&inputs.layer_compression, inputs.experimental_mode)
+            .map_err(|e| {
+                let code = match e {
+                    crate::export::compression::CompressionError::Unknown(_) => {
+                        ExitCode::InvalidArgs
+                    }
+                    crate::export::compression::CompressionError::Experimental(_) => {
+                        ExitCode::Failed
+                    }
+                };
+                Failure::new(code, "resolve inputs", &e)
+            })?;
     // Argument errors first, before any network or file access.
     check_images(inputs, &export_inputs)?;
     let keychain = resolved_keychain(&crate::image_args::unique_registries(exporter_image_names(

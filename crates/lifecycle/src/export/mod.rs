@@ -8,6 +8,7 @@
 //! ([`config`]); save to every tag; write the report.
 
 mod blob_dir;
+pub mod compression;
 mod config;
 mod daemon;
 mod extended;
@@ -82,6 +83,8 @@ pub struct ExportInputs {
     pub cache_dir: Option<PathBuf>,
     /// `-parallel`: export the image and the cache at the same time.
     pub parallel: bool,
+    /// How new layers are compressed (`-layer-compression`, experimental).
+    pub layer_compression: Compression,
 }
 
 /// Why the export failed.
@@ -438,6 +441,7 @@ pub fn export_to(
                 &planned,
                 blob_dir.path(),
                 staging.map(|volume| (volume, cached.as_slice())),
+                compression::for_format(inputs.layer_compression, run_image.format()),
             )?,
             ImageTarget::Daemon(_) => {
                 daemon::produce_layers(&planned, launch.as_ref(), blob_dir.path())?
@@ -755,6 +759,7 @@ fn produce_layers(
     dir: &Path,
     staging: Option<(&VolumeCache, &[bool])>,
     finished: Option<&BlobFinished<'_>>,
+    compression: Compression,
 ) -> Result<Produced, ExportError> {
     let jobs: Vec<usize> = (0..planned.len())
         .filter(|&i| planned[i].source.is_some())
@@ -782,7 +787,7 @@ fn produce_layers(
                 source,
                 dir,
                 std::io::sink(),
-                Compression::DEFAULT,
+                compression,
                 &mut list,
             )?;
             if let Some(finished) = finished {
@@ -794,7 +799,7 @@ fn produce_layers(
             source,
             dir,
             file.as_file_mut(),
-            Compression::DEFAULT,
+            compression,
             &mut list,
         )?;
         if let Some(finished) = finished {
@@ -839,9 +844,10 @@ fn produce_and_upload(
     planned: &[PlannedLayer],
     dir: &Path,
     staging: Option<(&VolumeCache, &[bool])>,
+    compression: Compression,
 ) -> Result<Produced, ExportError> {
     let (ImageStore::Registry(registry), Some(tag)) = (store, tag) else {
-        return produce_layers(planned, dir, staging, None);
+        return produce_layers(planned, dir, staging, None, compression);
     };
     std::thread::scope(|scope| {
         let (sender, blobs) = std::sync::mpsc::channel::<LayerFile>();
@@ -869,7 +875,7 @@ fn produce_and_upload(
                 let _ = sender.send(layer_file(info.clone(), path.to_path_buf()));
             }
         };
-        let produced = produce_layers(planned, dir, staging, Some(&finished));
+        let produced = produce_layers(planned, dir, staging, Some(&finished), compression);
         // The last sender goes with `finished`, which ends the uploader's loop.
         drop(finished);
         if uploader.join().is_err() {
