@@ -26,13 +26,14 @@ pub const BUILDPACK_ID: &str = "examples/greeter";
 /// Its version.
 pub const BUILDPACK_VERSION: &str = "0.0.1";
 
-/// The greeter's `bin/build`: a launch+cache layer `greeter` (its `bin/greet` prints
+/// The greeter's `bin/build`: says which user it runs as, writes a launch+cache layer `greeter` (its `bin/greet` prints
 /// `$GREETING, <app's message.txt>`) and a launch-only layer `motd` (sets `GREETING=Hello`).
 /// A layer whose metadata was restored keeps its contents (restored from the cache, or reused
 /// from the previous image); its `[types]` are always declared again (Buildpack API ≥ 0.6).
 const BUILD: &str = r#"#!/bin/sh
 set -eu
 layers=$CNB_LAYERS_DIR
+echo "building as $(id -u):$(id -g)"
 if [ -x "$layers/greeter/bin/greet" ]; then
   echo "greeter: kept the restored layer"
 else

@@ -10,7 +10,7 @@ use cnb_spec_tests::Output;
 use cnb_spec_tests::platform::flow::{self, MESSAGE, PASSWORD, USER};
 use cnb_spec_tests::platform::{Build, Platform};
 
-/// Every phase succeeded and none printed the registry password.
+/// Every phase succeeded, none printed the registry password, the buildpack ran non-root.
 #[track_caller]
 fn check_phases(build: &Build) {
     for (phase, out) in &build.phases {
@@ -18,6 +18,8 @@ fn check_phases(build: &Build) {
         out.no_panic().never_mentions(PASSWORD);
     }
     assert_eq!(build.phases.len(), 5, "all five phases ran");
+    // The builder ran as the builder image's user, not root.
+    build.phase("builder").mentions("building as 1000:1000");
 }
 
 /// The app image runs its default process: the launch layer's `greet` with the launch-only
