@@ -220,6 +220,12 @@ impl Container {
         self
     }
 
+    /// `-v <host path>:<target>` (read-write: the Docker socket).
+    pub fn bind(mut self, host: &Path, target: &str) -> Container {
+        self.mounts.push(format!("{}:{target}", host.display()));
+        self
+    }
+
     /// `-v <host path>:<target>:ro`.
     pub fn bind_ro(mut self, host: &Path, target: &str) -> Container {
         self.mounts.push(format!("{}:{target}:ro", host.display()));

@@ -8,7 +8,11 @@
 //!   registry allowed with `-insecure-registry`, the cache in a volume kept between builds;
 //! - kpack: every phase from the **builder image**, credentials in a docker config readable only
 //!   by root (`$HOME/.docker/config.json`), `CNB_INSECURE_REGISTRIES`, the cache in a cache
-//!   image; the volumes are fresh for every build (a pod's `emptyDir`s).
+//!   image; the volumes are fresh for every build (a pod's `emptyDir`s);
+//! - pack `build` (the default, exporting to the daemon): the Docker socket mounted at
+//!   `/var/run/docker.sock` in the root phases, `-daemon` (and `-launch-cache /launch-cache`
+//!   for the analyzer and exporter), a launch-cache volume; untrusted as above (registry phases
+//!   from the lifecycle image), trusted as one `creator` container from the builder image.
 
 use std::cell::Cell;
 use std::fs;
@@ -41,6 +45,8 @@ pub enum Credentials {
     RegistryAuthEnv,
     /// kpack: a root-only docker config and `CNB_INSECURE_REGISTRIES`.
     DockerConfig,
+    /// pack's daemon flows: none (every image comes from the daemon).
+    None,
 }
 
 /// dockerd, an authenticating registry on loopback, the images, the app source and the
@@ -103,6 +109,11 @@ impl Platform {
         self.docker.cli(&["run", "--rm", image])
     }
 
+    /// Runs `image` from the daemon (`docker run --rm`); returns its outcome.
+    pub fn run_local(&self, image: &str) -> Output {
+        self.docker.cli(&["run", "--rm", image])
+    }
+
     /// Layer blobs uploaded to the registry so far (`PUT …/blobs/uploads/…` in its access log).
     pub fn blob_uploads(&self) -> usize {
         self.registry.count_requests("PUT", "/blobs/uploads/")
@@ -135,6 +146,13 @@ impl Build {
             .1
     }
 
+    /// `[image] image-id` of `report.toml` (daemon exports).
+    pub fn image_id(&self) -> &str {
+        self.report["image"]["image-id"]
+            .as_str()
+            .expect("report.toml [image] image-id")
+    }
+
     /// `[image] digest` of `report.toml`.
     pub fn digest(&self) -> &str {
         self.report["image"]["digest"]
@@ -153,6 +171,8 @@ struct Flow<'a> {
     workspace: String,
     /// `-cache-dir /cache` on this volume, or `-cache-image`.
     cache: Cache,
+    /// The launch-cache volume when exporting to the daemon.
+    launch_cache: Option<String>,
 }
 
 enum Cache {
@@ -183,6 +203,36 @@ pub fn kpack(platform: &Platform, image: &str, cache_image: &str) -> Build {
     flow.run(image)
 }
 
+/// pack `build` with an untrusted builder, to the daemon: see the module doc.
+pub fn pack_daemon(platform: &Platform, image: &str, cache: &str, launch_cache: &str) -> Build {
+    let mut flow = Flow::new(
+        platform,
+        Credentials::None,
+        &platform.images.lifecycle,
+        Cache::Volume(cache.to_owned()),
+    );
+    flow.launch_cache = Some(platform.docker.volume(launch_cache));
+    flow.run(image)
+}
+
+/// pack `build --trust-builder`, to the daemon: one `creator` container from the builder
+/// image, root with `-uid/-gid`.
+pub fn pack_trusted_daemon(
+    platform: &Platform,
+    image: &str,
+    cache: &str,
+    launch_cache: &str,
+) -> Build {
+    let mut flow = Flow::new(
+        platform,
+        Credentials::None,
+        &platform.images.builder,
+        Cache::Volume(cache.to_owned()),
+    );
+    flow.launch_cache = Some(platform.docker.volume(launch_cache));
+    flow.run_creator(image)
+}
+
 impl<'a> Flow<'a> {
     fn new(
         platform: &'a Platform,
@@ -202,17 +252,13 @@ impl<'a> Flow<'a> {
             layers: docker.volume(&format!("layers-{n}")),
             workspace: docker.volume(&format!("workspace-{n}")),
             cache,
+            launch_cache: None,
         }
     }
 
     fn run(&self, image: &str) -> Build {
         self.copy_app();
-        let id_flags = [
-            "-uid".to_owned(),
-            CNB_UID.to_string(),
-            "-gid".to_owned(),
-            CNB_GID.to_string(),
-        ];
+        let id_flags = id_flags();
         let run_image = ["-run-image", &self.platform.images.run];
         let mut phases = Vec::new();
         let steps: [(&'static str, Vec<String>); 5] = [
@@ -228,6 +274,7 @@ impl<'a> Flow<'a> {
                 let mut args = id_flags.to_vec();
                 args.extend(extra);
                 args.extend(self.cache_flags(phase));
+                args.extend(self.daemon_flags(phase));
                 if phase != "restorer" {
                     args.push(image.to_owned());
                 }
@@ -235,15 +282,28 @@ impl<'a> Flow<'a> {
             } else {
                 self.user_phase(phase)
             };
-            let started = std::time::Instant::now();
-            let out = container.run(&self.platform.docker);
-            eprintln!("{phase}: {:.1?}", started.elapsed());
+            let out = timed(phase, || container.run(&self.platform.docker));
             let failed = out.code != 0;
             phases.push((phase, out));
             if failed {
                 break;
             }
         }
+        let report = self.report(&phases);
+        Build { phases, report }
+    }
+
+    /// The trusted flow: every phase in one `creator` process.
+    fn run_creator(&self, image: &str) -> Build {
+        self.copy_app();
+        let mut args = id_flags();
+        args.extend(strings(&["-run-image", &self.platform.images.run]));
+        args.extend(self.cache_flags("creator"));
+        args.extend(self.daemon_flags("creator"));
+        args.push(image.to_owned());
+        let container = self.root_phase("creator").args(args);
+        let out = timed("creator", || container.run(&self.platform.docker));
+        let phases = vec![("creator", out)];
         let report = self.report(&phases);
         Build { phases, report }
     }
@@ -271,6 +331,11 @@ impl<'a> Flow<'a> {
         if let Cache::Volume(v) = &self.cache {
             c = c.volume(v, "/cache");
         }
+        if let Some(v) = &self.launch_cache {
+            c = c
+                .volume(v, "/launch-cache")
+                .bind(&self.platform.docker.socket(), "/var/run/docker.sock");
+        }
         let host = self.platform.registry.host();
         match self.credentials {
             Credentials::RegistryAuthEnv => c
@@ -283,6 +348,7 @@ impl<'a> Flow<'a> {
                     self.platform.secrets.path(),
                     &format!("{KPACK_HOME}/.docker"),
                 ),
+            Credentials::None => c,
         }
     }
 
@@ -299,15 +365,28 @@ impl<'a> Flow<'a> {
 
     fn cache_flags(&self, phase: &str) -> Vec<String> {
         match (&self.cache, phase) {
-            (Cache::Volume(_), "restorer" | "exporter") => strings(&["-cache-dir", "/cache"]),
+            (Cache::Volume(_), "restorer" | "exporter" | "creator") => {
+                strings(&["-cache-dir", "/cache"])
+            }
             (Cache::Image(image), _) => strings(&["-cache-image", image]),
             _ => Vec::new(),
         }
     }
 
+    /// `-daemon`, and `-launch-cache` where pack passes it, when exporting to the daemon.
+    fn daemon_flags(&self, phase: &str) -> Vec<String> {
+        match (&self.launch_cache, phase) {
+            (None, _) => Vec::new(),
+            (Some(_), "restorer") => strings(&["-daemon"]),
+            (Some(_), _) => strings(&["-daemon", "-launch-cache", "/launch-cache"]),
+        }
+    }
+
     /// `report.toml` from the layers volume (empty when the exporter did not finish).
     fn report(&self, phases: &[(&str, Output)]) -> toml::Table {
-        let exported = phases.iter().any(|(p, o)| *p == "exporter" && o.code == 0);
+        let exported = phases
+            .iter()
+            .any(|(p, o)| matches!(*p, "exporter" | "creator") && o.code == 0);
         if !exported {
             return toml::Table::new();
         }
@@ -318,6 +397,19 @@ impl<'a> Flow<'a> {
         out.success();
         out.stdout.parse().expect("report.toml parses")
     }
+}
+
+/// `-uid 1000 -gid 1000`.
+fn id_flags() -> Vec<String> {
+    strings(&["-uid", &CNB_UID.to_string(), "-gid", &CNB_GID.to_string()])
+}
+
+/// Runs `f`, printing how long it took (timing is reported, never asserted).
+fn timed(phase: &str, f: impl FnOnce() -> Output) -> Output {
+    let started = std::time::Instant::now();
+    let out = f();
+    eprintln!("{phase}: {:.1?}", started.elapsed());
+    out
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

@@ -152,3 +152,67 @@ fn readme_recipe_works_as_printed() {
     let last = out.stdout.trim().lines().last().unwrap_or_default();
     assert_eq!(last, format!("Hello, {MESSAGE}"), "{out}");
 }
+
+/// A daemon rebuild with nothing changed: the same image ID, every layer reused from the
+/// launch cache.
+#[track_caller]
+fn check_no_op_daemon_rebuild(first: &Build, second: &Build, exporter: &str) {
+    let out = second.phase(exporter);
+    assert!(
+        !out.all().contains("Adding layer"),
+        "a layer was added on the rebuild\n{out}"
+    );
+    for layer in [
+        "examples/greeter:greeter",
+        "examples/greeter:motd",
+        "buildpacksio/lifecycle:launcher",
+    ] {
+        out.mentions(&format!("Reusing layer '{layer}'"));
+    }
+    // The launch cache has every reused layer: nothing is read back from the daemon.
+    out.never_mentions("back from the docker daemon");
+    assert_eq!(
+        first.image_id(),
+        second.image_id(),
+        "the rebuild is the same image"
+    );
+}
+
+/// The app image in the daemon runs its default process.
+#[track_caller]
+fn check_local_app(platform: &Platform, image: &str) {
+    let out = platform.run_local(image);
+    assert_eq!(out.code, 0, "docker run {image}\n{out}");
+    assert_eq!(out.stdout.trim(), format!("Hello, {MESSAGE}"), "{out}");
+}
+
+#[test]
+fn pack_untrusted_daemon_flow_runs_the_app_and_a_no_op_rebuild_reuses_every_layer() {
+    let platform = Platform::start();
+    let image = "pack-daemon-app:latest";
+    let first = flow::pack_daemon(&platform, image, "daemon-cache", "launch-cache");
+    check_phases(&first);
+    check_local_app(&platform, image);
+
+    let second = flow::pack_daemon(&platform, image, "daemon-cache", "launch-cache");
+    check_phases(&second);
+    check_no_op_daemon_rebuild(&first, &second, "exporter");
+    check_local_app(&platform, image);
+}
+
+#[test]
+fn pack_trusted_daemon_flow_creator_runs_the_app_and_a_no_op_rebuild_reuses_every_layer() {
+    let platform = Platform::start();
+    let image = "pack-trusted-app:latest";
+    let first = flow::pack_trusted_daemon(&platform, image, "trusted-cache", "launch-cache");
+    let creator = first.phase("creator");
+    assert_eq!(creator.code, 0, "creator failed\n{creator}");
+    check_local_app(&platform, image);
+
+    let second = flow::pack_trusted_daemon(&platform, image, "trusted-cache", "launch-cache");
+    let creator = second.phase("creator");
+    assert_eq!(creator.code, 0, "creator failed\n{creator}");
+    creator.no_panic();
+    check_no_op_daemon_rebuild(&first, &second, "creator");
+    check_local_app(&platform, image);
+}
