@@ -51,7 +51,11 @@ fn app(ws: &Workspace, run: &BaseImage) {
         "buildpacks/acme_bp/1.0/buildpack.toml",
         "api = \"0.10\"\n[buildpack]\nid = \"acme/bp\"\nversion = \"1.0\"\n",
     );
-    ws.write("buildpacks/acme_bp/1.0/bin/detect", "#!/bin/sh\nexit 0\n");
+    // Records its real, effective, saved and file system IDs: root must not be recoverable.
+    ws.write(
+        "buildpacks/acme_bp/1.0/bin/detect",
+        "#!/bin/sh\ngrep -E '^(Uid|Gid):' /proc/self/status 2>/dev/null > /layers/detect-ids.txt || true\n",
+    );
     ws.write("buildpacks/acme_bp/1.0/bin/build", APP_BUILD);
     for f in ["detect", "build"] {
         let p = ws.path(&format!("buildpacks/acme_bp/1.0/bin/{f}"));
@@ -169,6 +173,15 @@ fn creator_with_extensions_builds_with_the_tool_and_launches_with_the_run_extens
         "RUN executed\n{again}"
     );
     assert!(ws.path("kaniko/cache/cnb").is_dir());
+    // Detection ran while the creator kept root as its saved ID; the buildpack did not.
+    assert_eq!(
+        ws.read("layers/detect-ids.txt")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [
+            "Uid:", "1000", "1000", "1000", "1000", "Gid:", "1000", "1000", "1000", "1000"
+        ]
+    );
     let second = layer_digests(&Image::registry(&app_ref));
     assert_eq!(second, first);
     assert_eq!(registry.blob_uploads_of(&ext_layer), 1, "uploaded again");
@@ -194,4 +207,40 @@ fn creator_with_extensions_not_root_fails_with_the_extender_exit_code() {
     out.code(102);
     out.stderr_has("applies only as root");
     assert!(!Image::registry(&registry.reference("acme/app:latest")).exists());
+}
+
+#[test]
+fn creator_before_platform_0_12_still_refuses_extensions() {
+    // Without <extended>/run in the exporter (Platform < 0.12) the creator cannot extend.
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let run = registry.push(run_image_layout(), "cnb/run:latest");
+    app(&ws, &run);
+    let path = |rel: &str| ws.path(rel).display().to_string();
+    // `ws.creator()` passes `-run`, which Platform 0.11 does not have.
+    let out = registry
+        .allow(ws.run("creator"))
+        .env("CNB_PLATFORM_API", "0.11")
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .env("CNB_EXTENSIONS_DIR", ws.extensions())
+        .env("CNB_USER_ID", "1234")
+        .env("CNB_GROUP_ID", "1234")
+        .args(["-app", &path("workspace"), "-layers", &path("layers")])
+        .args([
+            "-buildpacks",
+            &path("buildpacks"),
+            "-platform",
+            &path("platform"),
+        ])
+        .args([
+            "-order",
+            &path("layers/order.toml"),
+            "-run-image",
+            &run.image,
+        ])
+        .arg(registry.reference("acme/app:latest"))
+        .output();
+    out.code(22);
+    out.stderr_has("not supported by the creator");
+    assert!(!ws.exists("layers/generated"), "{out}");
 }
