@@ -244,3 +244,35 @@ fn creator_before_platform_0_12_still_refuses_extensions() {
     out.stderr_has("not supported by the creator");
     assert!(!ws.exists("layers/generated"), "{out}");
 }
+
+#[test]
+fn creator_with_a_run_extension_in_layout_mode_fails_clearly() {
+    // RES-016: the restorer saves a run image to extend only from a registry; so does the
+    // creator, before any Dockerfile is applied.
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let layout = ws.layout_dir();
+    let run = BaseImage::install_layout(&layout, "example.com/cnb/run:latest");
+    app(&ws, &run);
+    let scratch = tempfile::tempdir().expect("scratch");
+    let c = builder(&ws, scratch.path(), &registry)
+        .mount(&layout, "/layout-repo")
+        .env("CNB_EXPERIMENTAL_MODE", "warn");
+    let out = c.creator(&[
+        "-order",
+        "/layers/order.toml",
+        "-run",
+        "/layers/run.toml",
+        "-layout",
+        "-layout-dir",
+        "/layout-repo",
+        "example.com/acme/app:latest",
+    ]);
+    out.code(102);
+    out.stderr_has("-layout (CNB_USE_LAYOUT) is not supported");
+    assert!(
+        !c.rootfs.join("opt/tool").exists(),
+        "build extension applied"
+    );
+    assert!(!ws.exists("layers/config/metadata.toml"), "{out}");
+}

@@ -67,6 +67,7 @@ fn extend(
     kaniko_dir: Option<&str>,
     env: &[(OsString, OsString)],
 ) -> Result<CreatorExtended, Failure> {
+    refuse_layout_run_extension(inputs)?;
     // The run image, layers included, at <kaniko-dir>/cache/base (the restorer's code).
     let images = ImageInputs::from_inputs(inputs, kaniko_dir);
     update_analyzed(&images, keychain).map_err(|e| Failure {
@@ -78,6 +79,23 @@ fn extend(
     tracing::info!("===> EXTENDING");
     extend_in_creator(&ext, extensions, &builder_config(env, uid, gid))
         .map_err(|(kind, e)| extend_failure(&e, kind))
+}
+
+/// [RES-016] The restorer saves a run image to extend only from a registry; so does the
+/// creator: with `-layout`, a run extension fails clearly instead of missing its base.
+fn refuse_layout_run_extension(inputs: &Inputs) -> Result<(), Failure> {
+    let extend = cnb_platform_api::files::AnalyzedFile::read(&inputs.analyzed_path)
+        .ok()
+        .and_then(|a| a.run_image)
+        .is_some_and(|r| r.extend);
+    if inputs.layout && extend {
+        return Err(Failure::msg(
+            ExitCode::ExtendError,
+            "extend run image",
+            "run image extensions need the run image from a registry; -layout (CNB_USE_LAYOUT) is not supported with them",
+        ));
+    }
+    Ok(())
 }
 
 /// What root wrote into `<layers>` while extending (analyzed.toml, `<extended>`) goes to
