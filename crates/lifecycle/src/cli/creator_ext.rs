@@ -98,10 +98,10 @@ fn refuse_layout_run_extension(inputs: &Inputs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What root wrote into `<layers>` while extending (analyzed.toml, `<extended>`) goes to
-/// the build user, like the rest of the volume.
+/// What root wrote while extending (analyzed.toml, `<extended>`) goes to the build user,
+/// like the rest of `<layers>`; the run image's work directory is already gone.
 fn hand_over(inputs: &Inputs, uid: u32, gid: u32) -> Result<(), Failure> {
-    for path in [&inputs.layers_dir, &inputs.extended_dir] {
+    for path in [&inputs.analyzed_path, &inputs.extended_dir] {
         if path.exists() {
             privileges::chown_tree(path, uid, gid)
                 .map_err(|e| priv_failure(&format!("chown {}", path.display()), &e))?;
