@@ -37,6 +37,7 @@ LABEL io.buildpacks.rebasable=true
 const APP_BUILD: &str = r#"#!/bin/sh
 set -e
 mkdir -p "$CNB_LAYERS_DIR/t/bin"
+grep -E '^(Uid|Gid):' /proc/self/status > "$CNB_LAYERS_DIR/build-ids.txt"
 printf '[types]\nlaunch = true\n' > "$CNB_LAYERS_DIR/t.toml"
 tool at-build > "$CNB_LAYERS_DIR/t/out.txt"
 printf '#!/bin/sh\ncat "${0%%/bin/*}/out.txt"\n' > "$CNB_LAYERS_DIR/t/bin/show-tool"
@@ -173,15 +174,15 @@ fn creator_with_extensions_builds_with_the_tool_and_launches_with_the_run_extens
         "RUN executed\n{again}"
     );
     assert!(ws.path("kaniko/cache/cnb").is_dir());
-    // Detection ran while the creator kept root as its saved ID; the buildpack did not.
-    assert_eq!(
-        ws.read("layers/detect-ids.txt")
-            .split_whitespace()
-            .collect::<Vec<_>>(),
-        [
-            "Uid:", "1000", "1000", "1000", "1000", "Gid:", "1000", "1000", "1000", "1000"
-        ]
-    );
+    // Detection ran while the creator kept root as its saved ID; the buildpack did not. The
+    // build ran after the creator gave root up for good.
+    for ids in ["layers/detect-ids.txt", "layers/acme_bp/build-ids.txt"] {
+        let all = [
+            "Uid:", "1000", "1000", "1000", "1000", "Gid:", "1000", "1000", "1000", "1000",
+        ];
+        let read = ws.read(ids);
+        assert_eq!(read.split_whitespace().collect::<Vec<_>>(), all, "{ids}");
+    }
     let second = layer_digests(&Image::registry(&app_ref));
     assert_eq!(second, first);
     assert_eq!(registry.blob_uploads_of(&ext_layer), 1, "uploaded again");
