@@ -77,8 +77,10 @@ fn extend(
     let ext = extend_inputs_of_kind(inputs, Kind::Build, kaniko_dir)?;
     let (uid, gid) = (inputs.uid.unwrap_or(0), inputs.gid.unwrap_or(0));
     tracing::info!("===> EXTENDING");
-    extend_in_creator(&ext, extensions, &builder_config(env, uid, gid))
-        .map_err(|(kind, e)| extend_failure(&e, kind))
+    crate::telemetry::in_phase(Phase::Extender, || {
+        extend_in_creator(&ext, extensions, &builder_config(env, uid, gid))
+    })
+    .map_err(|(kind, e)| extend_failure(&e, kind))
 }
 
 /// [RES-016] The restorer saves a run image to extend only from a registry; so does the
