@@ -60,26 +60,47 @@ impl Container {
         self
     }
 
+    /// The example run image as a builder image: the extender, the creator and the launcher
+    /// installed at `/cnb/lifecycle`.
+    pub fn builder_image(dir: &Path) -> Container {
+        let c = Container::run_image(dir);
+        install(&c.rootfs, "creator", &bins::path("creator"));
+        install(&c.rootfs, "launcher", bins::static_launcher());
+        c
+    }
+
     /// Runs `/cnb/lifecycle/extender <args>` as root in the container.
     pub fn extender(&self, args: &[&str]) -> Output {
+        self.exec("/cnb/lifecycle/extender", args, true)
+    }
+
+    /// Runs `/cnb/lifecycle/creator <args>` as root in the container, on the host's network
+    /// (the test's registry is on loopback).
+    pub fn creator(&self, args: &[&str]) -> Output {
+        self.exec("/cnb/lifecycle/creator", args, false)
+    }
+
+    fn exec(&self, program: &str, args: &[&str], unshare_net: bool) -> Output {
         let mut cmd = Command::new("bwrap");
         cmd.arg("--bind").arg(&self.rootfs).arg("/");
         cmd.args(["--proc", "/proc", "--dev", "/dev"]);
         for (host, path) in &self.mounts {
             cmd.arg("--bind").arg(host).arg(path);
         }
+        if unshare_net {
+            cmd.arg("--unshare-net");
+        }
         cmd.args([
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
-            "--unshare-net",
             "--die-with-parent",
             "--cap-add",
             "ALL",
             "--chdir",
             "/",
             "--",
-            "/cnb/lifecycle/extender",
+            program,
         ])
         .args(args)
         .env_clear()
@@ -97,9 +118,13 @@ impl Container {
 }
 
 fn install_extender(rootfs: &Path) {
-    let dest = rootfs.join("cnb/lifecycle/extender");
+    install(rootfs, "extender", &bins::path("extender"));
+}
+
+fn install(rootfs: &Path, phase: &str, from: &Path) {
+    let dest = rootfs.join("cnb/lifecycle").join(phase);
     fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir cnb/lifecycle");
-    fs::copy(bins::path("extender"), &dest).expect("copy the extender into the rootfs");
+    fs::copy(from, &dest).expect("copy the phase into the rootfs");
     fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 

@@ -64,3 +64,38 @@ pub fn run_as(uid: u32, gid: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Becomes `uid:gid` for now, keeping root as the saved user and group ID so that
+/// [`regain_root`] can come back (the creator, whose extensions need root after detection).
+/// Programs started meanwhile cannot: `execve` copies the effective IDs into the saved ones.
+pub fn drop_reversibly(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain integer arguments (and an empty group list); failures are checked.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresgid(gid, gid, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresuid(uid, uid, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Undoes [`drop_reversibly`]: root again, as user and group.
+pub fn regain_root() -> io::Result<()> {
+    // SAFETY: plain integer arguments; failures are checked.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::setresuid(0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setresgid(0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

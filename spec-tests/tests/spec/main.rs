@@ -12,6 +12,7 @@ mod cache_image;
 mod cmn;
 mod crash;
 mod cre;
+mod cre_ext;
 mod credentials;
 mod daemon;
 mod det;

@@ -152,7 +152,9 @@ fn detect_inputs(inputs: &Inputs) -> DetectInputs {
         generated_dir: inputs.generated_dir.clone(),
         run_path: inputs.run_path.clone(),
         experimental_mode: inputs.experimental_mode,
-        extensions_supported: inputs.phase != Phase::Creator,
+        // The creator extends from Platform 0.12 (`extend::creator`); before, it refuses.
+        extensions_supported: inputs.phase != Phase::Creator
+            || inputs.platform_api.features().targets,
     }
 }
 
@@ -225,7 +227,8 @@ fn export_inputs(
     let features = inputs.platform_api.features();
     ExportInputs {
         platform_api: inputs.platform_api,
-        // The creator runs no extender: a stale <extended> of an earlier build is not its input.
+        // The creator sets it only when it extended the run image in this build: a stale
+        // <extended> of an earlier build is not its input.
         extended_dir: (inputs.phase == Phase::Exporter && features.targets)
             .then(|| inputs.extended_dir.clone()),
         images,
@@ -313,7 +316,13 @@ fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
             )
         })?;
     }
-    privileges::run_as(uid, gid).map_err(|e| {
+    // The creator may need root again after detection, for image extensions.
+    let drop = if super::creator_ext::keeps_root(inputs) {
+        privileges::drop_reversibly
+    } else {
+        privileges::run_as
+    };
+    drop(uid, gid).map_err(|e| {
         Failure::msg(
             ExitCode::Failed,
             phase.action(),
@@ -532,7 +541,7 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let layout = layout_dir(inputs)?;
     let mut images = vec![image.clone()];
     images.extend(inputs.tags.iter().cloned());
-    let export_inputs = export_inputs(inputs, env, images, layout.clone());
+    let mut export_inputs = export_inputs(inputs, env, images, layout.clone());
     check_images(inputs, &export_inputs)?;
     if inputs.cache_dir.is_none() && inputs.cache_image.is_none() {
         tracing::warn!("No cached data will be used, no cache specified.");
@@ -547,20 +556,44 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
     // Its keepalive pings the daemon while the buildpacks run.
     let daemon = daemon_target(inputs)?;
+    let keeps_root = super::creator_ext::keeps_root(inputs);
     drop_privileges(inputs, Phase::Creator)?;
     // Opened once: restored from, then written by the export.
     let cache = init_cache(inputs, &keychain)?;
 
     tracing::info!("===> ANALYZING");
     in_phase(Phase::Analyzer, || {
-        analyze_with_daemon(&analyze_inputs, keychain, daemon.as_ref())
+        analyze_with_daemon(&analyze_inputs, keychain.clone(), daemon.as_ref())
     })
     .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> DETECTING");
-    in_phase(Phase::Detector, || {
+    let detected = in_phase(Phase::Detector, || {
         detect(&detect_inputs(inputs), process_env(env))
     })
     .map_err(|e| detect_failure(&e))?;
+    let extended = super::creator_ext::extend_then_drop(
+        inputs,
+        &detected.group,
+        keychain,
+        lookup(env, KANIKO_DIR_ENV).as_deref(),
+        env,
+        keeps_root,
+    )?;
+    let mut build_env = process_env(env);
+    if let Some(extended) = &extended {
+        if let Some(image_env) = &extended.build_env {
+            let uid = inputs.uid.unwrap_or(0);
+            build_env = Env::from_vars(crate::extend::build_kind::build_env(
+                env,
+                image_env,
+                std::path::Path::new("/"),
+                uid,
+            ));
+        }
+        if extended.run.is_some() {
+            export_inputs.extended_dir = Some(inputs.extended_dir.clone());
+        }
+    }
     // From Platform 0.10 the creator always restores; `-skip-restore` then only skips layers
     // (store.toml is still restored).
     if !inputs.skip_layers || inputs.platform_api.features().command_array {
@@ -571,10 +604,8 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     }
     tracing::info!("===> BUILDING");
-    in_phase(Phase::Builder, || {
-        build(&build_inputs(inputs), process_env(env))
-    })
-    .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    in_phase(Phase::Builder, || build(&build_inputs(inputs), build_env))
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
     tracing::info!("===> EXPORTING");
     in_phase(Phase::Exporter, || {
         export_to(&export_inputs, target(&store, daemon.as_ref()), cache)

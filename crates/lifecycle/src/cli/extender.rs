@@ -38,6 +38,15 @@ fn invalid(text: &str) -> Failure {
 
 fn extend_inputs(inputs: &Inputs, kaniko_dir: Option<&str>) -> Result<ExtendInputs, Failure> {
     let kind = Kind::parse(&inputs.extend_kind).map_err(|e| invalid(&e))?;
+    extend_inputs_of_kind(inputs, kind, kaniko_dir)
+}
+
+/// The extension step's inputs for `kind`, also used by the creator (which has no `-kind`).
+pub(super) fn extend_inputs_of_kind(
+    inputs: &Inputs,
+    kind: Kind,
+    kaniko_dir: Option<&str>,
+) -> Result<ExtendInputs, Failure> {
     let cache_ttl = match inputs.kaniko_cache_ttl.as_deref() {
         None | Some("") => DEFAULT_CACHE_TTL,
         Some(text) => parse_go_duration(text)

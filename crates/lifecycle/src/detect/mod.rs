@@ -75,7 +75,8 @@ pub struct DetectInputs {
     pub run_path: PathBuf,
     /// `CNB_EXPERIMENTAL_MODE`: Dockerfiles are experimental before Platform API 0.13.
     pub experimental_mode: ExperimentalMode,
-    /// Whether image extensions may take part; the creator does not support them.
+    /// Whether image extensions may take part: the creator applies them from Platform 0.12
+    /// (`extend::creator`) and refuses them before.
     pub extensions_supported: bool,
 }
 
@@ -151,7 +152,7 @@ pub enum DetectError {
     /// `CNB_EXPERIMENTAL_MODE=error` (printed without a `failed to` prefix, exit 1).
     #[error(transparent)]
     Experimental(#[from] ExperimentalDisabled),
-    /// The creator found a group with image extensions (exit 22).
+    /// The creator found a group with image extensions before Platform 0.12 (exit 22).
     #[error("detected order contains extensions which is not supported by the creator")]
     ExtensionsInCreator,
     /// The generate step failed: exit 91 when an extension's `bin/generate` did, 1 when

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use cnb_extend::cache::CacheOptions;
 use cnb_extend::{ApplyOptions, Dockerfile, ImageState, PrefixedOutput};
-use cnb_image::Image;
 use cnb_image::config::{History, ImageConfig};
 
 use super::args::{build_args, is_root, user_and_group};
@@ -41,17 +40,17 @@ pub struct Extended {
     pub rebasable: bool,
 }
 
-/// Applies `dockerfiles` to `inputs.root`, starting from `base`'s config. Layers are written
-/// to `layers_dir` when given (run kind); without it no snapshot is taken (build kind).
+/// Applies `dockerfiles` to `inputs.root`, starting from the base image's config. Layers are
+/// written to `layers_dir` when given (run kind); without it no snapshot is taken (build kind).
 pub fn apply_all(
     inputs: &ExtendInputs,
-    base: &Image,
+    base_config: &ImageConfig,
     base_reference: &str,
     dockerfiles: &[ExtDockerfile],
     layers_dir: Option<&Path>,
 ) -> Result<Extended, ExtendError> {
     let mut state = ImageState {
-        config: base.config().clone(),
+        config: base_config.clone(),
         ..ImageState::default()
     };
     let original_user = user_and_group(&state.config).0;

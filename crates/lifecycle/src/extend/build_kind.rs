@@ -6,6 +6,8 @@
 use std::ffi::OsString;
 use std::path::Path;
 
+use cnb_image::config::ImageConfig;
+
 use super::apply::apply_all;
 use super::base;
 use super::dockerfiles::ExtDockerfile;
@@ -18,7 +20,18 @@ pub fn extend_build(
     dockerfiles: &[ExtDockerfile],
 ) -> Result<Vec<(String, String)>, ExtendError> {
     let base = base::open(inputs)?;
-    let extended = apply_all(inputs, &base.image, &base.reference, dockerfiles, None)?;
+    extend_build_from(inputs, base.image.config(), &base.reference, dockerfiles)
+}
+
+/// Applies the build.Dockerfiles on top of `base_config` (the creator's builder image, whose
+/// config no restorer saved) and returns the extended image's `Env`.
+pub fn extend_build_from(
+    inputs: &ExtendInputs,
+    base_config: &ImageConfig,
+    base_reference: &str,
+    dockerfiles: &[ExtDockerfile],
+) -> Result<Vec<(String, String)>, ExtendError> {
+    let extended = apply_all(inputs, base_config, base_reference, dockerfiles, None)?;
     Ok(extended
         .config
         .config

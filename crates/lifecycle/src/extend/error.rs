@@ -69,6 +69,21 @@ pub enum ExtendError {
         #[source]
         source: std::io::Error,
     },
+    /// The creator applies extensions only as root (it changes `/` and enters the run
+    /// image's file system with `chroot`).
+    #[error(
+        "the detected group has image extensions, which the creator applies only as root; run the creator as root (it drops to CNB_USER_ID:CNB_GROUP_ID for the build)"
+    )]
+    NotRoot,
+    /// A run image layer could not be unpacked for the creator's run extensions.
+    #[error("unpack run image layer {}", layer.display())]
+    Unpack {
+        /// The blob.
+        layer: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<cnb_extend::Error>,
+    },
     /// Writing `<extended>/run` failed.
     #[error("write the extended run image to {}", path.display())]
     Output {

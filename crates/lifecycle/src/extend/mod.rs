@@ -24,6 +24,7 @@ pub mod apply;
 pub mod args;
 pub mod base;
 pub mod build_kind;
+pub mod creator;
 pub mod dockerfiles;
 pub mod error;
 pub mod inputs;

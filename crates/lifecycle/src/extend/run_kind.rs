@@ -39,7 +39,13 @@ pub fn extend_run(
         .prefix(".extend-layers.")
         .tempdir_in(&inputs.extended_dir)
         .map_err(io("create a work directory in", &inputs.extended_dir))?;
-    let extended = apply_all(inputs, &base, &reference, dockerfiles, Some(work.path()))?;
+    let extended = apply_all(
+        inputs,
+        base.config(),
+        &reference,
+        dockerfiles,
+        Some(work.path()),
+    )?;
     if is_root(&extended.config) {
         return Err(ExtendError::RootUser);
     }
