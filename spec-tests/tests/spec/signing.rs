@@ -331,6 +331,15 @@ fn signer_signs_a_layout_image_and_attests_its_launch_sboms() {
     assert_payload(&layers[0].payload, "example.com/acme/app", &digest);
     // skopeo reads the signature manifest as an image.
     assert!(Image::layout(&sig_dir).exists());
+    // A second signature in the layout keeps the first.
+    signer(&ws, &key)
+        .args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
+        .arg(APP)
+        .output()
+        .success();
+    let again = verified(&layout_layers(&sig_dir), &public);
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0].signature, layers[0].signature);
 
     // One DSSE envelope per launch SBOM, each verified over its PAE, about this image.
     let att = layout_layers(&repo_dir.join(sig_tag(&digest, "att")));

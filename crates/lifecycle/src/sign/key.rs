@@ -57,6 +57,9 @@ pub enum KeyError {
         /// What is wrong.
         reason: String,
     },
+    /// Signing failed (no randomness).
+    #[error("sign: the system random source failed")]
+    Sign,
     /// Not an ECDSA P-256 key.
     #[error("signing key '{path}' is not an ECDSA P-256 key ({reason})")]
     Unsupported {
@@ -148,12 +151,13 @@ impl SigningKey {
         Ok(Self { pair, rng })
     }
 
-    /// The ASN.1 DER ECDSA signature over SHA-256 of `message`.
-    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+    /// The ASN.1 DER ECDSA signature over SHA-256 of `message`; fails only when the system's
+    /// random source does.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         self.pair
             .sign(&self.rng, message)
             .map(|s| s.as_ref().to_vec())
-            .unwrap_or_default()
+            .map_err(|_| KeyError::Sign)
     }
 
     /// The public key as an uncompressed SEC1 point (for debug logs).

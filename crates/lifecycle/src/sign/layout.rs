@@ -37,9 +37,9 @@ fn sign_one(
     super::check_expected(target, &digest)?;
     let name = reference.name();
     let signature_tag = artifact::tag_for(&digest, "sig");
-    let signature = super::signature_layer(key, &name, &digest);
+    let signature = super::signature_layer(key, &name, &digest)?;
     append(store, reference, &signature_tag, vec![signature])?;
-    let attestations = super::attestation_layers(key, &name, &digest, sboms);
+    let attestations = super::attestation_layers(key, &name, &digest, sboms)?;
     let count = attestations.len();
     if count > 0 {
         append(

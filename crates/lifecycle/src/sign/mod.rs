@@ -215,14 +215,14 @@ fn check_expected(target: &Target, now: &Digest) -> Result<(), SignError> {
 }
 
 /// The `.sig` layer for the image `name` at `digest`.
-fn signature_layer(key: &SigningKey, name: &str, digest: &Digest) -> NewLayer {
+fn signature_layer(key: &SigningKey, name: &str, digest: &Digest) -> Result<NewLayer, KeyError> {
     let bytes = payload::simple_signing(name, digest);
-    let signature = B64.encode(key.sign(&bytes));
-    NewLayer {
+    let signature = B64.encode(key.sign(&bytes)?);
+    Ok(NewLayer {
         bytes,
         media_type: SIMPLE_SIGNING,
         annotations: [(SIGNATURE_ANNOTATION.to_owned(), signature)].into(),
-    }
+    })
 }
 
 /// The `.att` layers (one DSSE envelope per SBOM) for the image `name` at `digest`.
@@ -231,7 +231,7 @@ fn attestation_layers(
     name: &str,
     digest: &Digest,
     sboms: &[sbom::Sbom],
-) -> Vec<NewLayer> {
+) -> Result<Vec<NewLayer>, KeyError> {
     sboms
         .iter()
         .map(|s| {
@@ -242,11 +242,11 @@ fn attestation_layers(
                 ("predicateType".to_owned(), s.predicate_type.to_owned()),
             ]
             .into();
-            NewLayer {
-                bytes: payload::dsse(key, payload::IN_TOTO, &statement),
+            Ok(NewLayer {
+                bytes: payload::dsse(key, payload::IN_TOTO, &statement)?,
                 media_type: DSSE_ENVELOPE,
                 annotations,
-            }
+            })
         })
         .collect()
 }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use cnb_image::Digest;
 use serde_json::{Value, json};
 
-use super::key::SigningKey;
+use super::key::{KeyError, SigningKey};
 
 /// The payload `cosign sign` signs: the repository and the manifest digest it vouches for.
 pub fn simple_signing(docker_reference: &str, digest: &Digest) -> Vec<u8> {
@@ -49,14 +49,14 @@ pub fn statement(name: &str, digest: &Digest, predicate_type: &str, predicate: V
 }
 
 /// A signed DSSE envelope around `body`.
-pub fn dsse(key: &SigningKey, payload_type: &str, body: &[u8]) -> Vec<u8> {
-    let signature = key.sign(&pae(payload_type, body));
+pub fn dsse(key: &SigningKey, payload_type: &str, body: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let signature = key.sign(&pae(payload_type, body))?;
     let envelope = json!({
         "payloadType": payload_type,
         "payload": B64.encode(body),
         "signatures": [{ "keyid": "", "sig": B64.encode(signature) }],
     });
-    serde_json::to_vec(&envelope).unwrap_or_default()
+    Ok(serde_json::to_vec(&envelope).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -52,10 +52,10 @@ async fn sign_one(
     };
     super::check_expected(target, &digest)?;
     let name = reference.name();
-    let signature = super::signature_layer(key, &name, &digest);
+    let signature = super::signature_layer(key, &name, &digest)?;
     let signature_tag = artifact::tag_for(&digest, "sig");
     append(client, target, &signature_tag, vec![signature]).await?;
-    let attestations = super::attestation_layers(key, &name, &digest, sboms);
+    let attestations = super::attestation_layers(key, &name, &digest, sboms)?;
     let count = attestations.len();
     if count > 0 {
         append(
