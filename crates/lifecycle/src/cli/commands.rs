@@ -663,13 +663,7 @@ fn signer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> 
         layers_dir: inputs.layers_dir.clone(),
         attest_sbom: inputs.attest_sbom,
     };
-    let registries: Vec<String> = sign_inputs
-        .images
-        .iter()
-        .filter_map(|n| cnb_image::ImageRef::parse(n).ok())
-        .map(|r| r.registry().to_owned())
-        .collect();
-    let keychain = resolved_keychain(&registries)?;
+    let keychain = resolved_keychain(&crate::sign::registries(&sign_inputs))?;
     crate::sign::sign(&sign_inputs, &key, keychain)
         .map(drop)
         .map_err(fail)

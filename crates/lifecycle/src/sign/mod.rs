@@ -172,6 +172,18 @@ pub fn sign(
     Ok(signed.len())
 }
 
+/// The registries of the images to sign (best effort: errors surface in [`sign`]), so the
+/// caller can resolve their credentials before anything else.
+pub fn registries(inputs: &SignInputs) -> Vec<String> {
+    targets(inputs)
+        .map(|t| {
+            t.iter()
+                .map(|t| t.reference.registry().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The images to sign: the arguments, else the report's tags (each expected at its digest).
 fn targets(inputs: &SignInputs) -> Result<Vec<Target>, SignError> {
     let (names, expected) = if inputs.images.is_empty() {
