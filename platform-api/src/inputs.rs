@@ -60,7 +60,7 @@ impl InputDef {
 
 use Phase::{
     Analyzer as A, Builder as B, Creator as C, Detector as D, Exporter as E, Extender as X,
-    Indexer as I, Rebaser as R, Restorer as S,
+    Indexer as I, Rebaser as R, Restorer as S, Signer as G,
 };
 use PlatformApi::{V0_7, V0_9, V0_10, V0_11, V0_12, V0_13, V0_14, V0_15};
 
@@ -216,7 +216,8 @@ pub const INPUTS: &[InputDef] = &[
             since(E, V0_13),
             since(C, V0_13),
             since(R, V0_13),
-            since(I, V0_13)
+            since(I, V0_13),
+            since(G, V0_13)
         ],
         "registry to reach over plain HTTP or unverified TLS"
     ),
@@ -266,7 +267,16 @@ pub const INPUTS: &[InputDef] = &[
         "layers",
         Some("CNB_LAYERS_DIR"),
         Value,
-        [all(A), all(D), all(S), all(X), all(B), all(E), all(C)],
+        [
+            all(A),
+            all(D),
+            all(S),
+            all(X),
+            all(B),
+            all(E),
+            all(C),
+            all(G)
+        ],
         "path to the layers directory"
     ),
     input!(
@@ -278,7 +288,8 @@ pub const INPUTS: &[InputDef] = &[
             since(S, V0_12),
             since(E, V0_12),
             since(C, V0_12),
-            since(I, V0_12)
+            since(I, V0_12),
+            since(G, V0_12)
         ],
         "use an OCI layout directory (experimental)"
     ),
@@ -291,7 +302,8 @@ pub const INPUTS: &[InputDef] = &[
             since(S, V0_12),
             since(E, V0_12),
             since(C, V0_12),
-            since(I, V0_12)
+            since(I, V0_12),
+            since(G, V0_12)
         ],
         "path to the OCI layout root"
     ),
@@ -308,7 +320,8 @@ pub const INPUTS: &[InputDef] = &[
             all(E),
             all(R),
             all(C),
-            all(I)
+            all(I),
+            all(G)
         ],
         "logging level (debug, info, warn, error)"
     ),
@@ -325,7 +338,8 @@ pub const INPUTS: &[InputDef] = &[
             all(E),
             all(R),
             all(C),
-            all(I)
+            all(I),
+            all(G)
         ],
         "disable color output"
     ),
@@ -382,7 +396,7 @@ pub const INPUTS: &[InputDef] = &[
         "report",
         Some("CNB_REPORT_PATH"),
         Value,
-        [all(E), all(C), all(R), all(I)],
+        [all(E), all(C), all(R), all(I), all(G)],
         "path to report.toml"
     ),
     input!(
@@ -404,6 +418,27 @@ pub const INPUTS: &[InputDef] = &[
         Value,
         [all(A), all(E), all(C), all(R)],
         "run image reference"
+    ),
+    input!(
+        "signing-key",
+        Some("CNB_SIGNING_KEY"),
+        Value,
+        [all(G)],
+        "path to a cosign-format ECDSA P-256 private key (experimental)"
+    ),
+    input!(
+        "signing-password-file",
+        Some("CNB_SIGNING_PASSWORD_FILE"),
+        Value,
+        [all(G)],
+        "file holding the signing key's password (else CNB_SIGNING_PASSWORD)"
+    ),
+    input!(
+        "attest-sbom",
+        Some("CNB_ATTEST_SBOM"),
+        Bool,
+        [all(G)],
+        "also attach the launch SBOMs as signed in-toto attestations (experimental)"
     ),
     input!(
         "skip-layers",
@@ -454,7 +489,8 @@ pub const INPUTS: &[InputDef] = &[
             all(E),
             all(R),
             all(C),
-            all(I)
+            all(I),
+            all(G)
         ],
         "print the version and exit"
     ),
@@ -602,6 +638,9 @@ pub struct Inputs {
     /// `-layer-compression` / `CNB_LAYER_COMPRESSION` (exporter, experimental): `gzip` or `zstd`.
     pub layer_compression: String,
     pub kaniko_cache_ttl: Option<String>,
+    pub signing_key: Option<PathBuf>,
+    pub signing_password_file: Option<PathBuf>,
+    pub attest_sbom: bool,
     pub print_version: bool,
 }
 
@@ -805,6 +844,9 @@ impl Inputs {
             extend_kind: r.string_or("kind", "build"),
             layer_compression: r.string_or("layer-compression", "gzip"),
             kaniko_cache_ttl: r.string("kaniko-cache-ttl"),
+            signing_key: r.string("signing-key").map(PathBuf::from),
+            signing_password_file: r.string("signing-password-file").map(PathBuf::from),
+            attest_sbom: r.bool("attest-sbom")?,
             layers_dir,
             print_version: r.bool("version")?,
         })

@@ -23,6 +23,8 @@ pub enum Phase {
     Creator,
     /// `indexer` (experimental): joins per-platform app images into one image index.
     Indexer,
+    /// `signer` (experimental): signs an exported app image the way `cosign sign --key` does.
+    Signer,
 }
 
 impl Phase {
@@ -37,6 +39,7 @@ impl Phase {
         Phase::Rebaser,
         Phase::Creator,
         Phase::Indexer,
+        Phase::Signer,
     ];
 
     /// The binary name (`detector`).
@@ -51,6 +54,7 @@ impl Phase {
             Phase::Rebaser => "rebaser",
             Phase::Creator => "creator",
             Phase::Indexer => "indexer",
+            Phase::Signer => "signer",
         }
     }
 
@@ -66,6 +70,7 @@ impl Phase {
             Phase::Rebaser => "rebase",
             Phase::Creator => "create",
             Phase::Indexer => "index",
+            Phase::Signer => "sign",
         }
     }
 

@@ -20,13 +20,14 @@ use std::sync::OnceLock;
 /// suites of the other phases keep working; running it fails with a clear message.
 pub const PHASES: &[&str] = &[
     "detector", "builder", "analyzer", "restorer", "exporter", "creator", "rebaser", "launcher",
-    "extender", "indexer",
+    "extender", "indexer", "signer",
 ];
 
 /// The phases of [`PHASES`] that are plain phase CLIs with flags (the launcher is not: it
 /// takes the app's command line).
 pub const CLI_PHASES: &[&str] = &[
     "detector", "builder", "analyzer", "restorer", "exporter", "creator", "rebaser", "indexer",
+    "signer",
 ];
 
 /// Absolute path of the phase binary `name`.

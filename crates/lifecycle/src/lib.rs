@@ -19,6 +19,7 @@ pub mod privileges;
 pub mod rebase;
 pub mod rebuild;
 pub mod restore;
+pub mod sign;
 pub mod target_platform;
 pub mod telemetry;
 #[cfg(test)]

@@ -311,9 +311,9 @@ fn insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry() {
         .success();
 }
 
-const PHASES: [&str; 9] = [
+const PHASES: [&str; 10] = [
     "analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "extender",
-    "indexer",
+    "indexer", "signer",
 ];
 
 #[test]
@@ -865,6 +865,18 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("indexer", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
     ("indexer", "report", "report written there", "multiarch::indexer_joins_registry_images_into_an_index_without_uploading_a_blob"),
     ("indexer", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
+    // signer (experimental)
+    ("signer", "attest-sbom", "SBOM attestations at .att", "signing::signer_signs_a_layout_image_and_attests_its_launch_sboms"),
+    ("signer", "insecure-registry", "plain-HTTP registry reachable", "signing::signer_signs_every_report_tag_like_cosign_and_keeps_earlier_signatures"),
+    ("signer", "layers", "launch SBOMs read there", "signing::signer_signs_a_layout_image_and_attests_its_launch_sboms"),
+    ("signer", "layout", "signature written to a layout", "signing::signer_signs_a_layout_image_and_attests_its_launch_sboms"),
+    ("signer", "layout-dir", "layout root", "signing::signer_signs_a_layout_image_and_attests_its_launch_sboms"),
+    ("signer", "log-level", "debug lines", "flags::log_level_and_no_color_in_every_phase"),
+    ("signer", "no-color", "never coloured", "flags::log_level_and_no_color_in_every_phase"),
+    ("signer", "report", "tags and digest read there", "signing::signer_signs_every_report_tag_like_cosign_and_keeps_earlier_signatures"),
+    ("signer", "signing-key", "the key that signs", "signing::signer_signs_every_report_tag_like_cosign_and_keeps_earlier_signatures"),
+    ("signer", "signing-password-file", "opens an encrypted key", "signing::signer_opens_encrypted_cosign_keys_and_never_shows_the_password"),
+    ("signer", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
     ("rebaser", "version", "prints the version", "cmn::cmn_022_every_phase_prints_its_version"),
 ];
 

@@ -36,6 +36,7 @@ mod platform_flows;
 mod rbs;
 mod rebuild;
 mod res;
+mod signing;
 mod static_bins;
 mod telemetry;
 mod tls;

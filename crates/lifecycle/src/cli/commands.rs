@@ -65,6 +65,8 @@ handlers! {
     run_extender => extender;
     /// The indexer alone.
     run_indexer => indexer;
+    /// The signer alone.
+    run_signer => signer;
 }
 
 /// Dispatches to any phase (the multi-call binary).
@@ -80,6 +82,7 @@ pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
         Phase::Rebaser => rebaser(inputs, env),
         Phase::Extender => extender(inputs, env),
         Phase::Indexer => indexer(inputs, env),
+        Phase::Signer => signer(inputs, env),
     }
 }
 
@@ -741,4 +744,42 @@ fn indexer(inputs: &Inputs, _env: &[(OsString, OsString)]) -> Result<(), Failure
             };
             Failure::new(code, "index", &e)
         })
+}
+
+/// The signer (experimental as a whole): `[<image>...]`, else the report's tags.
+fn signer(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
+    use crate::sign::{Password, SignError, SigningKey};
+    guard_experimental(inputs.experimental_mode, "signer").map_err(|e| Failure {
+        code: ExitCode::Failed,
+        message: e.to_string(),
+    })?;
+    let fail = |e: SignError| {
+        let code = if e.is_usage() {
+            ExitCode::InvalidArgs
+        } else {
+            ExitCode::Failed
+        };
+        Failure::new(code, "sign", &e)
+    };
+    let key_path = inputs
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| fail(SignError::MissingKey))?;
+    let password = match &inputs.signing_password_file {
+        Some(path) => Some(Password::from_file(path).map_err(|e| fail(e.into()))?),
+        None => lookup(env, "CNB_SIGNING_PASSWORD").map(Password::new),
+    };
+    let key = SigningKey::load(key_path, password.as_ref()).map_err(|e| fail(e.into()))?;
+    let sign_inputs = crate::sign::SignInputs {
+        images: inputs.args.clone(),
+        report_path: inputs.report_path.clone(),
+        layout_dir: layout_dir(inputs)?,
+        insecure_registries: inputs.insecure_registries.clone(),
+        layers_dir: inputs.layers_dir.clone(),
+        attest_sbom: inputs.attest_sbom,
+    };
+    let keychain = resolved_keychain(&crate::sign::registries(&sign_inputs))?;
+    crate::sign::sign(&sign_inputs, &key, keychain)
+        .map(drop)
+        .map_err(fail)
 }

@@ -52,3 +52,8 @@ pub fn rebaser() -> ExitCode {
 pub fn indexer() -> ExitCode {
     main_with(Phase::Indexer, commands::run_indexer)
 }
+
+/// `signer`'s `main` (experimental).
+pub fn signer() -> ExitCode {
+    main_with(Phase::Signer, commands::run_signer)
+}

@@ -1,0 +1,379 @@
+//! The `signer` phase (experimental, issue 12 "Signing"): signatures and attestations in
+//! cosign's formats, checked by an independent verifier (`fixtures/signing/cosign_tool.py`,
+//! Python `cryptography` + PyNaCl): it makes the keys (plain and cosign-encrypted), verifies
+//! each ECDSA P-256 signature over the payload with the public key, and the tests check the
+//! payload names the app manifest's digest as skopeo reads it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cnb_spec_tests::oci::{layout_path, run_image_layout};
+use cnb_spec_tests::{Image, Registry, Workspace};
+use serde_json::Value;
+
+use crate::exp::{APP, built_app, export_layout};
+
+const PASSWORD: &str = "s3cret-Horse-battery";
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+
+fn tool() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/signing/cosign_tool.py")
+}
+
+/// Runs the verifier; returns (success, stdout).
+fn python(args: &[&str]) -> (bool, String) {
+    let out = Command::new("/usr/bin/python3")
+        .arg(tool())
+        .args(args)
+        .output()
+        .expect("run /usr/bin/python3 (apt-get install python3-cryptography python3-nacl)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A fresh key pair of `kind` (`pkcs8`, `sec1`, `encrypted`) in `dir`: (key, public key).
+fn keygen(dir: &Path, kind: &str) -> (PathBuf, PathBuf) {
+    fs::create_dir_all(dir).expect("mkdir keys");
+    let (ok, _) = python(&["keygen", &dir.to_string_lossy(), kind, PASSWORD]);
+    assert!(ok, "keygen {kind}");
+    (dir.join("cosign.key"), dir.join("cosign.pub"))
+}
+
+/// `signer` with experimental mode on and `key`.
+fn signer(ws: &Workspace, key: &Path) -> cnb_spec_tests::Run {
+    ws.run("signer")
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args(["-signing-key", &key.to_string_lossy()])
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("blob");
+    fs::write(&file, bytes).expect("write");
+    let out = Command::new("sha256sum")
+        .arg(&file)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)[..64].to_owned()
+}
+
+/// One signature layer: its payload and base64 signature.
+struct SigLayer {
+    payload: Vec<u8>,
+    signature: String,
+}
+
+/// Checks each layer of a `.sig` manifest with the verifier and returns them.
+fn verified(layers: &[(Value, Vec<u8>)], public: &Path) -> Vec<SigLayer> {
+    layers
+        .iter()
+        .map(|(descriptor, payload)| {
+            assert_eq!(descriptor["mediaType"], SIMPLE_SIGNING);
+            let signature = descriptor["annotations"][SIGNATURE]
+                .as_str()
+                .expect("signature annotation")
+                .to_owned();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = dir.path().join("payload");
+            fs::write(&file, payload).expect("write payload");
+            let (ok, _) = python(&[
+                "verify",
+                &public.to_string_lossy(),
+                &file.to_string_lossy(),
+                &signature,
+            ]);
+            assert!(ok, "signature does not verify: {descriptor}");
+            SigLayer {
+                payload: payload.clone(),
+                signature,
+            }
+        })
+        .collect()
+}
+
+/// Asserts `payload` is cosign's simple signing payload for `reference` at `digest`.
+fn assert_payload(payload: &[u8], reference: &str, digest: &str) {
+    let doc: Value = serde_json::from_slice(payload).expect("payload json");
+    assert_eq!(doc["critical"]["type"], "cosign container image signature");
+    assert_eq!(doc["critical"]["image"]["docker-manifest-digest"], digest);
+    assert_eq!(doc["critical"]["identity"]["docker-reference"], reference);
+    assert!(doc["optional"].is_null(), "{doc}");
+}
+
+/// The layers of the manifest at `<repo>:<tag>` in the registry, with their blobs.
+fn registry_layers(registry: &Registry, repo: &str, tag: &str) -> Vec<(Value, Vec<u8>)> {
+    let manifest = registry.image(&format!("{repo}:{tag}")).manifest();
+    manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| {
+            let digest = l["digest"].as_str().expect("digest");
+            let url = format!("http://{}/v2/{repo}/blobs/{digest}", registry.host());
+            let out = Command::new("curl")
+                .args(["-sfL", &url])
+                .output()
+                .expect("curl");
+            assert!(out.status.success(), "GET {url}");
+            assert_eq!(format!("sha256:{}", sha256_hex(&out.stdout)), digest);
+            (l.clone(), out.stdout)
+        })
+        .collect()
+}
+
+/// The app exported to the registry under two tags of one repository; returns its digest.
+fn exported_to_registry(ws: &Workspace, registry: &Registry) -> String {
+    built_app(ws);
+    let old = registry.push(run_image_layout(), "cnb/run:latest");
+    ws.write("layers/analyzed.toml", old.analyzed_toml());
+    registry
+        .allow(ws.exporter())
+        .arg(registry.reference("acme/app:v1"))
+        .arg(registry.reference("acme/app:latest"))
+        .output()
+        .success();
+    let image = registry.image("acme/app:v1");
+    let digest = image.digest();
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(image.raw_manifest().as_bytes())),
+        digest
+    );
+    digest
+}
+
+fn sig_tag(digest: &str, suffix: &str) -> String {
+    format!("{}.{suffix}", digest.replacen(':', "-", 1))
+}
+
+#[test]
+fn signer_signs_every_report_tag_like_cosign_and_keeps_earlier_signatures() {
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let digest = exported_to_registry(&ws, &registry);
+    let (key, public) = keygen(&ws.path("keys"), "pkcs8");
+    let report = ws.layers().join("report.toml");
+    let out = registry
+        .allow(signer(&ws, &key))
+        .args(["-report", &report.to_string_lossy()])
+        .output();
+    out.success();
+
+    // One signature per report tag, both in the `.sig` manifest of the one repository.
+    let tag = sig_tag(&digest, "sig");
+    let layers = verified(&registry_layers(&registry, "acme/app", &tag), &public);
+    assert_eq!(layers.len(), 2, "{out}");
+    let repository = registry.reference("acme/app");
+    for layer in &layers {
+        assert_payload(&layer.payload, &repository, &digest);
+    }
+
+    // Signing again appends: the earlier signatures stay as they were.
+    registry
+        .allow(signer(&ws, &key))
+        .args(["-report", &report.to_string_lossy()])
+        .output()
+        .success();
+    let again = verified(&registry_layers(&registry, "acme/app", &tag), &public);
+    assert_eq!(again.len(), 4);
+    assert_eq!(again[0].signature, layers[0].signature);
+    assert_eq!(again[1].signature, layers[1].signature);
+
+    // A signature from another key does not verify with this public key.
+    let (_, other_public) = keygen(&ws.path("other-keys"), "pkcs8");
+    let file = ws.write("payload", &layers[0].payload);
+    let (ok, _) = python(&[
+        "verify",
+        &other_public.to_string_lossy(),
+        &file.to_string_lossy(),
+        &layers[0].signature,
+    ]);
+    assert!(!ok, "the verifier accepts anything");
+}
+
+#[test]
+fn signer_opens_encrypted_cosign_keys_and_never_shows_the_password() {
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let digest = exported_to_registry(&ws, &registry);
+    let (key, public) = keygen(&ws.path("keys"), "encrypted");
+    let image = registry.reference("acme/app:v1");
+    let tag = sig_tag(&digest, "sig");
+
+    // A wrong password: one line naming the key, no signature written, the password nowhere.
+    let wrong = "not-the-Password-42";
+    let out = registry
+        .allow(signer(&ws, &key))
+        .env("CNB_SIGNING_PASSWORD", wrong)
+        .arg(&image)
+        .output();
+    out.code(1)
+        .stderr_has(&key.to_string_lossy())
+        .stderr_has("wrong password")
+        .never_mentions(wrong)
+        .never_mentions(PASSWORD);
+    assert!(!registry.image(&format!("acme/app:{tag}")).exists());
+
+    // No password at all: told how to give one.
+    registry
+        .allow(signer(&ws, &key))
+        .arg(&image)
+        .output()
+        .code(1)
+        .stderr_has("-signing-password-file");
+
+    // The password from a file (with the newline `echo` leaves).
+    let password_file = ws.write("password", format!("{PASSWORD}\n"));
+    let out = registry
+        .allow(signer(&ws, &key))
+        .args(["-signing-password-file", &password_file.to_string_lossy()])
+        .args(["-log-level", "debug"])
+        .arg(&image)
+        .output();
+    out.success().never_mentions(PASSWORD);
+    let layers = verified(&registry_layers(&registry, "acme/app", &tag), &public);
+    assert_eq!(layers.len(), 1);
+    assert_payload(&layers[0].payload, &registry.reference("acme/app"), &digest);
+
+    // The variable works too.
+    registry
+        .allow(signer(&ws, &key))
+        .env("CNB_SIGNING_PASSWORD", PASSWORD)
+        .arg(&image)
+        .output()
+        .success();
+    assert_eq!(registry_layers(&registry, "acme/app", &tag).len(), 2);
+}
+
+#[test]
+fn signer_refuses_a_tag_that_moved_since_the_export_and_a_missing_key() {
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    exported_to_registry(&ws, &registry);
+    let (key, _) = keygen(&ws.path("keys"), "pkcs8");
+    let report = ws.layers().join("report.toml");
+    let text = fs::read_to_string(&report).expect("report");
+    let moved = format!("sha256:{}", "ab".repeat(32));
+    let re = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("digest") {
+                format!("digest = \"{moved}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::write(&report, re).expect("rewrite report");
+    registry
+        .allow(signer(&ws, &key))
+        .args(["-report", &report.to_string_lossy()])
+        .output()
+        .code(1)
+        .stderr_has(&moved);
+    ws.run("signer")
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .output()
+        .code(3)
+        .stderr_has("-signing-key");
+}
+
+/// The blob `digest` of a layout.
+fn layout_blob(dir: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("sha256");
+    fs::read(dir.join("blobs/sha256").join(hex)).expect("blob")
+}
+
+/// The layers of the single manifest in the layout `dir`, with their blobs.
+fn layout_layers(dir: &Path) -> Vec<(Value, Vec<u8>)> {
+    let index: Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).expect("index")).expect("json");
+    let entry = &index["manifests"][0];
+    let manifest: Value =
+        serde_json::from_slice(&layout_blob(dir, entry["digest"].as_str().expect("digest")))
+            .expect("json");
+    manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| {
+            (
+                l.clone(),
+                layout_blob(dir, l["digest"].as_str().expect("digest")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn signer_signs_a_layout_image_and_attests_its_launch_sboms() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    export_layout(&ws, &[APP]).success();
+    let app_dir = ws.layout_dir().join(layout_path(APP));
+    let digest = Image::layout(&app_dir).digest();
+    let (key, public) = keygen(&ws.path("keys"), "sec1");
+    let out = signer(&ws, &key)
+        .args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
+        .args(["-layers", &ws.layers().to_string_lossy(), "-attest-sbom"])
+        .arg(APP)
+        .output();
+    out.success();
+
+    let repo_dir = app_dir.parent().expect("repo dir");
+    let sig_dir = repo_dir.join(sig_tag(&digest, "sig"));
+    let layers = verified(&layout_layers(&sig_dir), &public);
+    assert_eq!(layers.len(), 1, "{out}");
+    assert_payload(&layers[0].payload, "example.com/acme/app", &digest);
+    // skopeo reads the signature manifest as an image.
+    assert!(Image::layout(&sig_dir).exists());
+    // A second signature in the layout keeps the first.
+    signer(&ws, &key)
+        .args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
+        .arg(APP)
+        .output()
+        .success();
+    let again = verified(&layout_layers(&sig_dir), &public);
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0].signature, layers[0].signature);
+
+    // One DSSE envelope per launch SBOM, each verified over its PAE, about this image.
+    let att = layout_layers(&repo_dir.join(sig_tag(&digest, "att")));
+    assert!(!att.is_empty(), "{out}");
+    for (descriptor, envelope) in &att {
+        assert_eq!(
+            descriptor["mediaType"],
+            "application/vnd.dsse.envelope.v1+json"
+        );
+        assert_eq!(
+            descriptor["annotations"]["predicateType"],
+            "https://cyclonedx.org/bom"
+        );
+        let file = ws.write("envelope.json", envelope);
+        let (ok, statement) = python(&[
+            "verify-dsse",
+            &public.to_string_lossy(),
+            &file.to_string_lossy(),
+        ]);
+        assert!(ok, "DSSE does not verify: {descriptor}");
+        let statement: Value = serde_json::from_str(&statement).expect("statement");
+        assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+        assert_eq!(statement["predicateType"], "https://cyclonedx.org/bom");
+        assert_eq!(statement["predicate"]["bomFormat"], "CycloneDX");
+        assert_eq!(
+            format!(
+                "sha256:{}",
+                statement["subject"][0]["digest"]["sha256"]
+                    .as_str()
+                    .unwrap_or("")
+            ),
+            digest
+        );
+        let envelope: Value = serde_json::from_slice(envelope).expect("envelope");
+        assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+    }
+}
