@@ -578,3 +578,43 @@ fn ext_012_unchanged_run_extension_replays_its_cached_layers() {
     extend(&["-kind", "run", "-kaniko-cache-ttl", "0s"]);
     assert_eq!(ws.read("workspace/runs"), "ran\nran\n");
 }
+
+/// The extender runs as root and `<layers>` belongs to the buildpacks' user: a link a
+/// buildpack plants at `<layers>/extended` or `<layers>/extended/run` must not make it write
+/// or remove directories elsewhere (earlier images in `run/` are removed after a new one).
+#[test]
+fn ext_009_planted_links_in_extended_are_refused_not_followed() {
+    for planted in ["extended", "extended/run"] {
+        let (ws, scratch) = run_workspace(&["ext"]);
+        ws.write(
+            "layers/generated/ext/run.Dockerfile",
+            "ARG base_image\nFROM ${base_image}\nRUN echo x > /tmp/x\n",
+        );
+        for kept in ["victim/run/keepme", "victim/keepme"] {
+            std::fs::create_dir_all(ws.app().join(kept)).unwrap();
+            std::fs::write(ws.app().join(kept).join("file"), "precious").unwrap();
+        }
+        let link = ws.layers().join(planted);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("/workspace/victim", &link).unwrap();
+        let out = container(&ws, scratch.path()).extender(&["-kind", "run"]);
+        out.code(102).stderr_has(&format!("/layers/{planted}"));
+        for kept in ["victim/run/keepme/file", "victim/keepme/file"] {
+            assert_eq!(
+                std::fs::read_to_string(ws.app().join(kept)).unwrap(),
+                "precious",
+                "{planted}: {kept}"
+            );
+        }
+        let victim: Vec<_> = std::fs::read_dir(ws.app().join("victim"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(victim.len(), 2, "{planted}: {victim:?}");
+        let run: Vec<_> = std::fs::read_dir(ws.app().join("victim/run"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(run, ["keepme"], "{planted}");
+    }
+}

@@ -25,7 +25,10 @@ pub fn write_run_image(
     layers: &[ExtLayer],
 ) -> Result<PathBuf, ExtendError> {
     let run_dir = extended_dir.join("run");
+    refuse_links(extended_dir)?;
+    refuse_links(&run_dir)?;
     fs::create_dir_all(&run_dir).map_err(io("create", &run_dir))?;
+    refuse_links(&run_dir)?;
     let image = build(base, config, layers).map_err(|e| ExtendError::Output {
         path: run_dir.clone(),
         source: e,
@@ -86,11 +89,31 @@ fn write_sparse(
     Ok(layout.set_manifest(&image.manifest, None)?)
 }
 
+/// The extender runs as root and `<extended>` usually lies in `<layers>`, which the
+/// buildpacks' user owns: a symbolic link planted there by a buildpack (or anything but a
+/// directory) would make root write, and remove directories, outside `<extended>`.
+fn refuse_links(dir: &Path) -> Result<(), ExtendError> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(ExtendError::Io {
+            op: "refuse to write the extended run image through",
+            path: dir.to_path_buf(),
+            source: std::io::Error::other("not a directory (a symbolic link or another file)"),
+        }),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ExtendError::Io {
+            op: "inspect",
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Images of an earlier extender run in `run/` (the exporter reads exactly one).
 fn remove_others(run_dir: &Path, keep: &Path) -> Result<(), ExtendError> {
     for entry in fs::read_dir(run_dir).map_err(io("read", run_dir))? {
         let path = entry.map_err(io("read", run_dir))?.path();
-        if path != keep && path.is_dir() {
+        let real_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if path != keep && real_dir {
             fs::remove_dir_all(&path).map_err(io("remove the stale", &path))?;
         }
     }
