@@ -16,7 +16,8 @@ use crate::tarball::Binary;
 
 /// The phase names, shipped as symlinks to the multi-call `lifecycle` binary.
 pub const PHASES: &[&str] = &[
-    "analyzer", "builder", "creator", "detector", "exporter", "extender", "rebaser", "restorer",
+    "analyzer", "builder", "creator", "detector", "exporter", "extender", "indexer", "rebaser",
+    "restorer", "signer",
 ];
 
 /// The host target triple (the build target `.cargo/config.toml` selects with `host-tuple`).

@@ -21,7 +21,8 @@ use sha2::{Digest, Sha256};
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const FILES: &[&str] = &["launcher", "lifecycle"];
 const PHASE_LINKS: &[&str] = &[
-    "analyzer", "builder", "creator", "detector", "exporter", "extender", "rebaser", "restorer",
+    "analyzer", "builder", "creator", "detector", "exporter", "extender", "indexer", "rebaser",
+    "restorer", "signer",
 ];
 /// What pack requires in the tarball (`extender` and `rebaser` are not checked).
 const PACK_REQUIRED: &[&str] = &[
