@@ -42,39 +42,37 @@ pub enum DaemonSaveError {
 }
 
 /// What [`save`] did: the report (with the image ID as its digest) and the layer files that
-/// were read back from the daemon (the exporter keeps them in the launch cache).
+/// were read back from the daemon (the exporter keeps the reused ones in the launch cache).
 #[derive(Debug)]
 pub struct Saved {
     /// Names saved or failed; `digest` is the image ID and `manifest_size` 0.
     pub report: SaveReport,
     /// The image ID.
     pub image_id: String,
-    /// Non-base layers read back with `docker save`, by diffID.
+    /// Layers read back with `docker save`, by diffID.
     pub fetched: HashMap<Digest, PathBuf>,
 }
 
-/// Loads `built` (whose bottom `base_layers` layers are those of a daemon image) as `tags[0]`
-/// and tags it with the rest (names as the platform gave them: the daemon normalises them).
-/// `scratch` receives layers read back from the daemon.
+/// Loads `built` as `tags[0]` and tags it with the rest (names as the platform gave them: the
+/// daemon normalises them). Its bottom `in_daemon` layers form a chain the daemon already has
+/// (the base image's, or the previous image's when the new image starts the same way): with
+/// the classic store they are sent as empty entries; if the daemon refuses that, or with the
+/// containerd store, everything is sent. `scratch` receives layers read back from the daemon.
 pub fn save(
     target: &DaemonTarget,
     built: &BuiltImage,
-    base_layers: usize,
+    in_daemon: usize,
     tags: &[String],
     scratch: &Path,
 ) -> Result<Saved, DaemonSaveError> {
     let primary = tags.first().cloned().unwrap_or_default();
     let config: serde_json::Value =
         serde_json::from_slice(&built.config_bytes).map_err(DaemonSaveError::Config)?;
-    let fetched = fetch_reused(target, built, base_layers, scratch)?;
     let daemon = &target.daemon;
-    let mut base_files: Option<HashMap<Digest, PathBuf>> = None;
-    if daemon.containerd_store() {
-        base_files = Some(fetch_base(target, built, base_layers, scratch)?);
-    }
+    let mut files = fetch(target, built, in_daemon.., scratch)?;
     let repo_tags = [primary.clone()];
-    let load = |base_files: Option<&HashMap<Digest, PathBuf>>| {
-        let layers = archive_layers(target, built, base_layers, &fetched, base_files);
+    let load = |files: &HashMap<Digest, PathBuf>, send_all: bool| {
+        let layers = archive_layers(target, built, in_daemon, files, send_all);
         let archive = Archive {
             config: &config,
             repo_tags: &repo_tags,
@@ -82,15 +80,19 @@ pub fn save(
         };
         cnb_daemon::load(daemon.client(), &archive, daemon.containerd_store())
     };
-    let loaded = match load(base_files.as_ref()) {
-        Err(e @ (cnb_daemon::Error::Load { .. } | cnb_daemon::Error::Status { .. }))
-            if base_files.is_none() && base_layers > 0 =>
-        {
-            tracing::debug!("Loading without the base layers failed ({e}); sending them");
-            let files = fetch_base(target, built, base_layers, scratch)?;
-            load(Some(&files))
+    let first = (!daemon.containerd_store() && in_daemon > 0).then(|| load(&files, false));
+    let loaded = match first {
+        Some(Err(e @ (cnb_daemon::Error::Load { .. } | cnb_daemon::Error::Status { .. })))
+        | Some(Err(e @ cnb_daemon::Error::MissingLayer { .. })) => {
+            tracing::debug!("Loading without the layers the daemon has failed ({e}); sending them");
+            files.extend(fetch(target, built, ..in_daemon, scratch)?);
+            load(&files, true)
         }
-        other => other,
+        None => {
+            files.extend(fetch(target, built, ..in_daemon, scratch)?);
+            load(&files, true)
+        }
+        Some(other) => other,
     };
     let loaded = loaded.map_err(|source| DaemonSaveError::Load {
         image: primary.clone(),
@@ -114,17 +116,18 @@ pub fn save(
     Ok(Saved {
         report,
         image_id,
-        fetched,
+        fetched: files,
     })
 }
 
-/// The archive's layers, base first.
+/// The archive's layers, base first: the bottom `in_daemon` ones as daemon layers (with their
+/// content as fallback when known) unless `send_all`, the others as tars.
 fn archive_layers(
     target: &DaemonTarget,
     built: &BuiltImage,
-    base_layers: usize,
-    fetched: &HashMap<Digest, PathBuf>,
-    base_files: Option<&HashMap<Digest, PathBuf>>,
+    in_daemon: usize,
+    files: &HashMap<Digest, PathBuf>,
+    send_all: bool,
 ) -> Vec<Layer> {
     built
         .layers
@@ -132,45 +135,38 @@ fn archive_layers(
         .enumerate()
         .map(|(i, layer)| {
             let diff_id = layer.info.diff_id.clone();
-            let tar = |path: &PathBuf| Layer::Tar {
-                path: path.clone(),
-                diff_id: Some(diff_id.clone()),
-            };
-            match &layer.source {
-                BlobSource::File { path, .. } => tar(path),
-                _ if i < base_layers => Layer::InDaemon {
-                    fallback: base_files
-                        .and_then(|files| files.get(&diff_id))
-                        .map(|path| Box::new(tar(path))),
-                    diff_id,
-                },
-                _ => match target
+            let content = match &layer.source {
+                BlobSource::File { path, .. } => Some(path.clone()),
+                _ => target
                     .cached_layer(&diff_id)
-                    .or_else(|| fetched.get(&diff_id).cloned())
-                {
-                    Some(path) => tar(&path),
-                    // `fetch_reused` got every such layer; the load reports it missing.
-                    None => Layer::InDaemon {
-                        diff_id,
-                        fallback: None,
-                    },
+                    .or_else(|| files.get(&diff_id).cloned()),
+            };
+            let tar = content.map(|path| Layer::Tar {
+                path,
+                diff_id: Some(diff_id.clone()),
+            });
+            match tar {
+                Some(tar) if send_all || i >= in_daemon => tar,
+                // Without content the load reports the layer missing.
+                fallback => Layer::InDaemon {
+                    diff_id,
+                    fallback: fallback.map(Box::new),
                 },
             }
         })
         .collect()
 }
 
-/// Reads the reused (non-base) daemon layers the launch cache lacks back from their images,
-/// one `docker save` per image.
-fn fetch_reused(
+fn fetch(
     target: &DaemonTarget,
     built: &BuiltImage,
-    base_layers: usize,
+    range: impl std::ops::RangeBounds<usize>,
     scratch: &Path,
 ) -> Result<HashMap<Digest, PathBuf>, DaemonError> {
     let mut wanted: HashMap<String, Vec<Digest>> = HashMap::new();
-    for layer in built.layers.iter().skip(base_layers) {
+    for (i, layer) in built.layers.iter().enumerate() {
         if let BlobSource::Daemon { id } = &layer.source
+            && range.contains(&i)
             && target.cached_layer(&layer.info.diff_id).is_none()
         {
             wanted
@@ -179,33 +175,6 @@ fn fetch_reused(
                 .push(layer.info.diff_id.clone());
         }
     }
-    fetch(target, wanted, scratch)
-}
-
-/// Reads the base layers back from the base image.
-fn fetch_base(
-    target: &DaemonTarget,
-    built: &BuiltImage,
-    base_layers: usize,
-    scratch: &Path,
-) -> Result<HashMap<Digest, PathBuf>, DaemonError> {
-    let mut wanted: HashMap<String, Vec<Digest>> = HashMap::new();
-    for layer in built.layers.iter().take(base_layers) {
-        if let BlobSource::Daemon { id } = &layer.source {
-            wanted
-                .entry(id.clone())
-                .or_default()
-                .push(layer.info.diff_id.clone());
-        }
-    }
-    fetch(target, wanted, scratch)
-}
-
-fn fetch(
-    target: &DaemonTarget,
-    wanted: HashMap<String, Vec<Digest>>,
-    scratch: &Path,
-) -> Result<HashMap<Digest, PathBuf>, DaemonError> {
     let mut files = HashMap::new();
     for (image_id, mut diff_ids) in wanted {
         diff_ids.dedup();

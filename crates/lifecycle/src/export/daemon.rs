@@ -12,7 +12,7 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
-use cnb_image::{BlobSource, BuiltImage, Digest};
+use cnb_image::{BlobSource, BuiltImage, Digest, Image};
 use cnb_layers::LayerInfo;
 use cnb_platform_api::files::report::{ImageReport, ReportFile};
 use tracing::{info, warn};
@@ -135,12 +135,13 @@ pub(super) fn layer_file(info: LayerInfo, path: PathBuf) -> cnb_image::LayerFile
 pub(super) fn save(
     target: &DaemonTarget,
     built: &BuiltImage,
-    base_layers: usize,
+    (base_layers, previous): (usize, Option<&Image>),
     names: &[String],
     launch: Option<VolumeCache>,
     scratch: &Path,
 ) -> Result<ReportFile, ExportError> {
-    let saved = crate::daemon::save(target, built, base_layers, names, scratch)
+    let in_daemon = in_daemon(built, base_layers, previous);
+    let saved = crate::daemon::save(target, built, in_daemon, names, scratch)
         .map_err(|e| ExportError::Daemon(Box::new(e)))?;
     info!("*** Images ({}):", short_id(&saved.image_id));
     for name in &saved.report.saved {
@@ -167,6 +168,21 @@ pub(super) fn save(
         },
         ..ReportFile::default()
     })
+}
+
+/// How many bottom layers of `built` form a chain the daemon has: those it shares with the
+/// previous image (a rebuild that changed nothing sends no layer at all), at least the run
+/// image's.
+fn in_daemon(built: &BuiltImage, base_layers: usize, previous: Option<&Image>) -> usize {
+    let shared = previous.map_or(0, |previous| {
+        built
+            .layers
+            .iter()
+            .zip(&previous.config().rootfs.diff_ids)
+            .take_while(|(layer, diff_id)| &layer.info.diff_id == *diff_id)
+            .count()
+    });
+    shared.max(base_layers)
 }
 
 /// Keeps the reused layers in the launch cache (linked from `committed/`, or the copies read

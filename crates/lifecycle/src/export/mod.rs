@@ -550,7 +550,7 @@ pub fn export_to(
                 daemon::save(
                     d,
                     &built,
-                    base_layers,
+                    (base_layers, previous.as_ref()),
                     &inputs.images,
                     launch,
                     blob_dir.path(),
