@@ -523,3 +523,39 @@ fn daemon_with_layout_exports_to_the_layout() {
             .contains_key("image-id")
     );
 }
+
+/// pack passes the image name as typed (`my-app`): the daemon gets it as `my-app:latest`
+/// (`docker load` refuses a name without a tag), report.toml keeps the names as given.
+#[test]
+fn exp_026_daemon_names_without_a_tag_get_latest() {
+    let Some(daemon) = daemon(Kind::Docker) else {
+        return;
+    };
+    let ws = Workspace::new();
+    build_app(&ws);
+    analyze_and_build(&ws, &daemon, None);
+    export(
+        &ws,
+        &daemon,
+        None,
+        &["tagless-app", "example.com/acme/tagless"],
+    )
+    .success();
+    let reported = report(&ws)["image"]["image-id"]
+        .as_str()
+        .expect("image-id")
+        .to_owned();
+    assert_eq!(image_id(&daemon, "tagless-app:latest"), reported);
+    assert_eq!(
+        image_id(&daemon, "example.com/acme/tagless:latest"),
+        reported
+    );
+    let tags = report(&ws)["image"]["tags"].clone();
+    assert_eq!(
+        tags,
+        toml::Value::Array(vec![
+            "tagless-app".into(),
+            "example.com/acme/tagless".into()
+        ])
+    );
+}

@@ -65,7 +65,7 @@ pub fn save(
     tags: &[String],
     scratch: &Path,
 ) -> Result<Saved, DaemonSaveError> {
-    let primary = tags.first().cloned().unwrap_or_default();
+    let primary = tags.first().map(|t| tagged(t)).unwrap_or_default();
     let config: serde_json::Value =
         serde_json::from_slice(&built.config_bytes).map_err(DaemonSaveError::Config)?;
     let daemon = &target.daemon;
@@ -192,6 +192,19 @@ fn fetch(
     Ok(files)
 }
 
+/// `name` with Docker's default tag when it has neither a tag nor a digest: pack passes the
+/// image name as the user typed it (`my-app`), and `docker load` refuses a `RepoTags` entry
+/// without a tag (the reference's daemon image gets the same default from its name parser).
+/// The names in report.toml stay as given.
+fn tagged(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if name.contains('@') || last.contains(':') {
+        name.to_owned()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
 /// Names the loaded image `tags[1..]` too (best effort, as a registry save: every name is
 /// tried, failures are reported per name).
 fn tag_all(target: &DaemonTarget, image_id: &str, tags: &[String]) -> SaveReport {
@@ -209,7 +222,7 @@ fn tag_all(target: &DaemonTarget, image_id: &str, tags: &[String]) -> SaveReport
         let tagged = if i == 0 {
             Ok(())
         } else {
-            target.daemon.client().tag(image_id, &name)
+            target.daemon.client().tag(image_id, &tagged(&name))
         };
         match tagged {
             Ok(()) => report.saved.push(name),
