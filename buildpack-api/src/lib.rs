@@ -8,6 +8,7 @@ pub mod buildpack_plan;
 pub mod descriptor;
 pub mod env;
 pub mod exec_d;
+pub mod extend_config;
 pub mod ids;
 pub mod launch;
 pub mod layer;

@@ -292,9 +292,15 @@ fn index_entries_are_selected_by_platform() {
         .unwrap();
     let opened = client.open(&index_ref, &amd64()).unwrap().unwrap();
     assert_eq!(opened.digest(), image.digest());
-    // No arm64 entry: "not found", as imgutil treats a missing platform.
+    // No arm64 entry: an error naming the image and what it offers (the phases decide
+    // whether that means "absent", as for a previous or cache image, or a failure).
     let arm = Platform::new("linux", "arm64", None);
-    assert!(client.open(&index_ref, &arm).unwrap().is_none());
+    let err = client.open(&index_ref, &arm).unwrap_err().to_string();
+    assert!(err.contains("cnb/multi:latest"), "{err}");
+    assert!(
+        err.contains("linux/arm64") && err.contains("linux/amd64"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use cnb_buildpack_api::extend_config::ExtendConfig;
 
 use super::error::ExtendError;
 use super::inputs::{ExtendInputs, Kind};
@@ -29,27 +29,6 @@ pub struct ExtDockerfile {
     pub context: PathBuf,
     /// `[[<kind>.args]]` of extend-config.toml, in file order.
     pub args: Vec<(String, String)>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ExtendConfig {
-    #[serde(default)]
-    build: ArgsTable,
-    #[serde(default)]
-    run: ArgsTable,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ArgsTable {
-    #[serde(default)]
-    args: Vec<Arg>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Arg {
-    name: String,
-    #[serde(default)]
-    value: String,
 }
 
 /// The Dockerfiles of `extensions` (group order) for `inputs.kind`, skipping extensions
@@ -124,7 +103,7 @@ fn read_args(path: &Path, kind: Kind) -> Result<Vec<(String, String)>, ExtendErr
             });
         }
     };
-    let config: ExtendConfig = toml::from_str(&text).map_err(|e| ExtendError::ReadConfig {
+    let config = ExtendConfig::parse(&text).map_err(|e| ExtendError::ReadConfig {
         path: path.to_path_buf(),
         source: Box::new(e),
     })?;

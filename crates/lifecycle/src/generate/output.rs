@@ -6,43 +6,15 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 /// The file holding an extension's build args.
-pub const EXTEND_CONFIG: &str = "extend-config.toml";
+pub use cnb_buildpack_api::extend_config::EXTEND_CONFIG_FILE as EXTEND_CONFIG;
+use cnb_buildpack_api::extend_config::ExtendConfig;
 /// Shared context for both images.
 pub const SHARED_CONTEXT: &str = "context";
 /// Context for the build image only.
 pub const BUILD_CONTEXT: &str = "context.build";
 /// Context for the run image only.
 pub const RUN_CONTEXT: &str = "context.run";
-
-/// Build args the lifecycle provides itself; an extension may not set them.
-const RESERVED_ARGS: &[&str] = &["build_id", "user_id", "group_id"];
-
-/// `extend-config.toml`: `[[build.args]]` and `[[run.args]]`.
-#[derive(Debug, Default, Deserialize)]
-struct ExtendConfig {
-    #[serde(default)]
-    build: ArgsTable,
-    #[serde(default)]
-    run: ArgsTable,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ArgsTable {
-    #[serde(default)]
-    args: Vec<ExtendArg>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ExtendArg {
-    #[serde(default)]
-    name: String,
-    #[allow(dead_code)] // read for shape only; the extender uses it
-    #[serde(default)]
-    value: String,
-}
 
 /// Why `extend-config.toml` is not acceptable.
 #[derive(Debug, thiserror::Error)]
@@ -72,11 +44,9 @@ pub fn validate_extend_config(output: &Path) -> Result<(), ExtendConfigError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(ExtendConfigError::Read { path, source }),
     };
-    let config: ExtendConfig = toml::from_str(&text).map_err(ExtendConfigError::Parse)?;
-    for arg in config.build.args.iter().chain(&config.run.args) {
-        if let Some(reserved) = RESERVED_ARGS.iter().find(|r| **r == arg.name) {
-            return Err(ExtendConfigError::ReservedArg(reserved));
-        }
+    let config = ExtendConfig::parse(&text).map_err(ExtendConfigError::Parse)?;
+    if let Some(reserved) = config.reserved_arg() {
+        return Err(ExtendConfigError::ReservedArg(reserved));
     }
     Ok(())
 }
