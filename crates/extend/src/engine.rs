@@ -98,7 +98,7 @@ pub fn apply(df: &Dockerfile, state: &mut ImageState, opts: &ApplyOptions) -> Re
         set_env(&mut ev.state.config, "PATH", DEFAULT_PATH);
     }
     for step in &df.steps {
-        ev.step(step)?;
+        ev.traced_step(step)?;
     }
     Ok(Applied {
         from,
@@ -120,6 +120,8 @@ struct Evaluator<'a> {
     base_id: String,
     ignore: DockerIgnore,
     warnings: Vec<String>,
+    /// Whether the instruction being evaluated was replayed from the cache.
+    replayed: bool,
 }
 
 /// Args then env: a variable set by `ENV` wins over an `ARG` of the same name.
@@ -159,6 +161,7 @@ impl<'a> Evaluator<'a> {
             base_id,
             ignore: DockerIgnore::read(&opts.context),
             warnings: Vec::new(),
+            replayed: false,
         })
     }
 
@@ -232,6 +235,24 @@ impl<'a> Evaluator<'a> {
 
     fn expand(&self, step: &Step, word: &str) -> Result<String> {
         expand::expand_word(word, self.df.escape, &self.vars()).map_err(|m| self.err(step, m))
+    }
+
+    /// [`Self::step`] in an `extend.instruction` span (build telemetry, when the phase turned
+    /// it on): the keyword only, never the arguments, which may hold user data.
+    fn traced_step(&mut self, step: &Step) -> Result<()> {
+        let keyword = step
+            .text
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let mut span = cnb_telemetry::span("extend.instruction")
+            .with("cnb.dockerfile.instruction", keyword)
+            .with("cnb.dockerfile.line", step.line as i64);
+        self.replayed = false;
+        let result = self.step(step);
+        span.set("cnb.cache_hit", self.replayed);
+        span.record(result)
     }
 
     fn step(&mut self, step: &Step) -> Result<()> {
@@ -470,6 +491,7 @@ impl<'a> Evaluator<'a> {
     /// Applies a cached layer to the root and appends the same blob (linked or copied into
     /// `layers_dir`) instead of executing the instruction.
     fn replay(&mut self, step: &Step, key: &Key, hit: cache::Hit) -> Result<()> {
+        self.replayed = true;
         tracing::info!("Using cached layer for {}", step.text);
         let mut layer = None;
         if let Some((info, cached)) = hit.layer {

@@ -211,15 +211,9 @@ pub fn export_layer(id: &str, reused: bool, bytes: Option<u64>, rebuilt: Option<
     }
 }
 
-/// `extend.instruction`: one Dockerfile instruction an extension asked for, by keyword only
-/// (`RUN`, `COPY`; never its arguments, which may hold user data). For the extender:
-///
-/// ```ignore
-/// let _span = cnb_lifecycle::telemetry::extend_instruction("buildpacks/ext", "RUN", false);
-/// ```
-pub fn extend_instruction(extension_id: &str, keyword: &str, cache_hit: bool) -> Span {
-    cnb_telemetry::span("extend.instruction")
-        .with("cnb.buildpack.id", extension_id)
-        .with("cnb.dockerfile.instruction", keyword.to_ascii_uppercase())
-        .with("cnb.cache_hit", cache_hit)
+/// `extend.dockerfile`: one extension's Dockerfile being applied. The engine
+/// (`cnb-extend`) adds an `extend.instruction` child per instruction, by keyword only (`RUN`,
+/// `COPY`; never its arguments, which may hold user data), with `cnb.cache_hit`.
+pub fn extend_dockerfile(extension_id: &str) -> Span {
+    cnb_telemetry::span("extend.dockerfile").with("cnb.buildpack.id", extension_id)
 }

@@ -33,7 +33,7 @@ fn analyzed(ws: &Workspace, reference: &str) {
 }
 
 /// The run image container with this workspace's volumes.
-fn container(ws: &Workspace, scratch: &Path) -> Container {
+pub(crate) fn container(ws: &Workspace, scratch: &Path) -> Container {
     Container::run_image(scratch)
         .mount(&ws.layers(), "/layers")
         .mount(&ws.app(), "/workspace")
@@ -42,7 +42,7 @@ fn container(ws: &Workspace, scratch: &Path) -> Container {
 }
 
 /// A prepared run-kind workspace: base image in `<kaniko>`, analyzed and group written.
-fn run_workspace(exts: &[&str]) -> (Workspace, tempfile::TempDir) {
+pub(crate) fn run_workspace(exts: &[&str]) -> (Workspace, tempfile::TempDir) {
     let ws = Workspace::new();
     let reference = save_base(&ws.path("kaniko"));
     analyzed(&ws, &reference);

@@ -453,3 +453,48 @@ fn telemetry_off_writes_no_tracing_dir() {
         Some(TRACEPARENT)
     );
 }
+
+/// The extender's trace: an `extend.dockerfile` span per extension (its id), under it an
+/// `extend.instruction` span per instruction, by keyword only, with `cnb.cache_hit` true when
+/// the instruction was replayed from the cache on the second run.
+#[test]
+fn telemetry_extender_traces_each_instruction_and_its_cache_hits() {
+    let (ws, scratch) = crate::ext::run_workspace(&["ext"]);
+    ws.write(
+        "layers/generated/ext/run.Dockerfile",
+        "ARG base_image\nFROM ${base_image}\nRUN echo secret-arg > /tmp/x\nLABEL a=b\n",
+    );
+    for _ in 0..2 {
+        crate::ext::container(&ws, scratch.path())
+            .env("CNB_EXPERIMENTAL_MODE", "quiet")
+            .env("CNB_OTEL_TRACEPARENT", TRACEPARENT)
+            .extender(&["-kind", "run"])
+            .success();
+    }
+    let lines = check_phase(&ws, "extend", TRACE_ID, PARENT_ID);
+    let dockerfiles = spans(&lines, "extend.dockerfile");
+    assert_eq!(dockerfiles.len(), 2, "one per run");
+    for d in &dockerfiles {
+        assert_eq!(d.str("cnb.buildpack.id").as_deref(), Some("ext"));
+    }
+    let runs: Vec<_> = spans(&lines, "extend.instruction")
+        .into_iter()
+        .filter(|l| l.str("cnb.dockerfile.instruction").as_deref() == Some("RUN"))
+        .collect();
+    assert_eq!(runs.len(), 2, "one RUN per run");
+    let hits: Vec<_> = runs.iter().map(|l| l.attr("cnb.cache_hit")).collect();
+    assert_eq!(
+        hits,
+        [Some(Value::BoolValue(false)), Some(Value::BoolValue(true))]
+    );
+    let parents: Vec<_> = dockerfiles.iter().map(|d| hex(&d.span.span_id)).collect();
+    for run in &runs {
+        assert!(parents.contains(&hex(&run.span.parent_span_id)));
+    }
+    assert!(
+        spans(&lines, "extend.instruction")
+            .iter()
+            .any(|l| l.str("cnb.dockerfile.instruction").as_deref() == Some("LABEL"))
+    );
+    assert_no_user_data(&ws, &["extend"], &["secret-arg", "/tmp/x"]);
+}

@@ -70,7 +70,11 @@ pub fn apply_all(
         let args = build_args(base_reference, &state.config, &d.args);
         let opts = apply_options(inputs, d, args, layers_dir);
         let before = state.layers.len();
-        let applied = cnb_extend::apply(&df, &mut state, &opts).map_err(apply_err)?;
+        let applied = {
+            let mut span = crate::telemetry::extend_dockerfile(&d.extension);
+            span.record(cnb_extend::apply(&df, &mut state, &opts))
+        }
+        .map_err(apply_err)?;
         for w in &applied.warnings {
             tracing::warn!("{w}");
         }
