@@ -297,7 +297,7 @@ fn exp_uploads_that_always_fail_fail_the_export_with_exit_62_and_no_manifest() {
 }
 
 #[test]
-fn ana_429_with_retry_after_and_5xx_are_waited_out() {
+fn analyzer_http_429_with_retry_after_and_5xx_are_waited_out() {
     let setup = Setup::new();
     cache_app(&setup.ws);
     let proxy = &setup.proxy;
