@@ -220,17 +220,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn env(&self) -> Vec<(String, String)> {
-        self.state
-            .config
-            .config
-            .env
-            .iter()
-            .flatten()
-            .map(|e| match e.split_once('=') {
-                Some((k, v)) => (k.to_owned(), v.to_owned()),
-                None => (e.clone(), String::new()),
-            })
-            .collect()
+        self.state.config.env_pairs()
     }
 
     fn expand(&self, step: &Step, word: &str) -> Result<String> {

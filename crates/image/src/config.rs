@@ -186,6 +186,19 @@ impl ImageConfig {
             .find_map(|entry| entry.strip_prefix(key)?.strip_prefix('='))
     }
 
+    /// Every `Env` entry as `(key, value)`, in order (an entry without `=` has an empty value).
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        self.config
+            .env
+            .iter()
+            .flatten()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (e.clone(), String::new()),
+            })
+            .collect()
+    }
+
     /// Set an environment variable, replacing an existing entry in place.
     pub fn set_env(&mut self, key: &str, value: &str) {
         let entry = format!("{key}={value}");

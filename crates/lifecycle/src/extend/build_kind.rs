@@ -32,17 +32,7 @@ pub fn extend_build_from(
     dockerfiles: &[ExtDockerfile],
 ) -> Result<Vec<(String, String)>, ExtendError> {
     let extended = apply_all(inputs, base_config, base_reference, dockerfiles, None)?;
-    Ok(extended
-        .config
-        .config
-        .env
-        .iter()
-        .flatten()
-        .map(|e| match e.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => (e.clone(), String::new()),
-        })
-        .collect())
+    Ok(extended.config.env_pairs())
 }
 
 /// The builder's starting environment: this process's variables, overridden by the
