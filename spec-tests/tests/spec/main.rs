@@ -18,6 +18,7 @@ mod daemon;
 mod det;
 mod env;
 mod exp;
+mod export_scratch;
 mod ext;
 mod extract_safety;
 mod faults;

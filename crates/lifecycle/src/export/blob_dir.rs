@@ -1,10 +1,13 @@
-//! The exporter's scratch directory for new layer blobs inside the layout root
-//! (`<layout-dir>/.export-XXXXXX`, so saving a blob is a rename), and the removal of the ones
-//! killed exporters left behind.
+//! The exporter's scratch directory for new layer blobs, and the removal of the ones killed
+//! exporters left behind. It lives inside the layout root for a layout export
+//! (`<layout-dir>/.export-XXXXXX`, so saving a blob is a rename), else inside the layers dir
+//! (`<layers>/.export-XXXXXX`): the phase's own volume, which no layer or cache walk reads
+//! (they go through buildpack directories, and a buildpack ID never starts with a dot), rather
+//! than `$TMPDIR`, which a platform may never clean.
 //!
-//! A scratch directory is removed when the export ends, but a `kill -9` skips that, and the
-//! layout root outlives the build: every killed export would leave its partial layer blobs
-//! there for good. So each exporter holds an `flock` on a file in its directory for as long as
+//! A scratch directory is removed when the export ends, but a `kill -9` (an OOM kill, a
+//! platform's timeout) skips that, and both roots outlive the process: every killed export
+//! would leave its partial layer blobs there for good. So each exporter holds an `flock` on a file in its directory for as long as
 //! it runs (the kernel drops it when the process dies, however it dies), and before creating
 //! its own, removes every scratch directory whose lock it can take.
 //!
@@ -15,10 +18,18 @@
 //! removes once it is older than [`INIT_GRACE`]: a live exporter spends microseconds there.
 //! A `.export-*` directory without a lock file (made by an older lifecycle, or on a filesystem
 //! without locks) is removed once it is older than [`UNLOCKED_GRACE`].
+//!
+//! The layers dir is writable by the buildpack user and the exporter may run as root, so
+//! nothing planted there is followed: an entry with a scratch name that is not a real
+//! directory is left alone, the lock file is opened without following a symlink (and without
+//! blocking on a FIFO) relative to the directory's own descriptor, and the removal itself does
+//! not follow symlinks (`std::fs::remove_dir_all`).
 
+use std::ffi::CStr;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,6 +46,9 @@ const INIT_GRACE: Duration = Duration::from_secs(60);
 
 /// The lock file in a scratch directory.
 const LOCK: &str = ".lock";
+
+/// [`LOCK`] for `openat`.
+const LOCK_C: &CStr = c".lock";
 
 /// How old a scratch directory without a lock file must be before it counts as abandoned.
 const UNLOCKED_GRACE: Duration = Duration::from_secs(600);
@@ -119,7 +133,7 @@ fn remove_abandoned(root: &Path) {
             continue;
         }
         // Held while removing, so no other exporter removes it at the same time.
-        let abandoned = match File::open(path.join(LOCK)) {
+        let abandoned = match open_lock(&path) {
             Ok(lock) => try_lock(&lock).then_some(Some(lock)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
@@ -134,6 +148,32 @@ fn remove_abandoned(root: &Path) {
             }
         }
     }
+}
+
+/// Opens the lock file of the scratch directory `dir` for locking, following no symlink: not
+/// `dir` itself (it may have been swapped for one since it was listed), not the lock file, and
+/// never blocking on a FIFO planted at its name. Anything there that is not a regular file is
+/// reported as an error, so the directory is left alone.
+fn open_lock(dir: &Path) -> io::Result<File> {
+    let dir = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)?;
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    // SAFETY: openat on a directory descriptor `dir` keeps open, with a NUL-terminated name;
+    // a non-negative result is a new descriptor that nothing else owns.
+    #[allow(unsafe_code)]
+    let lock = unsafe {
+        let fd = libc::openat(dir.as_raw_fd(), LOCK_C.as_ptr(), flags);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        File::from_raw_fd(fd)
+    };
+    if !lock.metadata()?.is_file() {
+        return Err(io::Error::other("lock is not a regular file"));
+    }
+    Ok(lock)
 }
 
 /// Takes an exclusive `flock` on `file` without waiting; `false` when another process holds
@@ -179,5 +219,46 @@ mod tests {
         drop(running);
         drop(next);
         assert!(!a.exists() && !b.exists(), "removed when the export ends");
+    }
+
+    #[test]
+    fn nothing_planted_at_a_scratch_name_is_followed_or_blocks() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("precious");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join(LOCK), "").unwrap();
+        fs::write(target.join("data"), "keep").unwrap();
+        // A symlink at a scratch name, to a directory that looks abandoned.
+        let link = root.path().join(".export-planted");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        // A scratch directory whose lock file is a symlink to an unlocked file.
+        let linked_lock = root.path().join(".export-linked-lock");
+        fs::create_dir(&linked_lock).unwrap();
+        std::os::unix::fs::symlink(target.join(LOCK), linked_lock.join(LOCK)).unwrap();
+        // A scratch directory whose lock file is a FIFO (opening it for reading would block).
+        let fifo = root.path().join(".export-fifo");
+        fs::create_dir(&fifo).unwrap();
+        let fifo_lock =
+            std::ffi::CString::new(fifo.join(LOCK).into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::mkfifo(fifo_lock.as_ptr(), 0o600) };
+        assert_eq!(rc, 0);
+        // An init name that is a symlink, however old.
+        let init_link = root.path().join(".init-export-planted");
+        std::os::unix::fs::symlink(&target, &init_link).unwrap();
+
+        let dir = BlobDir::create_in(root.path()).unwrap();
+        drop(dir);
+        assert_eq!(fs::read_to_string(target.join("data")).unwrap(), "keep");
+        assert!(target.join(LOCK).is_file());
+        for kept in [&link, &linked_lock, &fifo, &init_link] {
+            assert!(
+                fs::symlink_metadata(kept).is_ok(),
+                "{} left alone",
+                kept.display()
+            );
+        }
     }
 }

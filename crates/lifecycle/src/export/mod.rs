@@ -411,7 +411,7 @@ pub fn export_to(
         !inputs.parallel && matches!(cache, Some(Cache::Image(_))) && target.daemon().is_none();
     let cached = cache_layers(&planned);
     let mut cache_blobs: HashMap<PathBuf, ProducedLayer> = HashMap::new();
-    let mut kept_blob_dir: Option<BlobDir> = None;
+    let mut kept_blob_dir: Option<blob_dir::BlobDir> = None;
     let export_cache = |cache: Option<Cache>, blobs: &HashMap<PathBuf, ProducedLayer>| {
         let mut cache = cache;
         let Some(cache) = cache.as_mut() else {
@@ -710,44 +710,16 @@ fn open_previous(
 }
 
 /// Where new layer blobs are written: inside the layout root when exporting to a layout, so
-/// saving is a rename or hard link (and what killed exporters left there is removed first,
-/// see [`blob_dir`]); else a temporary directory.
-fn blob_dir(inputs: &ExportInputs) -> Result<BlobDir, ExportError> {
-    match &inputs.layout_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            blob_dir::BlobDir::create_in(dir).map(BlobDir::Layout)
-        }
-        None => tempfile::Builder::new()
-            .prefix("cnb-export-")
-            .tempdir()
-            .map(BlobDir::Temp),
-    }
-    .map_err(|source| ExportError::Io {
-        path: inputs.layout_dir.clone().unwrap_or_else(std::env::temp_dir),
-        source,
-    })
-}
-
-/// A directory for new layer blobs, removed on drop.
-#[derive(Debug)]
-enum BlobDir {
-    /// In the layout root.
-    Layout(blob_dir::BlobDir),
-    /// In the temporary directory.
-    Temp(tempfile::TempDir),
-}
-
-impl BlobDir {
-    fn path(&self) -> &Path {
-        match self {
-            BlobDir::Layout(dir) => dir.path(),
-            BlobDir::Temp(dir) => dir.path(),
-        }
-    }
+/// saving is a rename or hard link, else inside the layers dir, never in `$TMPDIR` (what killed
+/// exporters left in either is removed first, see [`blob_dir`]).
+fn blob_dir(inputs: &ExportInputs) -> Result<blob_dir::BlobDir, ExportError> {
+    let root = inputs.layout_dir.as_ref().unwrap_or(&inputs.layers_dir);
+    std::fs::create_dir_all(root)
+        .and_then(|()| blob_dir::BlobDir::create_in(root))
+        .map_err(|source| ExportError::Io {
+            path: root.clone(),
+            source,
+        })
 }
 
 /// Tars, hashes and compresses every planned layer with a source, once, in parallel. With
