@@ -499,6 +499,13 @@ pub fn open_layout_dir(
 
 /// Write `image` as the single image of the layout at `dir`.
 pub fn save_layout(image: &BuiltImage, dir: &Path, ref_name: Option<&str>) -> Result<()> {
+    let layout = write_layout_blobs(image, dir)?;
+    layout.set_manifest(&image.manifest, ref_name)
+}
+
+/// Write the blobs of `image` (layers that are available, config, manifest) into the layout
+/// at `dir`, leaving its `index.json` as it is (a child of an index being written).
+pub fn write_layout_blobs(image: &BuiltImage, dir: &Path) -> Result<Layout> {
     let layout = Layout::create(dir)?;
     for layer in &image.layers {
         let digest = &layer.info.digest;
@@ -526,7 +533,7 @@ pub fn save_layout(image: &BuiltImage, dir: &Path, ref_name: Option<&str>) -> Re
         });
     }
     layout.write_blob(&image.manifest.bytes)?;
-    layout.set_manifest(&image.manifest, ref_name)
+    Ok(layout)
 }
 
 fn copy_layout_blob(dir: &Path, digest: &Digest, dest: &Path, image: &str) -> Result<u64> {

@@ -847,3 +847,133 @@ fn rebaser_rebases_every_child_of_an_app_index_onto_its_platform() {
         );
     }
 }
+
+/// Every blob file in the layout at `dir`, with its inode's link count.
+fn blob_links(dir: &Path) -> std::collections::BTreeMap<String, u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::read_dir(dir.join("blobs/sha256"))
+        .expect("blobs")
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, e.metadata().expect("blob metadata").nlink())
+        })
+        .collect()
+}
+
+#[test]
+fn rebaser_rebases_every_child_of_a_layout_app_index_without_copying_a_layer() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    crate::exp::export_layout(&ws, &["example.com/acme/app:amd64"]).success();
+    let built_dir = ws
+        .layout_dir()
+        .join(layout_path("example.com/acme/app:amd64"));
+    // The "arm64 build": the same app with an arm64 config, beside it in the same layout.
+    run(
+        "umoci",
+        &[
+            "config",
+            "--no-history",
+            "--image",
+            &format!("{}:amd64", built_dir.display()),
+            "--architecture",
+            "arm64",
+            "--tag",
+            "arm64",
+        ],
+    );
+    let child = |tag: &str| {
+        let source = format!("oci:{}:{tag}", built_dir.display());
+        let digest = digest_of_raw(&skopeo(&["inspect", "--raw", &source]));
+        format!("{}@{digest}", built_dir.display())
+    };
+    let target = "example.com/acme/app:latest";
+    indexer(&ws)
+        .layout(&ws.layout_dir())
+        .args([target, &child("amd64"), &child("arm64")])
+        .output()
+        .success();
+    let app_dir = ws.layout_dir().join(layout_path(target));
+    let source = format!("oci:{}:latest", app_dir.display());
+    let before = skopeo(&["inspect", "--raw", &source]);
+    let blobs_before = blob_links(&app_dir);
+    let (run_dir, amd64, arm64) = layout_index(
+        &ws.layout_dir(),
+        "example.com/cnb/run-multi:latest",
+        Shape::Nested,
+    );
+
+    // The rebaser has no `-layout` flags (neither has the reference's).
+    let out = ws
+        .rebaser()
+        .env("CNB_USE_LAYOUT", "true")
+        .env("CNB_LAYOUT_DIR", ws.layout_dir())
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args(["-force", "-run-image", "example.com/cnb/run-multi:latest"])
+        .arg(target)
+        .output();
+    out.success();
+    let raw = skopeo(&["inspect", "--raw", &source]);
+    assert_ne!(raw, before, "a new index at the tag");
+    let index: Value = serde_json::from_str(&raw).expect("index json");
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|m| m["platform"]["architecture"].as_str())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    let report = ws.toml("layers/report.toml");
+    assert_eq!(
+        string(table(&report, "image"), "digest"),
+        digest_of_raw(&raw)
+    );
+    for (arch, base) in [("amd64", &amd64), ("arm64", &arm64)] {
+        let (_, config) = pulled_config(&source, arch);
+        assert_eq!(config["architecture"], arch);
+        let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .expect("diff_ids")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(diff_ids[..base.diff_ids.len()], base.diff_ids[..], "{arch}");
+        let label: Value = serde_json::from_str(
+            config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
+                .as_str()
+                .expect("label"),
+        )
+        .expect("label json");
+        assert_eq!(
+            label["runImage"]["reference"].as_str(),
+            Some(format!("{}@{}", run_dir.display(), base.digest).as_str()),
+            "{arch}"
+        );
+    }
+    // Only manifests, configs and the index are new files; a new layer blob (the arm64
+    // base's) is a hard link to the run image's.
+    for (name, links) in blob_links(&app_dir) {
+        if blobs_before.contains_key(&name) {
+            continue;
+        }
+        let path = app_dir.join("blobs/sha256").join(&name);
+        let is_json = serde_json::from_slice::<Value>(&fs::read(&path).expect("blob")).is_ok();
+        assert!(is_json || links > 1, "layer blob {name} was copied\n{out}");
+    }
+    let arm_top = arm64.diff_ids.len();
+    let arm_manifest = read_json(
+        &run_dir
+            .join("blobs")
+            .join(arm64.digest.replacen(':', "/", 1)),
+    );
+    let arm_layer = arm_manifest["layers"][arm_top - 1]["digest"]
+        .as_str()
+        .expect("layer")
+        .replacen("sha256:", "", 1);
+    assert!(
+        blob_links(&app_dir).contains_key(&arm_layer),
+        "the arm64 base layer is in the app's layout"
+    );
+}
