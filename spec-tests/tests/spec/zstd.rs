@@ -1,7 +1,8 @@
 //! zstd layers (experimental, issue 12): `-layer-compression zstd` / `CNB_LAYER_COMPRESSION`
 //! writes new layers as `application/vnd.oci.image.layer.v1.tar+zstd`; skopeo copies the
-//! image and GNU tar unpacks it (umoci 0.4.7 has no zstd); reuse keys on diffIDs, so a
-//! later gzip export reuses the zstd blobs of the previous image.
+//! image and GNU tar unpacks it (umoci 0.4.7 has no zstd), podman pulls it and creates a
+//! container from it; reuse keys on diffIDs, so a later gzip export reuses the zstd blobs of
+//! the previous image.
 
 use cnb_spec_tests::{Registry, Workspace};
 use serde_json::Value;
@@ -130,4 +131,73 @@ fn unpack_with_tar(image: &cnb_spec_tests::Image, dir: &std::path::Path) -> std:
         );
     }
     rootfs
+}
+
+/// A real engine reads our zstd layers (umoci 0.4.7 cannot): podman (containers/storage,
+/// its own vfs store in a temp dir) pulls the zstd export from the registry, and the app's
+/// files are in the container it creates from it.
+#[test]
+fn podman_pulls_a_zstd_export_and_creates_a_container_with_the_app() {
+    if !cnb_spec_tests::is_root() {
+        eprintln!("skipped: podman's rootful store needs root");
+        return;
+    }
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    built_app(&ws);
+    let run = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    ws.write("layers/analyzed.toml", run.analyzed_toml());
+    let app = registry.reference("acme/app:zstd");
+    registry
+        .allow(ws.exporter())
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .env("CNB_LAYER_COMPRESSION", "zstd")
+        .arg(&app)
+        .output()
+        .success();
+    let layers = media_types(&registry.image("acme/app:zstd").manifest());
+    let zstd = layers.iter().filter(|(t, _)| t == ZSTD).count();
+    assert!(zstd > 0, "no zstd layer to read: {layers:?}");
+
+    let podman = cnb_daemon::testkit::Daemon::podman().expect("start podman");
+    let image = format!("docker://{app}");
+    podman
+        .run_cli(&["pull", "--quiet", "--tls-verify=false", &image])
+        .expect("podman pulls the zstd image");
+    let inspected = podman
+        .run_cli(&["image", "inspect", &app])
+        .expect("podman image inspect");
+    let inspected: Value = serde_json::from_str(&inspected).expect("inspect json");
+    let layer_count = inspected[0]["RootFS"]["Layers"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(layer_count, layers.len(), "{inspected}");
+    let container = podman
+        .run_cli(&["create", &app])
+        .expect("podman create")
+        .trim()
+        .to_owned();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let rootfs_tar = scratch.path().join("rootfs.tar");
+    podman
+        .run_cli(&["export", "-o", &rootfs_tar.to_string_lossy(), &container])
+        .expect("podman export");
+    let app_file = ws
+        .app()
+        .join("index.txt")
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .to_owned();
+    let out = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(&rootfs_tar)
+        .arg(&app_file)
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "{app_file} not in the container: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "index\n");
 }
