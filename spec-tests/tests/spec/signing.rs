@@ -377,3 +377,196 @@ fn signer_signs_a_layout_image_and_attests_its_launch_sboms() {
         assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
     }
 }
+
+// ---- a registry that requires a login ----
+
+const USER: &str = "signer";
+const PASS: &str = "sign-Pass-9c2e71";
+
+/// `skopeo` arguments for the protected registry's credentials.
+fn creds() -> String {
+    format!("{USER}:{PASS}")
+}
+
+/// The layers of the manifest at `<host>/<repo>:<tag>`, read with the credentials.
+fn locked_layers(host: &str, repo: &str, tag: &str) -> Vec<(Value, Vec<u8>)> {
+    let raw = cnb_spec_tests::oci::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        &creds(),
+        &format!("docker://{host}/{repo}:{tag}"),
+    ]);
+    let manifest: Value = serde_json::from_str(&raw).expect("manifest json");
+    manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| {
+            let digest = l["digest"].as_str().expect("digest");
+            let url = format!("http://{host}/v2/{repo}/blobs/{digest}");
+            let out = Command::new("curl")
+                .args(["-sfL", "-u", &creds(), &url])
+                .output()
+                .expect("curl");
+            assert!(out.status.success(), "GET {url}");
+            assert_eq!(format!("sha256:{}", sha256_hex(&out.stdout)), digest);
+            (l.clone(), out.stdout)
+        })
+        .collect()
+}
+
+/// `signer` for `image` on the protected registry (plain HTTP allowed), with `env`.
+fn locked_signer(ws: &Workspace, key: &Path, host: &str, image: &str) -> cnb_spec_tests::Run {
+    signer(ws, key)
+        .env("CNB_INSECURE_REGISTRIES", host)
+        .args(["-log-level", "debug"])
+        .arg(image)
+}
+
+#[test]
+fn signer_logs_in_with_cnb_registry_auth_or_a_docker_config_and_never_shows_the_password() {
+    let ws = Workspace::new();
+    let open = Registry::start();
+    let digest = exported_to_registry(&ws, &open);
+    let locked = cnb_image::testkit::TestRegistry::start_with_basic_auth(USER, PASS)
+        .expect("registry with basic auth");
+    let host = locked.host();
+    let image = locked.reference("acme/app:v1");
+    cnb_spec_tests::oci::skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds(),
+        &format!("docker://{}", open.reference("acme/app:v1")),
+        &format!("docker://{image}"),
+    ]);
+    let (key, public) = keygen(&ws.path("keys"), "pkcs8");
+    let header = cnb_image::Credential::basic(USER, PASS).to_header();
+    let secrets = [PASS, header.trim_start_matches("Basic ")];
+    let tag = sig_tag(&digest, "sig");
+    let repository = locked.reference("acme/app");
+
+    // No credentials: one failure naming the image and the refusal.
+    let out = locked_signer(&ws, &key, &host, &image).output();
+    out.code(1).stderr_has(&image).stderr_has("HTTP 401");
+    assert!(
+        out.stderr.lines().filter(|l| l.contains("ERROR")).count() <= 1,
+        "{out}"
+    );
+
+    // CNB_REGISTRY_AUTH.
+    let auth = format!("{{\"{host}\": \"{header}\"}}");
+    let out = locked_signer(&ws, &key, &host, &image)
+        .env("CNB_REGISTRY_AUTH", &auth)
+        .output();
+    out.success();
+    for secret in secrets {
+        out.never_mentions(secret);
+    }
+    let layers = verified(&locked_layers(&host, "acme/app", &tag), &public);
+    assert_eq!(layers.len(), 1, "{out}");
+    assert_payload(&layers[0].payload, &repository, &digest);
+
+    // A docker config (`$DOCKER_CONFIG/config.json`, as `docker login` writes it).
+    let docker = ws.path("docker");
+    fs::create_dir_all(&docker).expect("docker config dir");
+    let basic = header.trim_start_matches("Basic ");
+    fs::write(
+        docker.join("config.json"),
+        format!("{{\"auths\": {{\"{host}\": {{\"auth\": \"{basic}\"}}}}}}"),
+    )
+    .expect("config.json");
+    let out = locked_signer(&ws, &key, &host, &image)
+        .env("DOCKER_CONFIG", &docker)
+        .output();
+    out.success();
+    for secret in secrets {
+        out.never_mentions(secret);
+    }
+    let again = verified(&locked_layers(&host, "acme/app", &tag), &public);
+    assert_eq!(again.len(), 2, "{out}");
+    assert_eq!(again[0].signature, layers[0].signature);
+    assert_payload(&again[1].payload, &repository, &digest);
+}
+
+// ---- an SPDX launch SBOM ----
+
+/// `acme/spdx`: a launch SBOM for the buildpack and one for its launch layer `lib`, in SPDX.
+const SPDX_BUILD: &str = r#"
+spdx() {
+  printf '{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"%s","documentNamespace":"https://example.com/spdx/%s","creationInfo":{"created":"2024-01-01T00:00:00Z","creators":["Tool: cnb-spec-tests"]},"packages":[]}\n' "$1" "$1"
+}
+mkdir -p "$L/lib"; echo lib > "$L/lib/file"
+printf '[types]\nlaunch = true\n' > "$L/lib.toml"
+spdx spdx-launch > "$L/launch.sbom.spdx.json"
+spdx spdx-lib > "$L/lib.sbom.spdx.json"
+printf '[[processes]]\ntype = "web"\ncommand = ["true"]\ndefault = true\n' > "$L/launch.toml"
+"#;
+
+#[test]
+fn signer_attests_an_spdx_launch_sbom_with_the_spdx_predicate_type() {
+    let ws = Workspace::new();
+    ws.buildpack("acme/spdx")
+        .key(r#"sbom-formats = ["application/spdx+json"]"#)
+        .build(SPDX_BUILD)
+        .write();
+    ws.write("workspace/index.txt", "index\n");
+    ws.write(
+        "cnb/run.toml",
+        format!("[[images]]\n  image = \"{}\"\n", crate::exp::RUN),
+    );
+    let base = cnb_spec_tests::BaseImage::install_layout(&ws.layout_dir(), crate::exp::RUN);
+    ws.write("layers/analyzed.toml", base.analyzed_toml());
+    crate::exp::build(&ws, &["acme/spdx"]);
+    export_layout(&ws, &[APP]).success();
+    let app_dir = ws.layout_dir().join(layout_path(APP));
+    let digest = Image::layout(&app_dir).digest();
+    let (key, public) = keygen(&ws.path("keys"), "pkcs8");
+    let out = signer(&ws, &key)
+        .args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
+        .args(["-layers", &ws.layers().to_string_lossy(), "-attest-sbom"])
+        .arg(APP)
+        .output();
+    out.success();
+
+    let repo_dir = app_dir.parent().expect("repo dir");
+    let att = layout_layers(&repo_dir.join(sig_tag(&digest, "att")));
+    let mut names = Vec::new();
+    for (descriptor, envelope) in &att {
+        assert_eq!(
+            descriptor["mediaType"],
+            "application/vnd.dsse.envelope.v1+json"
+        );
+        assert_eq!(
+            descriptor["annotations"]["predicateType"],
+            "https://spdx.dev/Document"
+        );
+        let file = ws.write("envelope.json", envelope);
+        let (ok, statement) = python(&[
+            "verify-dsse",
+            &public.to_string_lossy(),
+            &file.to_string_lossy(),
+        ]);
+        assert!(ok, "DSSE does not verify: {descriptor}");
+        let statement: Value = serde_json::from_str(&statement).expect("statement");
+        assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+        assert_eq!(statement["predicateType"], "https://spdx.dev/Document");
+        assert_eq!(statement["predicate"]["spdxVersion"], "SPDX-2.3");
+        assert_eq!(
+            statement["subject"][0]["digest"]["sha256"].as_str(),
+            digest.strip_prefix("sha256:")
+        );
+        names.push(
+            statement["predicate"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    names.sort();
+    assert_eq!(names, ["spdx-launch", "spdx-lib"], "{out}");
+}
