@@ -18,6 +18,7 @@ pub mod mirrors;
 pub mod privileges;
 pub mod rebase;
 pub mod rebuild;
+mod registry_session;
 pub mod restore;
 pub mod sign;
 pub mod target_platform;

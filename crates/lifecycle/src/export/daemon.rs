@@ -56,11 +56,7 @@ pub(super) fn produce_layers(
         let (info, path) = write_tar(source, launch, scratch, &mut list)?;
         Ok(((info, path), list))
     });
-    let mut produced = Produced {
-        layers: (0..planned.len()).map(|_| None).collect(),
-        staged: vec![false; planned.len()],
-        lists: (0..planned.len()).map(|_| None).collect(),
-    };
+    let mut produced = Produced::nothing(planned.len());
     for (j, result) in results.into_iter().enumerate() {
         let index = jobs[j];
         let (value, list) = result.map_err(|source| ExportError::Layer {

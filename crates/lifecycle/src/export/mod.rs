@@ -786,11 +786,7 @@ fn produce_layers(
         };
         Ok(((info, path), staged, list))
     });
-    let mut produced = Produced {
-        layers: (0..planned.len()).map(|_| None).collect(),
-        staged: vec![false; planned.len()],
-        lists: (0..planned.len()).map(|_| None).collect(),
-    };
+    let mut produced = Produced::nothing(planned.len());
     for (j, result) in results.into_iter().enumerate() {
         let index = jobs[j];
         let (value, staged, list) = result.map_err(|source| ExportError::Layer {
@@ -868,6 +864,17 @@ struct Produced {
     staged: Vec<bool>,
     /// The entry list made while tarring a directory layer (see `fingerprint`).
     lists: Vec<Option<cnb_layers::EntryList>>,
+}
+
+impl Produced {
+    /// Nothing produced yet for `count` planned layers.
+    fn nothing(count: usize) -> Self {
+        Produced {
+            layers: (0..count).map(|_| None).collect(),
+            staged: vec![false; count],
+            lists: (0..count).map(|_| None).collect(),
+        }
+    }
 }
 
 /// [EXP-009], [EXP-028] Adds one layer: reused from the previous image when it has the same

@@ -1,9 +1,7 @@
 //! The indexer against a registry: children are read by digest, made present in the target
 //! repository by cross-repository mounts (never uploads), and the index is put at the tag.
 
-use cnb_image::{
-    ImageConfig, ImageRef, Keychain, RawManifest, Registry, RegistryClient, RegistryOptions,
-};
+use cnb_image::{ImageConfig, ImageRef, Keychain, RawManifest, RegistryClient};
 
 use super::{IndexError, IndexInputs, Written, assemble, child_digest};
 
@@ -22,13 +20,8 @@ pub(super) fn write(inputs: &IndexInputs, keychain: Keychain) -> Result<Written,
             Ok(reference)
         })
         .collect::<Result<Vec<_>, IndexError>>()?;
-    let options = RegistryOptions {
-        insecure_registries: inputs.insecure_registries.clone(),
-        ..RegistryOptions::default()
-    };
-    let registry = Registry::new(options, keychain)?;
-    let client = registry.client().clone();
-    registry.block_on(async move {
+    let insecure = &inputs.insecure_registries;
+    crate::registry_session::with_client(insecure, keychain, |client| async move {
         let mut read = Vec::with_capacity(children.len());
         for child in &children {
             let (manifest, config) = read_child(&client, child).await?;
@@ -43,7 +36,7 @@ pub(super) fn write(inputs: &IndexInputs, keychain: Keychain) -> Result<Written,
             index,
             platforms,
         })
-    })?
+    })
 }
 
 fn parse(name: &str) -> Result<ImageRef, IndexError> {

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use cnb_image::RegistryClient;
 use cnb_image::registry::{BlobData, BlobToPush};
-use cnb_image::{Registry, RegistryClient, RegistryOptions};
 
 use super::artifact::{self, NewLayer};
 use super::sbom::Sbom;
@@ -18,19 +18,14 @@ pub(super) fn sign_all(
     sboms: &[Sbom],
     keychain: cnb_image::Keychain,
 ) -> Result<Vec<Signed>, SignError> {
-    let options = RegistryOptions {
-        insecure_registries: inputs.insecure_registries.clone(),
-        ..RegistryOptions::default()
-    };
-    let registry = Registry::new(options, keychain)?;
-    let client = registry.client().clone();
-    registry.block_on(async move {
+    let insecure = &inputs.insecure_registries;
+    crate::registry_session::with_client(insecure, keychain, |client| async move {
         let mut signed = Vec::with_capacity(targets.len());
         for target in targets {
             signed.push(sign_one(&client, target, key, sboms).await?);
         }
         Ok(signed)
-    })?
+    })
 }
 
 async fn sign_one(
