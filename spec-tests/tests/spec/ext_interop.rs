@@ -41,6 +41,6 @@ fn ext_009_extended_run_layout_is_readable_by_the_cnb_user_the_exporter_drops_to
         .flatten()
         .collect();
     assert_eq!(images.len(), 1, "one extended run image");
-    // The layer blob was a 0600 temporary file and the layout a 0700 staging directory.
+    // The layer blobs were 0600 temporary files of root.
     assert_world_readable(&run);
 }

@@ -91,7 +91,7 @@ fn write_sparse(
 }
 
 /// The exporter reads the layout after dropping to the CNB user, but the staging directory
-/// (0700) and the layer blobs (temporary files, 0600) are root's: every directory becomes
+/// (a private temporary directory) and the layer blobs (temporary files, 0600) are root's: every directory becomes
 /// 0755 and every file 0644, the modes an OCI layout writer gives them under the usual umask.
 fn make_readable(dir: &Path) -> Result<(), ExtendError> {
     use std::os::unix::fs::PermissionsExt;
