@@ -91,8 +91,9 @@ fn write_sparse(
 }
 
 /// The exporter reads the layout after dropping to the CNB user, but the staging directory
-/// (a private temporary directory) and the layer blobs (temporary files, 0600) are root's: every directory becomes
-/// 0755 and every file 0644, the modes an OCI layout writer gives them under the usual umask.
+/// (a private temporary directory) and the layer blobs (temporary files, 0600) are root's:
+/// every directory becomes 0755 and every file 0644, the modes an OCI layout writer gives
+/// them under the usual umask.
 fn make_readable(dir: &Path) -> Result<(), ExtendError> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io("chmod", dir))?;
