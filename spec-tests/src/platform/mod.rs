@@ -13,6 +13,7 @@
 
 pub mod dist;
 pub mod docker;
+pub mod ext_flow;
 pub mod flow;
 pub mod images;
 

@@ -41,6 +41,7 @@ pub fn write_run_image(
         path: staging.path().to_path_buf(),
         source,
     })?;
+    make_readable(staging.path())?;
     let target = run_dir.join(image.digest().to_string());
     if target.exists() {
         fs::remove_dir_all(&target).map_err(io("replace", &target))?;
@@ -87,6 +88,27 @@ fn write_sparse(
     layout.write_blob(&image.config_bytes)?;
     layout.write_blob(&image.manifest.bytes)?;
     Ok(layout.set_manifest(&image.manifest, None)?)
+}
+
+/// The exporter reads the layout after dropping to the CNB user, but the staging directory
+/// (a private temporary directory) and the layer blobs (temporary files, 0600) are root's:
+/// every directory becomes 0755 and every file 0644, the modes an OCI layout writer gives
+/// them under the usual umask.
+fn make_readable(dir: &Path) -> Result<(), ExtendError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io("chmod", dir))?;
+    for entry in fs::read_dir(dir).map_err(io("read", dir))? {
+        let entry = entry.map_err(io("read", dir))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io("inspect", &path))?;
+        if kind.is_dir() {
+            make_readable(&path)?;
+        } else if kind.is_file() {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+                .map_err(io("chmod", &path))?;
+        }
+    }
+    Ok(())
 }
 
 /// The extender runs as root and `<extended>` usually lies in `<layers>`, which the
