@@ -38,6 +38,8 @@ fn main() {
                 dir: dir.clone(),
                 ttl: std::time::Duration::from_secs(14 * 24 * 3600),
             }),
+            // A run extension: the root is thrown away afterwards.
+            lazy_replay: true,
         };
         let mut state = cnb_extend::ImageState::default();
         cnb_extend::apply(&df, &mut state, &opts).map(|_| state)

@@ -54,6 +54,10 @@ pub struct ApplyOptions {
     pub output: Arc<dyn Output>,
     /// The replay cache across builds; `None` executes every instruction.
     pub cache: Option<CacheOptions>,
+    /// Leave replayed layers pending in [`ImageState::pending_replays`] when `apply` returns
+    /// instead of writing them to the root. For a root that is thrown away afterwards (the
+    /// run kind): a fully cached run extension then writes nothing but its output layout.
+    pub lazy_replay: bool,
 }
 
 /// A new layer made by an instruction.
@@ -78,6 +82,10 @@ pub struct ImageState {
     /// Replay cache key of the last file system instruction applied to this state (`None`:
     /// the base, identified by its diffIDs): the next Dockerfile's keys continue from it.
     pub cache_key: Option<String>,
+    /// Cached layers replayed into this state but not yet written to the root, bottom first.
+    /// They are applied before anything reads the root (an executed instruction, a `USER`
+    /// lookup in `/etc/passwd`, a `WORKDIR` check), so laziness never changes a result.
+    pub pending_replays: Vec<PathBuf>,
 }
 
 /// What one [`apply`] reports besides the state.
@@ -99,6 +107,9 @@ pub fn apply(df: &Dockerfile, state: &mut ImageState, opts: &ApplyOptions) -> Re
     }
     for step in &df.steps {
         ev.traced_step(step)?;
+    }
+    if !opts.lazy_replay {
+        ev.materialize()?;
     }
     Ok(Applied {
         from,
@@ -367,7 +378,26 @@ impl<'a> Evaluator<'a> {
             .unwrap_or_else(|| "/".into())
     }
 
-    fn user(&self, step: &Step) -> Result<passwd::ExecUser> {
+    /// Writes the pending replayed layers to the root, bottom first.
+    fn materialize(&mut self) -> Result<()> {
+        if self.state.pending_replays.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        for blob in std::mem::take(&mut self.state.pending_replays) {
+            replay::apply_layer(&self.opts.root, &blob)?;
+        }
+        tracing::debug!(replay_ms = started.elapsed().as_millis(), "replayed");
+        // The root changed behind the walker's back: snapshot again before the next
+        // executed instruction.
+        if let Some((_, snap)) = self.walker.as_mut() {
+            *snap = None;
+        }
+        Ok(())
+    }
+
+    fn user(&mut self, step: &Step) -> Result<passwd::ExecUser> {
+        self.materialize()?;
         let spec = self.state.config.config.user.clone().unwrap_or_default();
         passwd::resolve(&self.opts.root, &spec).map_err(|m| self.err(step, m))
     }
@@ -376,6 +406,7 @@ impl<'a> Evaluator<'a> {
         let value = self.expand(step, raw)?;
         let path = crate::rootfs::image_path(&self.workdir_path(), &value);
         self.state.config.config.working_dir = Some(path.to_string_lossy().into_owned());
+        self.materialize()?;
         let host = crate::rootfs::resolve_follow(&self.opts.root, &path);
         if host.is_dir() {
             self.history(step, true);
@@ -420,6 +451,7 @@ impl<'a> Evaluator<'a> {
         {
             return self.replay(step, key, hit);
         }
+        self.materialize()?;
         let started = Instant::now();
         let Some((walker, before)) = self.walker.take() else {
             f(self)?;
@@ -478,32 +510,24 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    /// Applies a cached layer to the root and appends the same blob (linked or copied into
-    /// `layers_dir`) instead of executing the instruction.
+    /// Appends a cached layer's blob (linked or copied into `layers_dir`) instead of executing
+    /// the instruction, and queues it for the root (see [`ImageState::pending_replays`]).
     fn replay(&mut self, step: &Step, key: &Key, hit: cache::Hit) -> Result<()> {
         self.replayed = true;
         tracing::info!("Using cached layer for {}", step.text);
         let mut layer = None;
         if let Some((info, cached)) = hit.layer {
-            let started = Instant::now();
-            replay::apply_layer(&self.opts.root, &cached)?;
-            tracing::debug!(
-                line = step.line,
-                replay_ms = started.elapsed().as_millis(),
-                "replayed"
-            );
+            let mut pending = cached.clone();
             if let Some(dir) = &self.opts.layers_dir {
                 let path = dir.join(info.digest.digest());
                 if !path.exists() && std::fs::hard_link(&cached, &path).is_err() {
                     std::fs::copy(&cached, &path).map_err(io("copying cached layer to", &path))?;
                 }
+                // Our own copy: a cache clean-up cannot remove it before it is applied.
+                pending.clone_from(&path);
                 layer = Some(LayerBlob { info, path });
             }
-            // The root changed behind the walker's back: snapshot again before the next
-            // executed instruction.
-            if let Some((_, snap)) = self.walker.as_mut() {
-                *snap = None;
-            }
+            self.state.pending_replays.push(pending);
         }
         self.state.cache_key = Some(key.0.clone());
         self.record_layer(step, layer);
@@ -631,6 +655,7 @@ impl<'a> Evaluator<'a> {
         let owner = match &spec.chown {
             Some(raw) => {
                 let chown = self.expand(step, raw)?;
+                self.materialize()?;
                 let u = passwd::resolve(&self.opts.root, &chown).map_err(|m| self.err(step, m))?;
                 // A UID without a group uses the same number as the GID (Docker's documented
                 // rule); a user *name* without a group gets its primary group, as both of

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 
 use cnb_layers::digest::HashWriter;
 use cnb_layers::gotar::{self, Header, Timestamp, typeflag};
-use cnb_layers::{Compression, LayerInfo};
-use flate2::GzBuilder;
+use cnb_layers::{Compression, LayerInfo, ParallelGzip};
 
 use crate::error::{Error, Result, io};
 use crate::snapshot::{Changes, Meta, Snapshot};
@@ -51,7 +50,7 @@ pub fn write_layer(
 ) -> Result<LayerBlob> {
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("creating layer in", dir))?;
     let blob = HashWriter::new(BufWriter::with_capacity(1 << 20, tmp));
-    let gz = GzBuilder::new().write(blob, flate2::Compression::new(compression.get()));
+    let gz = ParallelGzip::new(blob, compression.get()).map_err(io("writing layer in", dir))?;
     let mut tw = gotar::Writer::new(HashWriter::new(gz));
     for path in &changes.deleted {
         tw.write_header(&whiteout(path))

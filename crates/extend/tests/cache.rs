@@ -337,3 +337,70 @@ fn the_build_kind_is_cached_too() {
     assert_eq!(run_kind.ran(), Vec::<u8>::new());
     assert_eq!(run_kind.state.layers.len(), 5);
 }
+
+/// A run extension's root is thrown away after the extender, so a fully cached rerun with
+/// `lazy_replay` only queues its layers: the root stays as the base left it, and the layers
+/// are the executed run's. What reads the root first applies what is queued, so an
+/// instruction after a replayed one still sees its files (here `USER` names a user a
+/// replayed `RUN` added to `/etc/passwd`).
+#[test]
+fn a_lazy_rerun_queues_replays_and_applies_them_before_the_root_is_read() {
+    const LAZY: &str = r#"ARG base_image
+FROM ${base_image}
+RUN echo 1 > /counter/r1 && echo 'lazy:x:1234:1234::/:/bin/sh' >> /etc/passwd && mkdir -p /opt/lazy && chmod 777 /opt/lazy
+USER lazy
+RUN echo 2 > /counter/r2 && id -u > /opt/lazy/uid
+"#;
+    let ctx = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let build = |lazy: bool, text: &str| {
+        let root = busybox_root_with_old_files();
+        std::fs::create_dir_all(root.path().join("counter")).expect("mkdir");
+        // RUN 2 runs as `lazy`.
+        std::fs::set_permissions(
+            root.path().join("counter"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .expect("chmod");
+        let layers = tempfile::tempdir().expect("tempdir");
+        let mut opts = options(
+            root.path(),
+            ctx.path(),
+            layers.path(),
+            Arc::new(Captured::default()),
+        );
+        opts.ignore_paths.push(PathBuf::from("/counter"));
+        opts.cache = Some(CacheOptions {
+            dir: cache.path().join("layers"),
+            ttl: HOUR,
+        });
+        opts.lazy_replay = lazy;
+        let mut state = ImageState::default();
+        apply(&dockerfile(text), &mut state, &opts).expect("applies");
+        (root, layers, state)
+    };
+    let (first_root, _l1, first) = build(false, LAZY);
+    assert_eq!(
+        std::fs::read_to_string(first_root.path().join("opt/lazy/uid")).expect("uid"),
+        "1234\n"
+    );
+    let (root, _l2, lazy) = build(true, LAZY);
+    assert!(!root.path().join("counter/r1").exists(), "RUN 1 executed");
+    assert!(!root.path().join("counter/r2").exists(), "RUN 2 executed");
+    let digests = |s: &ImageState| -> Vec<String> {
+        s.layers
+            .iter()
+            .map(|l| l.blob.info.digest.to_string())
+            .collect()
+    };
+    assert_eq!(digests(&lazy), digests(&first));
+    // RUN 1 was applied when `RUN 2` looked `lazy` up; RUN 2's layer is only queued.
+    assert!(root.path().join("opt/lazy").is_dir());
+    assert!(!root.path().join("opt/lazy/uid").exists());
+    assert_eq!(lazy.pending_replays.len(), 1);
+    assert_eq!(lazy.pending_replays[0], lazy.layers[1].blob.path);
+    // Without laziness the same rerun leaves the whole tree.
+    let (eager_root, _l3, eager) = build(false, LAZY);
+    assert!(eager.pending_replays.is_empty());
+    same_tree(first_root.path(), eager_root.path());
+}

@@ -28,6 +28,7 @@ pub mod error;
 pub mod extract;
 pub mod gotar;
 pub mod layer;
+pub mod pargz;
 pub mod pipeline;
 pub mod slices;
 pub mod tar;
@@ -37,6 +38,7 @@ pub use error::{Error, Result};
 pub use extract::{Compressed, ExtractOptions, Extracted, extract, extract_file};
 pub use layer::{Entry, LayerSource};
 pub use oci_spec::image::Digest;
+pub use pargz::ParallelGzip;
 pub use pipeline::{
     Codec, Compression, LayerInfo, TarInfo, ZSTD_MAGIC, run_parallel, write_layer,
     write_layer_to_dir, write_layer_to_dir_listed, write_layer_to_dir_with_copy,

@@ -33,13 +33,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use flate2::GzBuilder;
 use oci_spec::image::Digest;
 
 use crate::digest::HashWriter;
 use crate::entries::EntryList;
 use crate::error::{Error, Result};
 use crate::layer::LayerSource;
+use crate::pargz::ParallelGzip;
 use crate::tar::Listing;
 
 const SINK_BUFFER: usize = 256 * 1024;
@@ -103,17 +103,14 @@ impl Default for Compression {
 
 /// The compressing stage of the pipeline: gzip or multi-threaded zstd.
 enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: Write> Encoder<W> {
     fn new(out: W, compression: Compression) -> std::io::Result<Self> {
         Ok(match compression.codec {
-            Codec::Gzip => {
-                let level = flate2::Compression::new(compression.level);
-                Encoder::Gzip(GzBuilder::new().write(out, level))
-            }
+            Codec::Gzip => Encoder::Gzip(ParallelGzip::new(out, compression.level)?),
             Codec::Zstd => {
                 let mut encoder = zstd::stream::write::Encoder::new(out, compression.level as i32)?;
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -103,6 +103,7 @@ pub fn options(root: &Path, context: &Path, layers: &Path, out: Arc<Captured>) -
         compression: cnb_layers::Compression::default(),
         output: out,
         cache: None,
+        lazy_replay: false,
     }
 }
 

@@ -125,6 +125,9 @@ fn apply_options(
             dir: cache_dir(inputs),
             ttl: inputs.cache_ttl,
         }),
+        // The run kind's root (the run-image container, the creator's unpacked copy) is
+        // thrown away afterwards, and only its layers matter; the build kind builds on it.
+        lazy_replay: layers_dir.is_some(),
     }
 }
 
