@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use cnb_layers::digest::sha256;
 use cnb_layers::{
     Compression, ExtractOptions, LayerSource, Owner, ZSTD_MAGIC, extract, write_layer,
-    write_uncompressed,
+    write_layers_parallel, write_uncompressed,
 };
 
 fn tree() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -50,6 +50,24 @@ fn zstd_blob_is_read_by_the_system_zstd_and_keeps_the_diff_id() {
     writer.join().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, tar, "zstd -d gives the layer tar back");
+}
+
+/// Layers compressed side by side get fewer zstd workers each (cores / layers in
+/// flight); the blob, and so the digest, must not depend on that: a 3 MB tree spans
+/// several 1 MiB jobs, written alone and then as two parallel layers.
+#[test]
+fn zstd_blob_does_not_depend_on_the_layers_in_flight() {
+    let (_tmp, dir) = tree();
+    let src = LayerSource::dir(&dir, Owner::ROOT).unwrap();
+    let (alone, blob) = write_layer(&src, Vec::new(), Compression::ZSTD).unwrap();
+    let sources = [src.clone(), src];
+    let two = std::num::NonZeroUsize::new(2);
+    let parallel = write_layers_parallel(&sources, Compression::ZSTD, two, |_| Ok(Vec::new()));
+    for result in parallel {
+        let (info, bytes) = result.unwrap();
+        assert_eq!(info.digest, alone.digest);
+        assert!(bytes == blob, "same bytes whatever the worker count");
+    }
 }
 
 #[test]
