@@ -420,6 +420,13 @@ pub const INPUTS: &[InputDef] = &[
         "run image reference"
     ),
     input!(
+        "sbom-referrers",
+        Some("CNB_SBOM_REFERRERS"),
+        Bool,
+        [all(E)],
+        "also attach the launch SBOMs as OCI 1.1 referrers (experimental)"
+    ),
+    input!(
         "signing-key",
         Some("CNB_SIGNING_KEY"),
         Value,
@@ -641,6 +648,8 @@ pub struct Inputs {
     pub signing_key: Option<PathBuf>,
     pub signing_password_file: Option<PathBuf>,
     pub attest_sbom: bool,
+    /// `-sbom-referrers` / `CNB_SBOM_REFERRERS` (exporter, experimental).
+    pub sbom_referrers: bool,
     pub print_version: bool,
 }
 
@@ -847,6 +856,7 @@ impl Inputs {
             signing_key: r.string("signing-key").map(PathBuf::from),
             signing_password_file: r.string("signing-password-file").map(PathBuf::from),
             attest_sbom: r.bool("attest-sbom")?,
+            sbom_referrers: r.bool("sbom-referrers")?,
             layers_dir,
             print_version: r.bool("version")?,
         })

@@ -21,6 +21,21 @@ pub struct ReportFile {
     /// do not know it ignore it). Written only when some layer was rebuilt.
     #[serde(default, skip_serializing_if = "RebuildReport::is_empty")]
     pub rebuild: RebuildReport,
+    /// `[[referrers]]`: the OCI 1.1 artifacts attached to the image (`-sbom-referrers`, an
+    /// experimental extension of this lifecycle). Written only when there are some.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ReferrerReport>,
+}
+
+/// One `[[referrers]]` entry: an artifact manifest whose subject is the exported image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReferrerReport {
+    /// The artifact manifest's digest.
+    pub digest: String,
+    /// Its `artifactType` (`application/vnd.cyclonedx+json`, `application/spdx+json`,
+    /// `application/vnd.syft+json`).
+    pub artifact_type: String,
 }
 
 /// `[rebuild]` of report.toml: one `[[rebuild.layers]]` entry per layer that the restorer
@@ -237,8 +252,17 @@ manifest-size = "1234"
                     detail: None,
                 }],
             },
+            referrers: vec![ReferrerReport {
+                digest: "sha256:def".into(),
+                artifact_type: "application/spdx+json".into(),
+            }],
         };
         report.write(&path).unwrap();
         assert_eq!(ReportFile::read(&path).unwrap(), report);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("[[referrers]]\ndigest = \"sha256:def\"\nartifact-type = \"application/spdx+json\""),
+            "{text}"
+        );
     }
 }

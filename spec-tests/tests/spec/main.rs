@@ -38,6 +38,7 @@ mod platform_ext;
 mod platform_flows;
 mod rbs;
 mod rebuild;
+mod referrers;
 mod res;
 mod signing;
 mod static_bins;

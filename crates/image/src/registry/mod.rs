@@ -236,6 +236,9 @@ pub(crate) struct Inner {
     upload_slots: tokio::sync::Semaphore,
 }
 
+/// The OCI image index media type.
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
 fn pull_scope(reference: &ImageRef) -> String {
     format!("repository:{}:pull", reference.repository())
 }
@@ -396,6 +399,50 @@ impl RegistryClient {
             });
         }
         Ok(Some(raw))
+    }
+
+    /// `GET /v2/<name>/referrers/<subject>` (OCI distribution-spec 1.1): the image index
+    /// listing the manifests whose `subject` is `subject`, or `None` when the registry has no
+    /// referrers API (404, or an answer that is not an image index: Distribution 2.x).
+    pub async fn referrers(
+        &self,
+        reference: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        const OP: &str = "list referrers of";
+        let err = |e| registry_err(OP, reference, e);
+        let endpoint = self.endpoint(OP, reference).await?;
+        let url = Self::url(&endpoint, reference, &format!("referrers/{subject}"));
+        let timeout = self.inner.options.request_timeout;
+        let response = self
+            .inner
+            .send(
+                &endpoint,
+                &[pull_scope(reference)],
+                Method::GET,
+                &url,
+                |http| {
+                    Ok(http
+                        .get(&url)
+                        .header(reqwest::header::ACCEPT, OCI_INDEX)
+                        .timeout(timeout))
+                },
+            )
+            .await
+            .map_err(err)?;
+        let is_index = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with(OCI_INDEX));
+        if !response.status().is_success() || !is_index {
+            return Ok(None);
+        }
+        match self.read_small_body(response, &url, 1).await {
+            Ok(Some(bytes)) => Ok(Some(bytes.to_vec())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
     }
 
     /// `HEAD` the manifest: its digest (from `Docker-Content-Digest`) and size, or `None`

@@ -475,6 +475,7 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
             })?;
     // Argument errors first, before any network or file access.
     check_images(inputs, &export_inputs)?;
+    check_sbom_referrers(inputs, export_inputs.layout_dir.is_some())?;
     let keychain = resolved_keychain(&crate::image_args::unique_registries(exporter_image_names(
         inputs,
         &export_inputs,
@@ -490,9 +491,52 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     // The cache is exported after the image; a cache that cannot be used fails now, as in
     // the reference.
     let cache = init_cache(inputs, &keychain)?;
-    export_to(&export_inputs, target(&store, daemon.as_ref()), cache)
-        .map(|_| ())
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
+    let report = export_to(&export_inputs, target(&store, daemon.as_ref()), cache)
+        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
+    if inputs.sbom_referrers {
+        attach_sbom_referrers(inputs, &export_inputs, report, keychain)?;
+    }
+    Ok(())
+}
+
+/// `-sbom-referrers` before the export: experimental, and only where images have digests.
+fn check_sbom_referrers(inputs: &Inputs, layout: bool) -> Result<(), Failure> {
+    if !inputs.sbom_referrers {
+        return Ok(());
+    }
+    crate::experimental::guard_experimental(inputs.experimental_mode, "SBOM referrers")
+        .map_err(|e| Failure::new(ExitCode::Failed, "resolve inputs", &e))?;
+    if inputs.daemon && !layout {
+        return Err(Failure::msg(
+            ExitCode::InvalidArgs,
+            "resolve inputs",
+            "-sbom-referrers needs a registry or layout export, not -daemon",
+        ));
+    }
+    Ok(())
+}
+
+/// `-sbom-referrers` after the export: the artifacts are attached and listed in report.toml.
+fn attach_sbom_referrers(
+    inputs: &Inputs,
+    export_inputs: &ExportInputs,
+    mut report: cnb_platform_api::files::report::ReportFile,
+    keychain: Keychain,
+) -> Result<(), Failure> {
+    use crate::export::referrers::{Target, attach};
+    let target = match &export_inputs.layout_dir {
+        Some(root) => Target::Layout(root),
+        None => Target::Registry {
+            insecure: &export_inputs.insecure_registries,
+            keychain,
+        },
+    };
+    let failed =
+        |e: &dyn std::error::Error| Failure::new(ExitCode::ExportError, "attach SBOM referrers", e);
+    attach(&mut report, target, &inputs.layers_dir).map_err(|e| failed(&e))?;
+    report
+        .write(&export_inputs.report_path)
+        .map_err(|e| failed(&e))
 }
 
 /// [EXP-001]..[EXP-004] The image names (on one registry, except for a daemon export).

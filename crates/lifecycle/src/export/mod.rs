@@ -14,6 +14,7 @@ mod daemon;
 mod extended;
 mod plan;
 mod reasons;
+pub mod referrers;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;

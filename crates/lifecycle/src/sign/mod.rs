@@ -23,7 +23,7 @@ pub mod key;
 mod layout;
 mod payload;
 mod registry;
-mod sbom;
+pub(crate) mod sbom;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

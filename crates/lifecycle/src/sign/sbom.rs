@@ -57,22 +57,26 @@ pub fn launch_sboms(layers_dir: &Path) -> Result<Vec<Sbom>, SignError> {
 
 /// Regular files under `dir` (none if it does not exist); symlinks are not followed.
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SignError> {
+    collect_files(dir, out).map_err(|e| SignError::Sbom {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Regular files under `dir` (none if it does not exist); symlinks are not followed. Also
+/// the exporter's SBOM referrers read the launch SBOMs with it.
+pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(SignError::Sbom {
-                path: dir.to_owned(),
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return Err(e),
     };
     for entry in entries.flatten() {
         let Ok(kind) = entry.file_type() else {
             continue;
         };
         if kind.is_dir() {
-            collect(&entry.path(), out)?;
+            collect_files(&entry.path(), out)?;
         } else if kind.is_file() {
             out.push(entry.path());
         }

@@ -1,0 +1,474 @@
+//! [experimental] The app image's launch SBOMs as OCI 1.1 referrers (`-sbom-referrers`,
+//! `CNB_SBOM_REFERRERS`): after the export, one artifact manifest per SBOM format
+//! (CycloneDX, SPDX, Syft) whose `subject` is the app image manifest, `artifactType` the
+//! format's media type, `config` the empty descriptor, and one layer per buildpack file, so
+//! that registries, oras, trivy and Harbor find the SBOMs without pulling the image. The
+//! in-image SBOM layer stays as it is (pack reads it).
+//!
+//! A registry with the referrers API lists the artifacts itself. Without it (Distribution
+//! 2.x, Debian's registry) the referrers tag schema is kept instead: an image index at the
+//! tag `sha256-<hex>` of the subject, read, added to (entries of others kept, exact
+//! duplicates skipped, so a rebuild with the same SBOMs leaves it unchanged) and put back.
+//! In a layout, that tag is a layout directory beside the image's, as our layouts hold tags
+//! (`<layout-dir>/<registry>/<repo>/sha256-<hex>`).
+//!
+//! The artifacts carry no timestamps: the same SBOMs give the same digests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cnb_image::registry::{BlobData, BlobToPush};
+use cnb_image::{Digest, ImageRef, Layout, LayoutStore, RawManifest, RegistryClient};
+use cnb_platform_api::files::report::{ReferrerReport, ReportFile};
+use serde_json::{Value, json};
+
+const EMPTY_CONFIG: &[u8] = b"{}";
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+const TITLE: &str = "org.opencontainers.image.title";
+const BUILDPACK: &str = "io.buildpacks.buildpack.id";
+
+/// The SBOM formats the spec names, by file name, with their media types.
+const FORMATS: [(&str, &str); 3] = [
+    ("sbom.cdx.json", "application/vnd.cyclonedx+json"),
+    ("sbom.spdx.json", "application/spdx+json"),
+    ("sbom.syft.json", "application/vnd.syft+json"),
+];
+
+/// Why the SBOMs could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferrersError {
+    /// An SBOM file could not be read.
+    #[error("read SBOM {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The image or an artifact could not be read or written.
+    #[error(transparent)]
+    Image(Box<cnb_image::Error>),
+    /// The app image was not where the export put it.
+    #[error("image {0} not found after the export")]
+    NotFound(String),
+}
+
+impl From<cnb_image::Error> for ReferrersError {
+    fn from(e: cnb_image::Error) -> Self {
+        ReferrersError::Image(Box::new(e))
+    }
+}
+
+/// One artifact to attach.
+pub struct Artifact {
+    /// The SBOM media type.
+    pub artifact_type: &'static str,
+    /// The artifact manifest.
+    pub manifest: RawManifest,
+    /// The SBOM files' bytes (the layers), in the manifest's order.
+    pub layers: Vec<Vec<u8>>,
+}
+
+/// One attached artifact, for report.toml.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attached {
+    /// The artifact manifest's digest.
+    pub digest: Digest,
+    /// Its `artifactType`.
+    pub artifact_type: String,
+}
+
+/// The launch SBOMs under `<layers>/sbom/launch` as one artifact per format, each with
+/// `subject` (the app image manifest's descriptor). No SBOM of a format, no artifact.
+pub fn artifacts(layers_dir: &Path, subject: &Value) -> Result<Vec<Artifact>, ReferrersError> {
+    let launch = layers_dir.join("sbom").join("launch");
+    let mut files = Vec::new();
+    crate::sign::sbom::collect_files(&launch, &mut files).map_err(|source| {
+        ReferrersError::Read {
+            path: launch.clone(),
+            source,
+        }
+    })?;
+    files.sort();
+    let mut out = Vec::new();
+    for (name, media_type) in FORMATS {
+        let of_format: Vec<&PathBuf> = files
+            .iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == name))
+            .collect();
+        if of_format.is_empty() {
+            continue;
+        }
+        out.push(artifact(&launch, &of_format, media_type, subject)?);
+    }
+    Ok(out)
+}
+
+fn artifact(
+    launch: &Path,
+    files: &[&PathBuf],
+    media_type: &'static str,
+    subject: &Value,
+) -> Result<Artifact, ReferrersError> {
+    let mut layers = Vec::with_capacity(files.len());
+    let mut descriptors = Vec::with_capacity(files.len());
+    for path in files {
+        let bytes = std::fs::read(path).map_err(|source| ReferrersError::Read {
+            path: (*path).clone(),
+            source,
+        })?;
+        let rel = path.strip_prefix(launch).unwrap_or(path);
+        let buildpack = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        descriptors.push(json!({
+            "mediaType": media_type,
+            "digest": cnb_image::digest::sha256(&bytes).to_string(),
+            "size": bytes.len(),
+            "annotations": { TITLE: rel.to_string_lossy(), BUILDPACK: buildpack },
+        }));
+        layers.push(bytes);
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "artifactType": media_type,
+        "config": {
+            "mediaType": EMPTY_MEDIA_TYPE,
+            "digest": cnb_image::digest::sha256(EMPTY_CONFIG).to_string(),
+            "size": EMPTY_CONFIG.len(),
+        },
+        "layers": descriptors,
+        "subject": subject,
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
+    Ok(Artifact {
+        artifact_type: media_type,
+        manifest: RawManifest::new(bytes, Some(MANIFEST_MEDIA_TYPE)),
+        layers,
+    })
+}
+
+/// The descriptor of a manifest, as `subject` and index entries write it.
+fn descriptor(manifest: &RawManifest, artifact_type: Option<&str>) -> Value {
+    let mut d = json!({
+        "mediaType": manifest.media_type,
+        "digest": manifest.digest.to_string(),
+        "size": manifest.bytes.len(),
+    });
+    if let Some(t) = artifact_type {
+        d["artifactType"] = json!(t);
+    }
+    d
+}
+
+/// The fallback tag of `subject`: `sha256-<hex>`.
+pub fn fallback_tag(subject: &Digest) -> String {
+    format!("{}-{}", subject.algorithm(), subject.digest())
+}
+
+/// `existing` (the fallback index, if any) with `artifacts` added; `None` when every artifact
+/// is already listed (nothing to write).
+fn merged_index(existing: Option<&RawManifest>, artifacts: &[Artifact]) -> Option<RawManifest> {
+    let mut entries: Vec<Value> = existing
+        .filter(|m| m.is_index())
+        .and_then(|m| serde_json::from_slice::<Value>(&m.bytes).ok())
+        .and_then(|v| v.get("manifests").and_then(Value::as_array).cloned())
+        .unwrap_or_default();
+    let before = entries.len();
+    for a in artifacts {
+        let digest = a.manifest.digest.to_string();
+        if !entries.iter().any(|e| e["digest"] == json!(digest)) {
+            entries.push(descriptor(&a.manifest, Some(a.artifact_type)));
+        }
+    }
+    if existing.is_some() && entries.len() == before {
+        return None;
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": entries,
+    });
+    Some(RawManifest::new(
+        serde_json::to_vec(&index).unwrap_or_default(),
+        Some(INDEX_MEDIA_TYPE),
+    ))
+}
+
+fn attached(artifacts: &[Artifact]) -> Vec<Attached> {
+    artifacts
+        .iter()
+        .map(|a| Attached {
+            digest: a.manifest.digest.clone(),
+            artifact_type: a.artifact_type.to_owned(),
+        })
+        .collect()
+}
+
+/// Attaches the SBOMs to `image` (a digest reference) in its registry repository.
+pub async fn attach_in_registry(
+    client: &RegistryClient,
+    image: &ImageRef,
+    layers_dir: &Path,
+) -> Result<Vec<Attached>, ReferrersError> {
+    let subject = client
+        .get_manifest(image)
+        .await?
+        .ok_or_else(|| ReferrersError::NotFound(image.to_string()))?;
+    let artifacts = artifacts(layers_dir, &descriptor(&subject, None))?;
+    if artifacts.is_empty() {
+        tracing::debug!("No launch SBOMs to attach to {image}");
+        return Ok(Vec::new());
+    }
+    for a in &artifacts {
+        let blobs = a.layers.iter().map(Vec::as_slice).chain([EMPTY_CONFIG]);
+        for bytes in blobs {
+            let blob = BlobToPush {
+                digest: cnb_image::digest::sha256(bytes),
+                size: bytes.len() as u64,
+                data: BlobData::Bytes(Arc::new(bytes.to_vec())),
+                mount_from: None,
+            };
+            client.push_blob(image, &blob).await?;
+        }
+        let at = image.with_digest(a.manifest.digest.clone());
+        client.put_manifest(&at, &a.manifest).await?;
+    }
+    if client.referrers(image, &subject.digest).await?.is_some() {
+        tracing::debug!("{image}: the registry lists referrers itself");
+    } else {
+        let tag = image.with_tag(&fallback_tag(&subject.digest))?;
+        let existing = client.get_manifest(&tag).await?;
+        if let Some(index) = merged_index(existing.as_ref(), &artifacts) {
+            client.put_manifest(&tag, &index).await?;
+        }
+    }
+    Ok(attached(&artifacts))
+}
+
+/// Attaches the SBOMs to the image in the layout `image_dir` (holding `subject`), with the
+/// fallback tag's layout beside it.
+pub fn attach_in_layout(
+    store: &LayoutStore,
+    image: &ImageRef,
+    subject: &RawManifest,
+    layers_dir: &Path,
+) -> Result<Vec<Attached>, ReferrersError> {
+    let artifacts = artifacts(layers_dir, &descriptor(subject, None))?;
+    if artifacts.is_empty() {
+        tracing::debug!("No launch SBOMs to attach to {image}");
+        return Ok(Vec::new());
+    }
+    let tag = fallback_tag(&subject.digest);
+    let dir = store.path_for(&image.with_tag(&tag)?);
+    let existing = match Layout::open(&dir)? {
+        Some(layout) => layout
+            .resolve_manifest(None, Some(&tag), &cnb_image::Platform::host())
+            .ok()
+            .flatten()
+            .filter(RawManifest::is_index)
+            .or_else(|| read_tagged_index(&layout, &tag)),
+        None => None,
+    };
+    let Some(index) = merged_index(existing.as_ref(), &artifacts) else {
+        return Ok(attached(&artifacts));
+    };
+    let out = Layout::create(&dir)?;
+    for a in &artifacts {
+        for bytes in a.layers.iter().map(Vec::as_slice).chain([EMPTY_CONFIG]) {
+            out.write_blob(bytes)?;
+        }
+        out.write_blob(&a.manifest.bytes)?;
+    }
+    out.write_blob(&index.bytes)?;
+    out.set_manifest(&index, Some(&tag))?;
+    Ok(attached(&artifacts))
+}
+
+/// The index `index.json` names `tag` (resolve_manifest descends into indexes; the fallback
+/// index itself is wanted here).
+fn read_tagged_index(layout: &Layout, tag: &str) -> Option<RawManifest> {
+    let index = layout.read_index().ok()?;
+    let entry = index.manifests().iter().find(|e| {
+        e.annotations()
+            .as_ref()
+            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+            .is_some_and(|n| n == tag)
+    })?;
+    let bytes = layout.read_blob(entry.digest()).ok()?;
+    Some(RawManifest::new(bytes, Some(INDEX_MEDIA_TYPE)))
+}
+
+/// Where the exported image is.
+pub enum Target<'a> {
+    /// A registry, reached with these settings.
+    Registry {
+        /// `-insecure-registry` values.
+        insecure: &'a [String],
+        /// The phase's credentials.
+        keychain: cnb_image::Keychain,
+    },
+    /// An OCI layout root (`-layout-dir`).
+    Layout(&'a Path),
+}
+
+/// Attaches the launch SBOMs to the image `report` names (in every repository its tags are
+/// in) and lists the artifacts in `report.referrers`.
+pub fn attach(
+    report: &mut ReportFile,
+    target: Target<'_>,
+    layers_dir: &Path,
+) -> Result<(), ReferrersError> {
+    let digest: Option<Digest> = report.image.digest.as_deref().and_then(|d| d.parse().ok());
+    let mut attached = Vec::new();
+    match target {
+        Target::Registry { insecure, keychain } => {
+            let digest =
+                digest.ok_or_else(|| ReferrersError::NotFound(report.image.tags.join(", ")))?;
+            let mut images: Vec<ImageRef> = Vec::new();
+            for tag in &report.image.tags {
+                let image = ImageRef::parse(tag)?.with_digest(digest.clone());
+                if !images.iter().any(|i| i.name() == image.name()) {
+                    images.push(image);
+                }
+            }
+            crate::registry_session::with_client(insecure, keychain, |client| async move {
+                let mut all = Vec::new();
+                for image in &images {
+                    all.extend(attach_in_registry(&client, image, layers_dir).await?);
+                }
+                Ok::<_, ReferrersError>(all)
+            })
+            .map(|a| attached.extend(a))?;
+        }
+        Target::Layout(root) => {
+            let store = LayoutStore::new(root);
+            let mut done: Vec<String> = Vec::new();
+            for tag in &report.image.tags {
+                let tagged = ImageRef::parse(tag)?;
+                if done.contains(&tagged.name()) {
+                    continue;
+                }
+                done.push(tagged.name());
+                let subject = Layout::open(store.path_for(&tagged))?
+                    .and_then(|l| {
+                        let named = Some(tagged.identifier());
+                        let by = if digest.is_some() {
+                            None
+                        } else {
+                            named.as_deref()
+                        };
+                        l.resolve_manifest(digest.as_ref(), by, &cnb_image::Platform::host())
+                            .ok()
+                            .flatten()
+                    })
+                    .ok_or_else(|| ReferrersError::NotFound(tag.clone()))?;
+                attached.extend(attach_in_layout(&store, &tagged, &subject, layers_dir)?);
+            }
+        }
+    }
+    for a in attached {
+        tracing::info!("Attached {} as a referrer: {}", a.artifact_type, a.digest);
+        if !report
+            .referrers
+            .iter()
+            .any(|r| r.digest == a.digest.to_string())
+        {
+            report.referrers.push(ReferrerReport {
+                digest: a.digest.to_string(),
+                artifact_type: a.artifact_type,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch_sboms(dir: &Path) {
+        for (bp, name, body) in [
+            (
+                "example_node",
+                "sbom.cdx.json",
+                r#"{"bomFormat":"CycloneDX"}"#,
+            ),
+            (
+                "example_java",
+                "sbom.cdx.json",
+                r#"{"bomFormat":"CycloneDX","n":2}"#,
+            ),
+            (
+                "example_java",
+                "sbom.spdx.json",
+                r#"{"spdxVersion":"SPDX-2.3"}"#,
+            ),
+            ("example_java", "other.json", "{}"),
+        ] {
+            let d = dir.join("sbom/launch").join(bp);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(name), body).unwrap();
+        }
+    }
+
+    fn subject() -> Value {
+        json!({"mediaType": MANIFEST_MEDIA_TYPE, "digest": format!("sha256:{}", "a".repeat(64)), "size": 7})
+    }
+
+    #[test]
+    fn one_artifact_per_format_with_a_layer_per_buildpack_file() {
+        let dir = tempfile::tempdir().unwrap();
+        launch_sboms(dir.path());
+        let arts = artifacts(dir.path(), &subject()).unwrap();
+        let types: Vec<_> = arts.iter().map(|a| a.artifact_type).collect();
+        assert_eq!(
+            types,
+            ["application/vnd.cyclonedx+json", "application/spdx+json"]
+        );
+        let cdx: Value = serde_json::from_slice(&arts[0].manifest.bytes).unwrap();
+        assert_eq!(cdx["subject"], subject());
+        assert_eq!(cdx["config"]["mediaType"], EMPTY_MEDIA_TYPE);
+        assert_eq!(
+            cdx["config"]["digest"],
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        let titles: Vec<_> = cdx["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["annotations"][TITLE].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            titles,
+            ["example_java/sbom.cdx.json", "example_node/sbom.cdx.json"]
+        );
+        assert_eq!(cdx["layers"][0]["annotations"][BUILDPACK], "example_java");
+        // The same SBOMs give the same artifact.
+        let again = artifacts(dir.path(), &subject()).unwrap();
+        assert_eq!(again[0].manifest.digest, arts[0].manifest.digest);
+    }
+
+    #[test]
+    fn the_fallback_index_keeps_others_and_skips_what_it_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        launch_sboms(dir.path());
+        let arts = artifacts(dir.path(), &subject()).unwrap();
+        let other = json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": [
+            {"mediaType": MANIFEST_MEDIA_TYPE, "digest": format!("sha256:{}", "b".repeat(64)), "size": 1, "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json"}
+        ]});
+        let other = RawManifest::new(serde_json::to_vec(&other).unwrap(), None);
+        let merged = merged_index(Some(&other), &arts).expect("new entries");
+        let v: Value = serde_json::from_slice(&merged.bytes).unwrap();
+        let listed = v["manifests"].as_array().unwrap();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed[1]["artifactType"], "application/vnd.cyclonedx+json");
+        assert!(merged_index(Some(&merged), &arts).is_none(), "nothing new");
+        assert!(merged_index(None, &arts).is_some());
+    }
+}
