@@ -261,7 +261,9 @@ manifest-size = "1234"
         assert_eq!(ReportFile::read(&path).unwrap(), report);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.contains("[[referrers]]\ndigest = \"sha256:def\"\nartifact-type = \"application/spdx+json\""),
+            text.contains(
+                "[[referrers]]\ndigest = \"sha256:def\"\nartifact-type = \"application/spdx+json\""
+            ),
             "{text}"
         );
     }

@@ -214,12 +214,15 @@ fn exporter_attaches_launch_sboms_as_referrers_through_the_fallback_tag() {
 fn exporter_attaches_launch_sboms_in_a_layout_beside_the_image() {
     let ws = Workspace::new();
     built_app(&ws);
-    ws.exporter()
-        .layout(&ws.layout_dir())
-        .arg("-sbom-referrers")
-        .arg(APP)
-        .output()
-        .success();
+    let export = || {
+        ws.exporter()
+            .layout(&ws.layout_dir())
+            .arg("-sbom-referrers")
+            .arg(APP)
+            .output()
+            .success();
+    };
+    export();
     let app_dir = ws.layout_dir().join(layout_path(APP));
     let subject = Image::layout(&app_dir).digest();
     let report = reported(&ws);
@@ -248,12 +251,7 @@ fn exporter_attaches_launch_sboms_in_a_layout_beside_the_image() {
     assert_eq!(Image::layout(&app_dir).digest(), subject);
     // Exporting again keeps one entry.
     export_layout(&ws, &[APP]).success();
-    ws.exporter()
-        .layout(&ws.layout_dir())
-        .arg("-sbom-referrers")
-        .arg(APP)
-        .output()
-        .success();
+    export();
     let again: Value = serde_json::from_str(
         &std::fs::read_to_string(fallback_dir.join("index.json")).expect("index.json"),
     )

@@ -344,15 +344,27 @@ fn signer_signs_a_layout_image_and_attests_its_launch_sboms() {
     // One DSSE envelope per launch SBOM, each verified over its PAE, about this image.
     let att = layout_layers(&repo_dir.join(sig_tag(&digest, "att")));
     assert!(!att.is_empty(), "{out}");
-    for (descriptor, envelope) in &att {
+    for statement in verified_statements(&ws, &att, &public, "https://cyclonedx.org/bom", &digest) {
+        assert_eq!(statement["predicate"]["bomFormat"], "CycloneDX");
+    }
+}
+
+/// The in-toto statements of the `.att` layers `att`, each checked: a DSSE envelope of
+/// in-toto JSON whose signature verifies with `public`, of `predicate_type`, about `digest`.
+fn verified_statements(
+    ws: &Workspace,
+    att: &[(Value, Vec<u8>)],
+    public: &Path,
+    predicate_type: &str,
+    digest: &str,
+) -> Vec<Value> {
+    let mut statements = Vec::new();
+    for (descriptor, envelope) in att {
         assert_eq!(
             descriptor["mediaType"],
             "application/vnd.dsse.envelope.v1+json"
         );
-        assert_eq!(
-            descriptor["annotations"]["predicateType"],
-            "https://cyclonedx.org/bom"
-        );
+        assert_eq!(descriptor["annotations"]["predicateType"], predicate_type);
         let file = ws.write("envelope.json", envelope);
         let (ok, statement) = python(&[
             "verify-dsse",
@@ -362,20 +374,16 @@ fn signer_signs_a_layout_image_and_attests_its_launch_sboms() {
         assert!(ok, "DSSE does not verify: {descriptor}");
         let statement: Value = serde_json::from_str(&statement).expect("statement");
         assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
-        assert_eq!(statement["predicateType"], "https://cyclonedx.org/bom");
-        assert_eq!(statement["predicate"]["bomFormat"], "CycloneDX");
+        assert_eq!(statement["predicateType"], predicate_type);
         assert_eq!(
-            format!(
-                "sha256:{}",
-                statement["subject"][0]["digest"]["sha256"]
-                    .as_str()
-                    .unwrap_or("")
-            ),
-            digest
+            statement["subject"][0]["digest"]["sha256"].as_str(),
+            digest.strip_prefix("sha256:")
         );
         let envelope: Value = serde_json::from_slice(envelope).expect("envelope");
         assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+        statements.push(statement);
     }
+    statements
 }
 
 // ---- a registry that requires a login ----
@@ -536,30 +544,8 @@ fn signer_attests_an_spdx_launch_sbom_with_the_spdx_predicate_type() {
     let repo_dir = app_dir.parent().expect("repo dir");
     let att = layout_layers(&repo_dir.join(sig_tag(&digest, "att")));
     let mut names = Vec::new();
-    for (descriptor, envelope) in &att {
-        assert_eq!(
-            descriptor["mediaType"],
-            "application/vnd.dsse.envelope.v1+json"
-        );
-        assert_eq!(
-            descriptor["annotations"]["predicateType"],
-            "https://spdx.dev/Document"
-        );
-        let file = ws.write("envelope.json", envelope);
-        let (ok, statement) = python(&[
-            "verify-dsse",
-            &public.to_string_lossy(),
-            &file.to_string_lossy(),
-        ]);
-        assert!(ok, "DSSE does not verify: {descriptor}");
-        let statement: Value = serde_json::from_str(&statement).expect("statement");
-        assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
-        assert_eq!(statement["predicateType"], "https://spdx.dev/Document");
+    for statement in verified_statements(&ws, &att, &public, "https://spdx.dev/Document", &digest) {
         assert_eq!(statement["predicate"]["spdxVersion"], "SPDX-2.3");
-        assert_eq!(
-            statement["subject"][0]["digest"]["sha256"].as_str(),
-            digest.strip_prefix("sha256:")
-        );
         names.push(
             statement["predicate"]["name"]
                 .as_str()

@@ -341,12 +341,25 @@ impl RegistryClient {
         method: Method,
         build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<(reqwest::Response, String), Error> {
+        let tail = format!("manifests/{}", reference.identifier());
+        self.repo_request(op, reference, scope, method, &tail, build)
+            .await
+    }
+
+    /// Send one `method` request for `/v2/<repository>/<tail>`, authorized for `scope`, with
+    /// the request timeout; `build` adds what the method needs. Returns the response and the
+    /// URL it was sent to.
+    async fn repo_request(
+        &self,
+        op: &'static str,
+        reference: &ImageRef,
+        scope: String,
+        method: Method,
+        tail: &str,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::Response, String), Error> {
         let endpoint = self.endpoint(op, reference).await?;
-        let url = Self::url(
-            &endpoint,
-            reference,
-            &format!("manifests/{}", reference.identifier()),
-        );
+        let url = Self::url(&endpoint, reference, tail);
         let timeout = self.inner.options.request_timeout;
         let response = self
             .inner
@@ -411,25 +424,16 @@ impl RegistryClient {
     ) -> Result<Option<Vec<u8>>, Error> {
         const OP: &str = "list referrers of";
         let err = |e| registry_err(OP, reference, e);
-        let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(&endpoint, reference, &format!("referrers/{subject}"));
-        let timeout = self.inner.options.request_timeout;
-        let response = self
-            .inner
-            .send(
-                &endpoint,
-                &[pull_scope(reference)],
+        let (response, url) = self
+            .repo_request(
+                OP,
+                reference,
+                pull_scope(reference),
                 Method::GET,
-                &url,
-                |http| {
-                    Ok(http
-                        .get(&url)
-                        .header(reqwest::header::ACCEPT, OCI_INDEX)
-                        .timeout(timeout))
-                },
+                &format!("referrers/{subject}"),
+                |r| r.header(reqwest::header::ACCEPT, OCI_INDEX),
             )
-            .await
-            .map_err(err)?;
+            .await?;
         let is_index = response
             .headers()
             .get(CONTENT_TYPE)
@@ -528,20 +532,16 @@ impl RegistryClient {
     pub async fn blob_exists(&self, reference: &ImageRef, digest: &Digest) -> Result<bool, Error> {
         const OP: &str = "check blob in";
         let err = |e| registry_err(OP, reference, e);
-        let endpoint = self.endpoint(OP, reference).await?;
-        let url = Self::url(&endpoint, reference, &format!("blobs/{digest}"));
-        let timeout = self.inner.options.request_timeout;
-        let response = self
-            .inner
-            .send(
-                &endpoint,
-                &[push_scope(reference)],
+        let (response, url) = self
+            .repo_request(
+                OP,
+                reference,
+                push_scope(reference),
                 Method::HEAD,
-                &url,
-                |http| Ok(http.head(&url).timeout(timeout)),
+                &format!("blobs/{digest}"),
+                |r| r,
             )
-            .await
-            .map_err(err)?;
+            .await?;
         match response.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
