@@ -13,7 +13,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -22,11 +22,11 @@ use cnb_layers::gotar::{self, Header, typeflag};
 
 use crate::error::{Error, Result, io};
 
-/// Applies the gzip layer blob at `blob` to `root`.
+/// Applies the layer blob at `blob` (gzip, zstd or a plain tar: the creator also unpacks run
+/// images exported with zstd layers) to `root`.
 pub fn apply_layer(root: &Path, blob: &Path) -> Result<()> {
-    let f = File::open(blob).map_err(io("reading cached layer", blob))?;
-    let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, f));
-    let mut r = gotar::Reader::new(gz);
+    let reader = cnb_layers::layer::open_maybe_gzip(blob).map_err(|e| bad(blob, &e.to_string()))?;
+    let mut r = gotar::Reader::new(reader);
     // Directories get their mode and mtime last: children change a directory's mtime, and a
     // read-only directory must still be filled.
     let mut dirs: Vec<(PathBuf, Header)> = Vec::new();
@@ -223,5 +223,59 @@ fn set_mtime(host: &Path, secs: i64, nanos: u32) -> Result<()> {
         Ok(())
     } else {
         Err(io("setting mtime of", host)(std::io::Error::last_os_error()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cnb_layers::{Compression, LayerSource, tar::Owner};
+
+    /// A layer written with each codec the exporter offers (and as a plain tar) replays.
+    #[test]
+    fn gzip_zstd_and_plain_layers_replay() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join("opt/run")).unwrap();
+        std::fs::write(src.path().join("opt/run/file"), "from the run image\n").unwrap();
+        let source = LayerSource::dir(src.path(), Owner { uid: 0, gid: 0 }).unwrap();
+        let blobs = tempfile::tempdir().unwrap();
+        let gzip = blobs.path().join("gzip");
+        let zstd = blobs.path().join("zstd");
+        let plain = blobs.path().join("plain");
+        for (path, c) in [(&gzip, Compression::DEFAULT), (&zstd, Compression::ZSTD)] {
+            cnb_layers::write_layer(&source, File::create(path).unwrap(), c).unwrap();
+        }
+        cnb_layers::write_uncompressed(&source, File::create(&plain).unwrap()).unwrap();
+        assert!(
+            std::fs::read(&zstd)
+                .unwrap()
+                .starts_with(&cnb_layers::ZSTD_MAGIC)
+        );
+        for blob in [&gzip, &zstd, &plain] {
+            let root = tempfile::tempdir().unwrap();
+            apply_layer(root.path(), blob).unwrap();
+            let replayed = std::fs::read_dir(root.path()).unwrap().count();
+            assert!(replayed > 0, "{}", blob.display());
+            let file = walk_find(root.path(), "file").expect("file replayed");
+            assert_eq!(
+                std::fs::read_to_string(file).unwrap(),
+                "from the run image\n"
+            );
+        }
+    }
+
+    fn walk_find(dir: &Path, name: &str) -> Option<PathBuf> {
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == name) {
+                return Some(p);
+            }
+            if e.file_type().ok()?.is_dir()
+                && let Some(found) = walk_find(&p, name)
+            {
+                return Some(found);
+            }
+        }
+        None
     }
 }

@@ -295,7 +295,7 @@ fn read_err(e: ReadError) -> Error {
 }
 
 /// Opens `path` as a tar stream, gunzipping when it starts with the gzip magic.
-pub(crate) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
+pub fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
     let f = std::fs::File::open(path).map_err(|source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
