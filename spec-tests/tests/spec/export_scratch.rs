@@ -140,3 +140,68 @@ fn registry_export_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the
     );
     assert!(outside.join(".lock").is_file());
 }
+
+/// The cache image's new blobs (the cache-only layer) are staged the same way: in
+/// `<layers>/.export-*`, not `$TMPDIR`, so an exporter killed while it pushes the cache image
+/// leaves nothing the next export does not remove.
+#[test]
+fn cache_image_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the_next() {
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(&registry.host());
+    built_app(&ws);
+    let run_image = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    ws.write("layers/analyzed.toml", run_image.analyzed_toml());
+    let layers = ws.layers();
+    let tmp = ws.path("tmp");
+    fs::create_dir_all(&tmp).expect("tmp dir");
+    let exporter = |cache: &str, image: &str| -> Run {
+        ws.exporter()
+            .env(
+                "CNB_INSECURE_REGISTRIES",
+                format!("{},{}", registry.host(), proxy.host()),
+            )
+            .env("CNB_REGISTRY_STALL_TIMEOUT", "10m")
+            .env("TMPDIR", &tmp)
+            .args(["-cache-image", cache, image])
+    };
+
+    // The app image goes to the registry; the cache image's uploads stall.
+    proxy.rule(
+        "PUT",
+        "/blobs/uploads/",
+        Occurrence::Always,
+        Fault::StallBeforeHeaders,
+    );
+    let mut stalled = exporter(
+        &format!("{}/acme/cache:stalled", proxy.host()),
+        &registry.reference("acme/app:v1"),
+    )
+    .spawn();
+    let start = Instant::now();
+    while !registry.image("acme/app:v1").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no app image");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let cache_dir = wait_for_blob_in_scratch(&layers);
+    assert!(!stalled.finished(), "the stalled exporter is still running");
+    let in_tmp: Vec<_> = fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    assert!(in_tmp.is_empty(), "left in $TMPDIR: {in_tmp:?}");
+
+    let killed = stalled.kill();
+    assert_ne!(killed.code, 0, "killed, not finished");
+    assert!(cache_dir.is_dir(), "a killed exporter leaves its dir");
+    exporter(
+        &registry.reference("acme/cache:v2"),
+        &registry.reference("acme/app:v2"),
+    )
+    .output()
+    .success();
+    assert!(
+        scratch_dirs(&layers).is_empty(),
+        "left in the layers dir: {:?}",
+        scratch_dirs(&layers)
+    );
+    let in_tmp: Vec<_> = fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    assert!(in_tmp.is_empty(), "left in $TMPDIR: {in_tmp:?}");
+}

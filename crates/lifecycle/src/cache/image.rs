@@ -26,7 +26,7 @@
 //! as in the reference.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use cnb_image::config::History;
@@ -69,6 +69,10 @@ pub struct CacheImageSpec {
     pub registry: Registry,
     /// Platform < 0.13 deletes the previous cache image when the new one differs.
     pub delete_previous: bool,
+    /// Where new layer blobs are staged: a locked `.export-*` directory in this root (the
+    /// layers dir, so a killed exporter's blobs are removed by the next export), else
+    /// `$TMPDIR` (a phase that only reads the cache never stages anything).
+    pub scratch_root: Option<PathBuf>,
 }
 
 impl CacheImageSpec {
@@ -96,7 +100,33 @@ impl CacheImageSpec {
             // The feature that arrived with 0.13 (see `PlatformFeatures::insecure_registries`)
             // also keeps the previous cache image.
             delete_previous: !platform_api.features().insecure_registries,
+            scratch_root: None,
         })
+    }
+
+    /// Stages new blobs in a locked scratch directory in `root` (see
+    /// [`scratch_root`](Self::scratch_root)).
+    pub fn scratch_in(mut self, root: &Path) -> Self {
+        self.scratch_root = Some(root.to_path_buf());
+        self
+    }
+}
+
+/// The directory holding the blobs this cache wrote, removed when the cache is dropped.
+#[derive(Debug)]
+enum Scratch {
+    /// In `$TMPDIR`.
+    Temp(tempfile::TempDir),
+    /// In the layers dir, locked while this process runs.
+    Locked(crate::export::blob_dir::BlobDir),
+}
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        match self {
+            Scratch::Temp(t) => t.path(),
+            Scratch::Locked(b) => b.path(),
+        }
     }
 }
 
@@ -112,7 +142,8 @@ pub struct ImageCache {
     /// New layer blobs of the next cache image, by diffID, and the directory holding the
     /// ones this cache wrote.
     added: Mutex<BTreeMap<String, LayerFile>>,
-    blob_dir: Mutex<Option<tempfile::TempDir>>,
+    blob_dir: Mutex<Option<Scratch>>,
+    scratch_root: Option<PathBuf>,
     next_metadata: Option<CacheMetadata>,
     committed: bool,
 }
@@ -126,6 +157,7 @@ impl ImageCache {
             name,
             registry,
             delete_previous,
+            scratch_root,
         } = spec;
         let image_err = |action, source| CacheError::Image {
             action,
@@ -164,6 +196,7 @@ impl ImageCache {
             delete_previous,
             added: Mutex::new(BTreeMap::new()),
             blob_dir: Mutex::new(None),
+            scratch_root,
             next_metadata: None,
             committed: false,
         })
@@ -269,13 +302,19 @@ impl ImageCache {
         if let Some(dir) = dir.as_ref() {
             return Ok(dir.path().to_path_buf());
         }
-        let created = tempfile::Builder::new()
-            .prefix("cnb-cache-image-")
-            .tempdir()
-            .map_err(super::io_err(
-                "create layer directory",
-                &std::env::temp_dir(),
-            ))?;
+        let created = match &self.scratch_root {
+            Some(root) => crate::export::blob_dir::BlobDir::create_in(root)
+                .map(Scratch::Locked)
+                .map_err(super::io_err("create layer directory", root))?,
+            None => tempfile::Builder::new()
+                .prefix("cnb-cache-image-")
+                .tempdir()
+                .map(Scratch::Temp)
+                .map_err(super::io_err(
+                    "create layer directory",
+                    &std::env::temp_dir(),
+                ))?,
+        };
         let path = created.path().to_path_buf();
         *dir = Some(created);
         Ok(path)

@@ -291,6 +291,9 @@ fn init_cache(
 ) -> Result<Option<crate::cache::Cache>, Failure> {
     let fail = |e: crate::restore::RestoreError| Failure::new(e.exit_code(), e.action(), &e);
     let spec = cache_image_spec(&restore_inputs(inputs), Some(keychain.clone())).map_err(fail)?;
+    // The exporter and creator write the next cache image: its blobs are staged in the
+    // layers dir, where the next export removes what a killed one left.
+    let spec = spec.map(|s| s.scratch_in(&inputs.layers_dir));
     open_cache(inputs.cache_dir.as_deref(), spec).map_err(fail)
 }
 

@@ -1,5 +1,6 @@
-//! The exporter's scratch directory for new layer blobs, and the removal of the ones killed
-//! exporters left behind. It lives inside the layout root for a layout export
+//! The exporter's scratch directory for new layer blobs (of the app image, and of the cache
+//! image the exporter or creator writes), and the removal of the ones killed exporters left
+//! behind. It lives inside the layout root for a layout export
 //! (`<layout-dir>/.export-XXXXXX`, so saving a blob is a rename), else inside the layers dir
 //! (`<layers>/.export-XXXXXX`): the phase's own volume, which no layer or cache walk reads
 //! (they go through buildpack directories, and a buildpack ID never starts with a dot), rather
@@ -55,14 +56,14 @@ const UNLOCKED_GRACE: Duration = Duration::from_secs(600);
 
 /// A scratch directory, removed on drop; locked while it exists.
 #[derive(Debug)]
-pub(super) struct BlobDir {
+pub(crate) struct BlobDir {
     path: PathBuf,
     _lock: Option<File>,
 }
 
 impl BlobDir {
     /// Removes abandoned scratch directories in `root`, then creates and locks a new one.
-    pub(super) fn create_in(root: &Path) -> io::Result<BlobDir> {
+    pub(crate) fn create_in(root: &Path) -> io::Result<BlobDir> {
         remove_abandoned(root);
         let init = tempfile::Builder::new()
             .prefix(INIT_PREFIX)
@@ -91,7 +92,7 @@ impl BlobDir {
     }
 
     /// The directory.
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

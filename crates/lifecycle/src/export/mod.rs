@@ -7,7 +7,7 @@
 //! blob is mounted or skipped, never downloaded and uploaded again); set the config and labels
 //! ([`config`]); save to every tag; write the report.
 
-mod blob_dir;
+pub(crate) mod blob_dir;
 pub mod compression;
 mod config;
 mod daemon;
