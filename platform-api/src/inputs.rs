@@ -225,7 +225,7 @@ pub const INPUTS: &[InputDef] = &[
         "kaniko-cache-ttl",
         Some("CNB_KANIKO_CACHE_TTL"),
         Value,
-        [all(X)],
+        [all(X), since(C, V0_12)],
         "kaniko cache time to live"
     ),
     input!(

@@ -91,14 +91,16 @@ fn builder(ws: &Workspace, scratch: &Path, registry: &Registry) -> Container {
 }
 
 fn create(ws: &Workspace, registry: &Registry, app: &str) -> Output {
+    create_with(ws, registry, &[], app)
+}
+
+/// [`create`] with `extra` flags before the image.
+fn create_with(ws: &Workspace, registry: &Registry, extra: &[&str], app: &str) -> Output {
     let scratch = tempfile::tempdir().expect("scratch");
-    let out = builder(ws, scratch.path(), registry).creator(&[
-        "-order",
-        "/layers/order.toml",
-        "-run",
-        "/layers/run.toml",
-        app,
-    ]);
+    let mut args = vec!["-order", "/layers/order.toml", "-run", "/layers/run.toml"];
+    args.extend_from_slice(extra);
+    args.push(app);
+    let out = builder(ws, scratch.path(), registry).creator(&args);
     // The run image's work directory is private and gone.
     let leftovers: Vec<_> = fs::read_dir(ws.layers())
         .expect("layers")
@@ -186,6 +188,15 @@ fn creator_with_extensions_builds_with_the_tool_and_launches_with_the_run_extens
     let second = layer_digests(&Image::registry(&app_ref));
     assert_eq!(second, first);
     assert_eq!(registry.blob_uploads_of(&ext_layer), 1, "uploaded again");
+
+    // `-kaniko-cache-ttl 0s`: every cache entry has expired, so the RUN executes again.
+    let expired = create_with(&ws, &registry, &["-kaniko-cache-ttl", "0s"], &app_ref);
+    expired.success();
+    assert_eq!(
+        expired.all().matches("RUN-EXECUTED").count(),
+        1,
+        "{expired}"
+    );
 }
 
 #[test]

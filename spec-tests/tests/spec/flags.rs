@@ -824,6 +824,7 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("creator", "gid", "owner of report.toml", "flags::uid_and_gid_decide_who_owns_what_each_phase_writes"),
     ("creator", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
     ("creator", "launch-cache", "launch cache committed", "daemon::cre_001_creator_daemon_end_to_end"),
+    ("creator", "kaniko-cache-ttl", "expired replay cache runs RUN again", "cre_ext::creator_with_extensions_builds_with_the_tool_and_launches_with_the_run_extension"),
     ("creator", "launcher", "launcher in the image", "cre::cre_001_creator_equals_the_phases_in_sequence"),
     ("creator", "launcher-sbom", "launcher SBOM in the image", "flags::restorer_exporter_and_creator_read_inputs_moved_off_their_defaults"),
     ("creator", "layers", "layers under it", "cre::cre_001_creator_equals_the_phases_in_sequence"),
