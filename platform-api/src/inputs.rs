@@ -239,7 +239,7 @@ pub const INPUTS: &[InputDef] = &[
         "layer-compression",
         Some("CNB_LAYER_COMPRESSION"),
         Value,
-        [all(E)],
+        [all(E), all(C)],
         "compression of new layers: gzip (default) or zstd (experimental)"
     ),
     input!(

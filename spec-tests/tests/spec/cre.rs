@@ -164,3 +164,36 @@ fn cre_005_exit_codes_come_from_each_phase() {
     create(&ws, &["-process-type", "nope"]).code(62);
     assert!(!layout_image(&ws, APP).exists());
 }
+
+/// `-layer-compression zstd` (experimental) in the creator, as in the exporter: the app's
+/// layers are `tar+zstd`, the run image's stay as they were.
+#[test]
+fn creator_writes_zstd_layers_with_layer_compression() {
+    let ws = Workspace::new();
+    app(&ws);
+    let run = BaseImage::install_layout(&ws.layout_dir(), RUN);
+    ws.creator()
+        .layout(&ws.layout_dir())
+        .args(["-run-image", RUN, "-layer-compression", "zstd", APP])
+        .output()
+        .success();
+    let manifest = layout_image(&ws, APP).manifest();
+    let types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap_or_default())
+        .collect();
+    let base = run.diff_ids.len();
+    assert!(types.len() > base, "{types:?}");
+    assert!(
+        types[base..]
+            .iter()
+            .all(|t| *t == "application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{types:?}"
+    );
+    assert!(
+        types[..base].iter().all(|t| !t.ends_with("+zstd")),
+        "{types:?}"
+    );
+}

@@ -463,19 +463,7 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
     }
     let layout = layout_dir(inputs)?;
     let mut export_inputs = export_inputs(inputs, env, inputs.args.clone(), layout);
-    export_inputs.layer_compression =
-        crate::export::compression::parse(&inputs.layer_compression, inputs.experimental_mode)
-            .map_err(|e| {
-                let code = match e {
-                    crate::export::compression::CompressionError::Unknown(_) => {
-                        ExitCode::InvalidArgs
-                    }
-                    crate::export::compression::CompressionError::Experimental(_) => {
-                        ExitCode::Failed
-                    }
-                };
-                Failure::new(code, "resolve inputs", &e)
-            })?;
+    export_inputs.layer_compression = layer_compression(inputs)?;
     // Argument errors first, before any network or file access.
     check_images(inputs, &export_inputs)?;
     check_sbom_referrers(inputs, export_inputs.layout_dir.is_some())?;
@@ -500,6 +488,19 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
         attach_sbom_referrers(inputs, &export_inputs, report, keychain)?;
     }
     Ok(())
+}
+
+/// `-layer-compression` (exporter and creator): an unknown codec is an input error, zstd is
+/// experimental.
+fn layer_compression(inputs: &Inputs) -> Result<cnb_layers::Compression, Failure> {
+    use crate::export::compression::{CompressionError, parse};
+    parse(&inputs.layer_compression, inputs.experimental_mode).map_err(|e| {
+        let code = match e {
+            CompressionError::Unknown(_) => ExitCode::InvalidArgs,
+            CompressionError::Experimental(_) => ExitCode::Failed,
+        };
+        Failure::new(code, "resolve inputs", &e)
+    })
 }
 
 /// `-sbom-referrers` before the export: experimental, and only where images have digests.
@@ -592,6 +593,7 @@ fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     let mut images = vec![image.clone()];
     images.extend(inputs.tags.iter().cloned());
     let mut export_inputs = export_inputs(inputs, env, images, layout.clone());
+    export_inputs.layer_compression = layer_compression(inputs)?;
     check_images(inputs, &export_inputs)?;
     if inputs.cache_dir.is_none() && inputs.cache_image.is_none() {
         tracing::warn!("No cached data will be used, no cache specified.");
