@@ -15,33 +15,40 @@ bench_build() {
   launcher="$repo/target/$bench_target/launcher/launcher"
 }
 
-# bench_layers SIZE_MIB : SIZE_MIB of layer data (half compressible text, half random) in four
-# launch layers of buildpack bench/bp, group.toml, config/metadata.toml and a one-file app.
-# Sets `layers`, `bp` and `app`.
+# bench_layers SIZE_MIB [DATA] : SIZE_MIB of layer data in four launch layers of buildpack
+# bench/bp, group.toml, config/metadata.toml and a one-file app. DATA is `mixed` (the default:
+# half compressible text, half random) or `text` (all text, where the codec's speed matters
+# most). Sets `layers`, `bp` and `app`.
 bench_layers() {
-  local size_mib=$1 per_layer
+  local size_mib=$1 data=${2:-mixed} per_layer
+  case $data in mixed|text) ;; *) echo "bench_layers: DATA is mixed or text, not $data" >&2; return 2;; esac
   layers="$work/layers"; bp="$layers/bench_bp"; app="$work/app"
   mkdir -p "$bp" "$app" "$layers/config"
   per_layer=$((size_mib / 4))
   echo "generating ${size_mib} MiB in 4 layers..." >&2
-  python3 - "$bp" "$per_layer" <<'PY'
+  python3 - "$bp" "$per_layer" "$data" <<'PY'
 import os, random, sys
-root, mib = sys.argv[1], int(sys.argv[2])
+root, mib, data = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rng = random.Random(42)
 words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10))) for _ in range(2000)]
+def text(path, size):
+    with open(path, "w") as out:
+        written = 0
+        while written < size:
+            line = " ".join(rng.choice(words) for _ in range(12)) + "\n"
+            out.write(line); written += len(line)
 for n in range(1, 5):
     layer = os.path.join(root, f"layer{n}")
     os.makedirs(layer, exist_ok=True)
     half = mib * 1024 * 1024 // 2
     files = 8
     for f in range(files):
-        with open(os.path.join(layer, f"text-{f}.txt"), "w") as out:
-            written = 0
-            while written < half // files:
-                line = " ".join(rng.choice(words) for _ in range(12)) + "\n"
-                out.write(line); written += len(line)
-        with open(os.path.join(layer, f"random-{f}.bin"), "wb") as out:
-            out.write(os.urandom(half // files))
+        text(os.path.join(layer, f"text-{f}.txt"), half // files)
+        if data == "text":
+            text(os.path.join(layer, f"text2-{f}.txt"), half // files)
+        else:
+            with open(os.path.join(layer, f"random-{f}.bin"), "wb") as out:
+                out.write(os.urandom(half // files))
     with open(os.path.join(root, f"layer{n}.toml"), "w") as t:
         t.write("[types]\nlaunch = true\n")
 PY

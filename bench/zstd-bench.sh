@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # zstd vs gzip export benchmark (not a test): a fresh export of about SIZE_MIB of layer data
-# (half compressible text, half random, four layers; see lib.sh) to an OCI layout, once with
-# gzip layers (the default) and once with `-layer-compression zstd` (experimental,
-# multi-threaded on every core), against the GNU baseline `tar -c | gzip -1 | sha256sum` over
+# (four layers; DATA `mixed`: half compressible text, half random, or `text`; see lib.sh) to an
+# OCI layout, once with gzip layers (the default) and once with `-layer-compression zstd`
+# (experimental, multi-threaded on every core), against the GNU baseline `tar -c | gzip -1 | sha256sum` over
 # the same directories, in the same run.
 #
-#   bash bench/zstd-bench.sh [SIZE_MIB]      (default 1024)
+#   bash bench/zstd-bench.sh [SIZE_MIB] [DATA]      (defaults: 1024 mixed)
 #
 # Prints seconds, MB/s, speed-up over our gzip export, peak memory and compressed sizes against
 # gzip -1. Needs what export-bench.sh needs.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-1024}
+data=${2:-mixed}
 work=$(mktemp -d /tmp/cnb-zstd-bench.XXXXXX)
 reg_pid=
 cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; rm -rf "$work"; }
@@ -20,7 +21,7 @@ trap cleanup EXIT
 . "$repo/bench/lib.sh"
 bench_build exporter
 exporter="$bindir/exporter"
-bench_layers "$size_mib"
+bench_layers "$size_mib" "$data"
 bench_run_image
 run_layout="$work/layout/example.com/run/latest"
 digest=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['manifests'][0]['digest'])" "$run_layout/index.json")
@@ -57,7 +58,7 @@ read -r zs_s zs_kib zs_bytes < <(export_with zstd)
 mb() { python3 -c "print(f'{$1/1e6:.1f}')"; }
 rate() { python3 -c "print(f'{$total_bytes/$1/1e6:.1f}')"; }
 echo
-echo "layer data: $(mb "$total_bytes") MB in 4 layers ($(nproc) cores)"
+echo "layer data: $(mb "$total_bytes") MB ($data) in 4 layers ($(nproc) cores)"
 printf '%-30s %8s %8s %12s %12s %14s\n' "" "seconds" "MB/s" "vs gzip exp" "peak MiB" "size vs gzip-1"
 printf '%-30s %8s %8s %12s %12s %14s\n' "tar | gzip -1 | sha256sum" "$base_s" "$(rate "$base_s")" "-" "-" "1.000"
 printf '%-30s %8s %8s %12s %12s %14s\n' "exporter, gzip layers" "$gz_s" "$(rate "$gz_s")" "1.00x" "$((gz_kib / 1024))" \

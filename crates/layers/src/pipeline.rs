@@ -35,18 +35,35 @@
 //!
 //! # zstd
 //!
-//! [`Compression::ZSTD`] (level 3) runs zstd's own worker threads with 1 MiB
-//! jobs, cores / layers in flight workers per layer (never 0: the
-//! single-threaded mode writes other bytes). `bash bench/zstd-bench.sh 512`
-//! (536.9 MB in 4 layers, 2 cores, same run for each row pair):
+//! [`Compression::ZSTD`] is zstd level 1 on zstd's own worker threads, 1 MiB
+//! jobs, at least two workers per layer. `bash bench/zstd-bench.sh 1024`
+//! (1073.8 MB in 4 layers, half text, half random, 2 cores; our gzip export
+//! 2.88 s; the two-worker level-3 row and the level-2 figure below drove the
+//! pipeline directly, without the exporter, on the same data):
 //!
-//! | export | before s | before peak MiB | after s | after peak MiB | size vs gzip -1 |
-//! |---|---|---|---|---|---|
-//! | gzip (ours) | 7.64 | 7 | 5.27 | 7 | 0.980 |
-//! | zstd | 2.85 (2.68×) | 213 | 1.57 (3.36×) | 25 | 0.948 |
+//! | zstd export | s | vs our gzip | CPU s | size vs gzip -1 |
+//! |---|---|---|---|---|
+//! | level 3, 1 worker per layer | 2.73 | 1.06× | 5.36 | 0.948 |
+//! | level 3, 2 workers per layer | 2.05 | 1.41× | 3.99 | 0.948 |
+//! | **level 1, 2 workers per layer** | **1.42** | **2.03×** | **2.82** | **0.974** |
 //!
-//! Before: default job size (several windows per job, buffers per worker) and
-//! every layer asking for all cores, so two parallel layers ran four workers.
+//! On all-text data (`bash bench/zstd-bench.sh 1024 text`) level 1 took 2.04 s
+//! against our gzip's 4.57 s (2.24×), at 0.910 of `gzip -1`'s size.
+//!
+//! Two workers, even when two layers already share two cores: with one, each
+//! time the worker finishes a job the layer's thread has the next job ready but
+//! the pool still counts the worker busy, and zstd's `ZSTD_compressStream2`
+//! retries `POOL_tryAdd` in a loop until it is free. On a loaded 2-core machine
+//! the finishing worker waits for a core while that loop holds one: `perf`
+//! showed a fifth of the export's CPU in the pool's mutex. With a second worker
+//! another job is nearly always running, and the thread blocks on its condition
+//! variable instead. Level 1 is the fastest level that stays smaller than
+//! `gzip -1` (level 2 gave 1.75 s at 0.950; zstd's negative "fast" levels are
+//! bigger than `gzip -1` on text: `--fast=1` 70.9 MB against 55.3 MB for
+//! 128 MiB of the benchmark's text).
+//!
+//! The 1 MiB job size keeps memory a few MiB per worker (the default job is
+//! several windows, with buffers per worker: 213 MiB peak before).
 
 use std::io::{BufWriter, Write};
 use std::num::NonZeroUsize;
@@ -91,10 +108,11 @@ impl Compression {
         level: 2,
     };
 
-    /// zstd at level 3 (its default): smaller than `gzip -1` and, on two threads, faster.
+    /// zstd at level 1: smaller than `gzip -1` and, on two threads, twice as fast as our gzip
+    /// (see the module docs).
     pub const ZSTD: Compression = Compression {
         codec: Codec::Zstd,
-        level: 3,
+        level: 1,
     };
 
     /// A gzip level from 0 (store) to 9 (best); larger values are clamped.
@@ -168,18 +186,22 @@ impl<W: Write> Write for Encoder<W> {
 /// MiB per worker instead of the default four windows per job.
 const ZSTD_JOB_SIZE: u32 = 1 << 20;
 
+/// zstd workers per layer, however many layers share the cores: with one, the layer's
+/// thread spins in zstd while its worker hands back a job (see the module docs).
+const ZSTD_MIN_WORKERS: usize = 2;
+
 /// A multi-threaded zstd encoder whose worker count leaves room for the other
 /// layers [`run_parallel`] compresses at the same time: cores / layers in flight,
-/// at least one worker. zstd's multi-threaded output does not depend on the
-/// worker count (only on the job size), so the bytes stay the same whatever the
-/// timing; zero workers (the single-threaded mode) would differ and is never used.
+/// but at least [`ZSTD_MIN_WORKERS`]. zstd's multi-threaded output does not depend
+/// on the worker count (only on the job size), so the bytes stay the same whatever
+/// the timing; zero workers (the single-threaded mode) would differ and is never used.
 fn zstd_encoder<W: Write>(
     out: W,
     level: u32,
 ) -> std::io::Result<zstd::stream::write::Encoder<'static, W>> {
     use zstd::stream::raw::CParameter;
     let mut encoder = zstd::stream::write::Encoder::new(out, level as i32)?;
-    encoder.multithread(workers_per_layer() as u32)?;
+    encoder.multithread(workers_per_layer().max(ZSTD_MIN_WORKERS) as u32)?;
     encoder.set_parameter(CParameter::JobSize(ZSTD_JOB_SIZE))?;
     Ok(encoder)
 }
