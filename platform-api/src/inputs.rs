@@ -423,7 +423,7 @@ pub const INPUTS: &[InputDef] = &[
         "sbom-referrers",
         Some("CNB_SBOM_REFERRERS"),
         Bool,
-        [all(E)],
+        [all(E), all(C)],
         "also attach the launch SBOMs as OCI 1.1 referrers (experimental)"
     ),
     input!(

@@ -197,3 +197,52 @@ fn creator_writes_zstd_layers_with_layer_compression() {
         "{types:?}"
     );
 }
+
+/// `-sbom-referrers` (experimental) in the creator, as in the exporter: the launch SBOM is
+/// attached to the app image as an OCI 1.1 artifact (through the fallback tag here: Debian's
+/// registry has no referrers API) and listed in report.toml; refused for a daemon export.
+#[test]
+fn creator_attaches_launch_sboms_as_referrers_with_sbom_referrers() {
+    const CDX: &str = "application/vnd.cyclonedx+json";
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    crate::exp::write_app(&ws);
+    ws.order(&[&["acme/runtime", "app-bp"]]);
+    let base = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    let image = registry.reference("acme/app:v1");
+    let create = |args: &[&str]| {
+        registry
+            .allow(ws.creator())
+            .env("CNB_EXPERIMENTAL_MODE", "warn")
+            .args(["-run-image", &base.image, "-sbom-referrers"])
+            .args(args)
+            .output()
+    };
+    create(&["-daemon", &image])
+        .code(3)
+        .mentions("-sbom-referrers");
+
+    create(&[&image]).success();
+    let subject = registry.image("acme/app:v1").digest();
+    let report = ws.toml("layers/report.toml");
+    let referrers = report["referrers"].as_array().expect("[[referrers]]");
+    assert_eq!(referrers.len(), 1, "{referrers:?}");
+    assert_eq!(referrers[0]["artifact-type"].as_str(), Some(CDX));
+    let artifact_digest = referrers[0]["digest"].as_str().expect("digest");
+    let artifact = registry
+        .image(&format!("acme/app@{artifact_digest}"))
+        .manifest();
+    assert_eq!(
+        artifact["subject"]["digest"],
+        subject.as_str(),
+        "{artifact}"
+    );
+    assert_eq!(artifact["artifactType"], CDX);
+    let fallback = registry
+        .image(&format!("acme/app:{}", subject.replacen(':', "-", 1)))
+        .manifest();
+    assert_eq!(
+        fallback["manifests"][0]["digest"], artifact_digest,
+        "{fallback}"
+    );
+}

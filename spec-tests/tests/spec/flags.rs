@@ -780,6 +780,7 @@ const AUDIT: &[(&str, &str, &str, &str)] = &[
     ("exporter", "insecure-registry", "self-signed registry reachable", "flags::insecure_registry_lets_every_registry_phase_reach_a_self_signed_registry"),
     ("exporter", "layer-compression", "zstd layers", "zstd::exporter_writes_zstd_layers_that_skopeo_and_tar_read"),
     ("creator", "layer-compression", "zstd layers", "cre::creator_writes_zstd_layers_with_layer_compression"),
+    ("creator", "sbom-referrers", "SBOM referrers", "cre::creator_attaches_launch_sboms_as_referrers_with_sbom_referrers"),
     ("exporter", "sbom-referrers", "SBOM referrers", "referrers::exporter_attaches_launch_sboms_as_referrers_through_the_fallback_tag"),
     ("exporter", "launch-cache", "layers kept and reused, no docker save", "daemon::daemon_rebuild_reuses_layers_from_the_launch_cache_not_from_the_daemon"),
     ("exporter", "launcher", "launcher in the image", "exp::exp_014_exp_015_lch_002_lch_006_image_runs_in_a_rootfs"),

@@ -8,6 +8,7 @@ use cnb_buildpack_api::env::Env;
 use cnb_image::Keychain;
 use cnb_platform_api::{ExitCode, Inputs, Phase};
 
+use super::creator::creator;
 use super::{Failure, expect_no_args, refuse_root};
 use crate::analyze::{AnalyzeInputs, analyze_with_daemon};
 use crate::build::{BuildInputs, build};
@@ -18,10 +19,7 @@ use crate::export::{ExportInputs, export_to, open_store, parse_daemon_images, pa
 use crate::privileges;
 use crate::rebase::RebaseInputs;
 use crate::restore::images::{ImageInputs, KANIKO_DIR_ENV, update_analyzed_with_daemon};
-use crate::restore::{
-    RestoreInputs, cache_image_spec, open_cache, restore_with_cache, restore_with_keychain,
-};
-use crate::telemetry::in_phase;
+use crate::restore::{RestoreInputs, cache_image_spec, open_cache, restore_with_keychain};
 
 /// A phase's handler: resolved inputs and the process environment to the phase's outcome.
 pub type Handler = fn(&Inputs, &[(OsString, OsString)]) -> Result<(), Failure>;
@@ -86,11 +84,11 @@ pub fn run(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure>
     }
 }
 
-fn process_env(env: &[(OsString, OsString)]) -> Env {
+pub(super) fn process_env(env: &[(OsString, OsString)]) -> Env {
     Env::from_vars(env.iter().cloned())
 }
 
-fn lookup(env: &[(OsString, OsString)], name: &str) -> Option<String> {
+pub(super) fn lookup(env: &[(OsString, OsString)], name: &str) -> Option<String> {
     env.iter()
         .rev()
         .find(|(k, _)| k == name)
@@ -99,7 +97,7 @@ fn lookup(env: &[(OsString, OsString)], name: &str) -> Option<String> {
 }
 
 /// [PIF-001] Phases that take exactly one image argument.
-fn expect_one_arg(inputs: &Inputs) -> Result<&str, Failure> {
+pub(super) fn expect_one_arg(inputs: &Inputs) -> Result<&str, Failure> {
     match inputs.args.as_slice() {
         [image] => Ok(image),
         args => Err(Failure::msg(
@@ -112,7 +110,7 @@ fn expect_one_arg(inputs: &Inputs) -> Result<&str, Failure> {
 
 /// The OCI layout root when `-layout` is on ([CMN-008]: experimental; [ANA-015]: needs
 /// `-layout-dir`).
-fn layout_dir(inputs: &Inputs) -> Result<Option<PathBuf>, Failure> {
+pub(super) fn layout_dir(inputs: &Inputs) -> Result<Option<PathBuf>, Failure> {
     if !inputs.layout {
         return Ok(None);
     }
@@ -134,7 +132,7 @@ fn layout_dir(inputs: &Inputs) -> Result<Option<PathBuf>, Failure> {
     }
 }
 
-fn detect_inputs(inputs: &Inputs) -> DetectInputs {
+pub(super) fn detect_inputs(inputs: &Inputs) -> DetectInputs {
     let features = inputs.platform_api.features();
     DetectInputs {
         platform_api: inputs.platform_api,
@@ -161,7 +159,7 @@ fn detect_inputs(inputs: &Inputs) -> DetectInputs {
     }
 }
 
-fn detect_failure(e: &DetectError) -> Failure {
+pub(super) fn detect_failure(e: &DetectError) -> Failure {
     let code = e.exit_code();
     if matches!(
         code,
@@ -200,7 +198,11 @@ pub(super) fn build_inputs(inputs: &Inputs) -> BuildInputs {
     }
 }
 
-fn analyze_inputs(inputs: &Inputs, image: &str, layout_dir: Option<PathBuf>) -> AnalyzeInputs {
+pub(super) fn analyze_inputs(
+    inputs: &Inputs,
+    image: &str,
+    layout_dir: Option<PathBuf>,
+) -> AnalyzeInputs {
     AnalyzeInputs {
         platform_api: inputs.platform_api,
         image: image.to_string(),
@@ -221,7 +223,7 @@ fn analyze_inputs(inputs: &Inputs, image: &str, layout_dir: Option<PathBuf>) -> 
     }
 }
 
-fn export_inputs(
+pub(super) fn export_inputs(
     inputs: &Inputs,
     env: &[(OsString, OsString)],
     images: Vec<String>,
@@ -267,7 +269,7 @@ fn export_inputs(
     }
 }
 
-fn restore_inputs(inputs: &Inputs) -> RestoreInputs {
+pub(super) fn restore_inputs(inputs: &Inputs) -> RestoreInputs {
     RestoreInputs {
         platform_api: inputs.platform_api,
         layers_dir: inputs.layers_dir.clone(),
@@ -285,7 +287,7 @@ fn restore_inputs(inputs: &Inputs) -> RestoreInputs {
 /// directory cannot be used or the cache image's registry cannot be reached, as the
 /// reference's `initCache`. A cache image is a registry image even with `-layout`, as in the
 /// reference; it is reached with the phase's `keychain`, resolved before the drop.
-fn init_cache(
+pub(super) fn init_cache(
     inputs: &Inputs,
     keychain: &Keychain,
 ) -> Result<Option<crate::cache::Cache>, Failure> {
@@ -299,7 +301,7 @@ fn init_cache(
 
 /// Root hands the volumes to `CNB_USER_ID:CNB_GROUP_ID` and becomes that user, as the
 /// reference's registry phases do; credentials were read before.
-fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
+pub(super) fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
     let (Some(uid), Some(gid)) = (inputs.uid, inputs.gid) else {
         return Ok(());
     };
@@ -342,7 +344,7 @@ fn drop_privileges(inputs: &Inputs, phase: Phase) -> Result<(), Failure> {
 /// the reference's `auth.DefaultKeychain(images...)` in `Privileges()`. After the drop the
 /// docker config is never read again. An invalid `CNB_REGISTRY_AUTH` fails as in the
 /// reference (exit 1). The hosts of configured registry mirrors are resolved as well.
-fn resolved_keychain(registries: &[String]) -> Result<Keychain, Failure> {
+pub(super) fn resolved_keychain(registries: &[String]) -> Result<Keychain, Failure> {
     let keychain =
         Keychain::from_env().map_err(|e| Failure::new(ExitCode::Failed, "resolve keychain", &e))?;
     // Mirror hosts too: a mirror's credentials are looked up by its own host.
@@ -355,7 +357,7 @@ fn resolved_keychain(registries: &[String]) -> Result<Keychain, Failure> {
 /// `-daemon`: the docker daemon connection, dialed now, while the phase may still be root (the
 /// socket is root-only on most hosts), and kept for the whole phase, as the reference's
 /// `priv.DockerClient`. A daemon that cannot be reached fails as in the reference (exit 1).
-fn daemon_target(inputs: &Inputs) -> Result<Option<DaemonTarget>, Failure> {
+pub(super) fn daemon_target(inputs: &Inputs) -> Result<Option<DaemonTarget>, Failure> {
     if !inputs.daemon {
         return Ok(None);
     }
@@ -492,7 +494,7 @@ fn exporter(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure
 
 /// `-layer-compression` (exporter and creator): an unknown codec is an input error, zstd is
 /// experimental.
-fn layer_compression(inputs: &Inputs) -> Result<cnb_layers::Compression, Failure> {
+pub(super) fn layer_compression(inputs: &Inputs) -> Result<cnb_layers::Compression, Failure> {
     use crate::export::compression::{CompressionError, parse};
     parse(&inputs.layer_compression, inputs.experimental_mode).map_err(|e| {
         let code = match e {
@@ -504,7 +506,7 @@ fn layer_compression(inputs: &Inputs) -> Result<cnb_layers::Compression, Failure
 }
 
 /// `-sbom-referrers` before the export: experimental, and only where images have digests.
-fn check_sbom_referrers(inputs: &Inputs, layout: bool) -> Result<(), Failure> {
+pub(super) fn check_sbom_referrers(inputs: &Inputs, layout: bool) -> Result<(), Failure> {
     if !inputs.sbom_referrers {
         return Ok(());
     }
@@ -521,7 +523,7 @@ fn check_sbom_referrers(inputs: &Inputs, layout: bool) -> Result<(), Failure> {
 }
 
 /// `-sbom-referrers` after the export: the artifacts are attached and listed in report.toml.
-fn attach_sbom_referrers(
+pub(super) fn attach_sbom_referrers(
     inputs: &Inputs,
     export_inputs: &ExportInputs,
     mut report: cnb_platform_api::files::report::ReportFile,
@@ -544,7 +546,7 @@ fn attach_sbom_referrers(
 }
 
 /// [EXP-001]..[EXP-004] The image names (on one registry, except for a daemon export).
-fn check_images(inputs: &Inputs, export_inputs: &ExportInputs) -> Result<(), Failure> {
+pub(super) fn check_images(inputs: &Inputs, export_inputs: &ExportInputs) -> Result<(), Failure> {
     let parsed = if inputs.daemon && export_inputs.layout_dir.is_none() {
         parse_daemon_images(&export_inputs.images)
     } else {
@@ -557,7 +559,7 @@ fn check_images(inputs: &Inputs, export_inputs: &ExportInputs) -> Result<(), Fai
 
 /// The layout when `-layout` is on, else the daemon when `-daemon` is on, else the registry
 /// (the reference's handler precedence).
-fn target<'a>(
+pub(super) fn target<'a>(
     store: &'a cnb_image::ImageStore,
     daemon: Option<&'a DaemonTarget>,
 ) -> ImageTarget<'a> {
@@ -583,87 +585,6 @@ fn exporter_image_names(inputs: &Inputs, export_inputs: &ExportInputs) -> Vec<St
         }
     }
     names
-}
-
-/// [CRE-001]..[CRE-005] analyze, detect, restore, build and export in one process, with the
-/// phase banners of the reference.
-fn creator(inputs: &Inputs, env: &[(OsString, OsString)]) -> Result<(), Failure> {
-    let image = expect_one_arg(inputs)?.to_string();
-    let layout = layout_dir(inputs)?;
-    let mut images = vec![image.clone()];
-    images.extend(inputs.tags.iter().cloned());
-    let mut export_inputs = export_inputs(inputs, env, images, layout.clone());
-    export_inputs.layer_compression = layer_compression(inputs)?;
-    check_images(inputs, &export_inputs)?;
-    if inputs.cache_dir.is_none() && inputs.cache_image.is_none() {
-        tracing::warn!("No cached data will be used, no cache specified.");
-    }
-    let analyze_inputs = analyze_inputs(inputs, &image, layout.clone());
-    let keychain = resolved_keychain(&analyze_inputs.registries())?;
-    let store = open_store(
-        layout.as_deref(),
-        &export_inputs.insecure_registries,
-        keychain.clone(),
-    )
-    .map_err(|e| Failure::new(ExitCode::ExportError, "initialize image store", &*e))?;
-    // Its keepalive pings the daemon while the buildpacks run.
-    let daemon = daemon_target(inputs)?;
-    let keeps_root = super::creator_ext::keeps_root(inputs);
-    drop_privileges(inputs, Phase::Creator)?;
-    // Opened once: restored from, then written by the export.
-    let cache = init_cache(inputs, &keychain)?;
-
-    tracing::info!("===> ANALYZING");
-    in_phase(Phase::Analyzer, || {
-        analyze_with_daemon(&analyze_inputs, keychain.clone(), daemon.as_ref())
-    })
-    .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
-    tracing::info!("===> DETECTING");
-    let detected = in_phase(Phase::Detector, || {
-        detect(&detect_inputs(inputs), process_env(env))
-    })
-    .map_err(|e| detect_failure(&e))?;
-    let extended = super::creator_ext::extend_then_drop(
-        inputs,
-        &detected.group,
-        keychain,
-        lookup(env, KANIKO_DIR_ENV).as_deref(),
-        env,
-        keeps_root,
-    )?;
-    let mut build_env = process_env(env);
-    if let Some(extended) = &extended {
-        if let Some(image_env) = &extended.build_env {
-            let uid = inputs.uid.unwrap_or(0);
-            build_env = Env::from_vars(crate::extend::build_kind::build_env(
-                env,
-                image_env,
-                std::path::Path::new("/"),
-                uid,
-            ));
-        }
-        if extended.run.is_some() {
-            export_inputs.extended_dir = Some(inputs.extended_dir.clone());
-        }
-    }
-    // From Platform 0.10 the creator always restores; `-skip-restore` then only skips layers
-    // (store.toml is still restored).
-    if !inputs.skip_layers || inputs.platform_api.features().command_array {
-        tracing::info!("===> RESTORING");
-        in_phase(Phase::Restorer, || {
-            restore_with_cache(&restore_inputs(inputs), cache.as_ref())
-        })
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
-    }
-    tracing::info!("===> BUILDING");
-    in_phase(Phase::Builder, || build(&build_inputs(inputs), build_env))
-        .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))?;
-    tracing::info!("===> EXPORTING");
-    in_phase(Phase::Exporter, || {
-        export_to(&export_inputs, target(&store, daemon.as_ref()), cache)
-    })
-    .map(|_| ())
-    .map_err(|e| Failure::new(e.exit_code(), e.action(), &e))
 }
 
 /// [RBS-001]..[RBS-014] At least one image, all on one registry; `-run-image` and its

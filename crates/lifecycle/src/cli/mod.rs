@@ -10,6 +10,7 @@
 //!    the phase's exit code.
 
 mod commands;
+mod creator;
 mod creator_ext;
 mod extender;
 pub mod flags;
