@@ -8,6 +8,9 @@
 //! match a method, a path regex and which occurrences of that match to hit ([`Rule`]); the
 //! first rule that hits decides the [`Fault`]. Plain std threads: no async runtime in the
 //! harness.
+//!
+//! [`FaultProxy::with_referrers_api`] also gives the registry behind it the OCI 1.1 referrers
+//! API (see [`crate::referrers_api`]).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -17,6 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
+
+use crate::referrers_api::{Listing, Referrers};
 
 /// What the proxy does to a request a rule hits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +107,8 @@ pub struct Hit {
 struct State {
     rules: Vec<Rule>,
     hits: Vec<Hit>,
+    /// The referrers API's listing, when the proxy adds the API.
+    referrers: Option<Referrers>,
 }
 
 /// A running proxy; stops accepting when dropped (stalled connections are released too).
@@ -114,9 +121,23 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy on a free loopback port in front of `upstream` (`host:port`, plain HTTP).
     pub fn start(upstream: &str) -> FaultProxy {
+        FaultProxy::serving(upstream, State::default())
+    }
+
+    /// A proxy in front of `upstream` that adds the OCI 1.1 referrers API to it
+    /// ([`crate::referrers_api`]); fault rules work as with [`FaultProxy::start`].
+    pub fn with_referrers_api(upstream: &str) -> FaultProxy {
+        let state = State {
+            referrers: Some(Referrers::default()),
+            ..State::default()
+        };
+        FaultProxy::serving(upstream, state)
+    }
+
+    fn serving(upstream: &str, state: State) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fault proxy");
         let port = listener.local_addr().expect("proxy address").port();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(state));
         let stop = Arc::new(AtomicBool::new(false));
         let (upstream, st, sp) = (upstream.to_string(), state.clone(), stop.clone());
         thread::spawn(move || {
@@ -164,7 +185,7 @@ impl FaultProxy {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -182,6 +203,7 @@ struct Request {
     target: String,
     head: Vec<u8>,
     range: Option<String>,
+    content_type: Option<String>,
     body: Vec<u8>,
 }
 
@@ -208,6 +230,13 @@ fn serve(
         Some(Fault::StallBeforeHeaders) => return hold(stop),
         _ => {}
     }
+    if let Some(listing) = lock(state)
+        .referrers
+        .as_ref()
+        .and_then(|r| r.listing(&request.method, &request.target))
+    {
+        return respond_listing(&mut client, &request.method, &listing);
+    }
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(&request.head)?;
     up.write_all(&request.body)?;
@@ -225,6 +254,7 @@ fn serve(
             }
         }
     }
+    let head = record_referrer(state, &request, head);
     client.write_all(&head)?;
     let half = body.len() / 2;
     match fault {
@@ -251,6 +281,49 @@ fn serve(
         }
         _ => client.write_all(&body),
     }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A stored manifest with a subject (a 2xx answer to its `PUT`) is recorded for the referrers
+/// API, and the answer gets `OCI-Subject`.
+fn record_referrer(state: &Mutex<State>, request: &Request, head: Vec<u8>) -> Vec<u8> {
+    let stored =
+        request.method == "PUT" && head.starts_with(b"HTTP/1.1 2") && head.ends_with(b"\r\n\r\n");
+    let subject = lock(state)
+        .referrers
+        .as_mut()
+        .filter(|_| stored)
+        .and_then(|r| {
+            r.record(
+                &request.target,
+                &request.body,
+                request.content_type.as_deref(),
+            )
+        });
+    let Some(subject) = subject else { return head };
+    let mut head = head;
+    head.truncate(head.len() - 2);
+    head.extend_from_slice(format!("OCI-Subject: {subject}\r\n\r\n").as_bytes());
+    head
+}
+
+fn respond_listing(client: &mut TcpStream, method: &str, listing: &Listing) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        listing.body.len()
+    );
+    if listing.filtered {
+        head.push_str("OCI-Filters-Applied: artifactType\r\n");
+    }
+    head.push_str("\r\n");
+    client.write_all(head.as_bytes())?;
+    if method != "HEAD" {
+        client.write_all(&listing.body)?;
+    }
+    Ok(())
 }
 
 /// The first rule that hits `request`, counting the occurrence on every matching rule, and
@@ -317,7 +390,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Request> {
     let method = parts.next().unwrap_or_default().to_string();
     let target = parts.next().unwrap_or_default().to_string();
     let mut head = format!("{first}\r\n");
-    let (mut length, mut chunked, mut range) = (0usize, false, None);
+    let (mut length, mut chunked, mut range, mut content_type) = (0usize, false, None, None);
     for line in &lines[1..] {
         let (name, value) = line.split_once(':').unwrap_or((line, ""));
         let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
@@ -328,6 +401,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Request> {
             }
             "content-length" => length = value.parse().unwrap_or(0),
             "range" => range = Some(value.to_string()),
+            "content-type" => content_type = Some(value.to_string()),
             _ => {}
         }
         head.push_str(&format!("{line}\r\n"));
@@ -348,6 +422,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Request> {
         target,
         head: head.into_bytes(),
         range,
+        content_type,
         body,
     })
 }

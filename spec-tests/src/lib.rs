@@ -15,6 +15,7 @@ pub mod extender;
 pub mod faultproxy;
 pub mod oci;
 pub mod platform;
+pub mod referrers_api;
 mod registry;
 pub mod rows;
 mod run;

@@ -1,10 +1,13 @@
 //! SBOMs as OCI 1.1 referrers (experimental, issue 12): `exporter -sbom-referrers` attaches
 //! the launch SBOMs as artifact manifests whose `subject` is the app image. Debian's
 //! Distribution 2.8 has no referrers API, so what runs here is the referrers tag schema: an
-//! index at `sha256-<hex>` of the app digest, kept by the exporter.
+//! index at `sha256-<hex>` of the app digest, kept by the exporter. The referrers API path
+//! runs against the same registry behind the harness's proxy, which adds the API
+//! (`FaultProxy::with_referrers_api`).
 
 use std::process::Command;
 
+use cnb_spec_tests::faultproxy::FaultProxy;
 use cnb_spec_tests::oci::{layout_path, run_image_layout};
 use cnb_spec_tests::{Image, Registry, Workspace};
 use serde_json::Value;
@@ -257,4 +260,81 @@ fn exporter_attaches_launch_sboms_in_a_layout_beside_the_image() {
     )
     .expect("json");
     assert_eq!(again, index);
+}
+
+/// A registry with the referrers API lists the artifacts itself: the exporter writes no
+/// fallback tag, the API lists what report.toml names, and a rebuild lists nothing twice.
+#[test]
+fn exporter_leaves_the_listing_to_a_registry_with_the_referrers_api() {
+    let ws = Workspace::new();
+    let registry = Registry::start();
+    let proxy = FaultProxy::with_referrers_api(&registry.host());
+    built_app(&ws);
+    let run = registry.push(run_image_layout(), "cnb/run:latest");
+    ws.write("layers/analyzed.toml", run.analyzed_toml());
+    let export = || {
+        ws.exporter()
+            .env(
+                "CNB_INSECURE_REGISTRIES",
+                format!("{},{}", registry.host(), proxy.host()),
+            )
+            .env("CNB_EXPERIMENTAL_MODE", "warn")
+            .arg("-sbom-referrers")
+            .arg(format!("{}/acme/app:v1", proxy.host()))
+            .output()
+            .success();
+    };
+    let listed = |subject: &str, query: &str| -> Value {
+        let url = format!(
+            "http://{}/v2/acme/app/referrers/{subject}{query}",
+            proxy.host()
+        );
+        let out = Command::new("curl")
+            .args(["-sf", &url])
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "GET {url}");
+        serde_json::from_slice(&out.stdout).expect("referrers index")
+    };
+
+    export();
+    // The registry itself (not through the proxy) holds the image and the artifact, but no
+    // fallback tag.
+    let subject = registry.image("acme/app:v1").digest();
+    assert!(
+        !registry
+            .image(&format!("acme/app:{}", fallback_tag(&subject)))
+            .exists(),
+        "the exporter wrote the fallback tag although the registry has the referrers API"
+    );
+    let report = reported(&ws);
+    assert_eq!(report.len(), 1, "{report:?}");
+    let artifact_digest = &report[0].1;
+    assert_artifact(
+        &registry
+            .image(&format!("acme/app@{artifact_digest}"))
+            .manifest(),
+        &subject,
+        &ws,
+    );
+    let index = listed(&subject, "");
+    let manifests = index["manifests"].as_array().expect("manifests");
+    assert_eq!(manifests.len(), 1, "{index}");
+    assert_eq!(manifests[0]["digest"], artifact_digest.as_str());
+    assert_eq!(manifests[0]["artifactType"], CDX);
+    let filtered = listed(&subject, "?artifactType=application%2Fspdx%2Bjson");
+    assert_eq!(filtered["manifests"], serde_json::json!([]));
+
+    export();
+    assert_eq!(
+        registry.image("acme/app:v1").digest(),
+        subject,
+        "no-op rebuild"
+    );
+    assert_eq!(listed(&subject, "")["manifests"], index["manifests"]);
+    assert!(
+        !registry
+            .image(&format!("acme/app:{}", fallback_tag(&subject)))
+            .exists()
+    );
 }
