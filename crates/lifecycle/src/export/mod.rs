@@ -12,6 +12,7 @@ pub mod compression;
 mod config;
 mod daemon;
 mod extended;
+mod job;
 mod plan;
 mod reasons;
 pub mod referrers;
@@ -25,16 +26,15 @@ use cnb_image::{
     BuiltImage, Image, ImageBuilder, ImageRef, ImageStore, Keychain, LayerFile, LayoutStore,
     Platform, Registry, RegistryOptions, SaveError,
 };
-use cnb_layers::{Compression, LayerInfo, Owner, TarInfo};
+use cnb_layers::{Compression, LayerInfo, TarInfo};
 use cnb_platform_api::files::analyzed::AnalyzedFile;
-use cnb_platform_api::files::metadata::MetadataFile;
 use cnb_platform_api::files::report::{ImageReport, ReportFile};
-use cnb_platform_api::files::{FileError, GroupElement, GroupFile};
+use cnb_platform_api::files::{FileError, GroupElement};
 use cnb_platform_api::labels::LayersMetadata;
 use cnb_platform_api::{ExitCode, PlatformApi};
 use tracing::{debug, info, warn};
 
-use self::plan::{LayerKind, PlanInputs, PlannedLayer, plan_layers};
+use self::plan::{LayerKind, PlannedLayer};
 use crate::cache::image::layer_file;
 use crate::cache::{Cache, ProducedLayer, VolumeCache};
 use crate::daemon::ImageTarget;
@@ -299,299 +299,35 @@ pub fn export_with_cache(
 }
 
 /// [`export_with_cache`] to a registry or layout store, or into the docker daemon (with its
-/// launch cache: see [`daemon`]).
+/// launch cache: see [`daemon`]). The steps are [`job::Job`]'s.
 pub fn export_to(
     inputs: &ExportInputs,
     target: ImageTarget<'_>,
     cache: Option<Cache>,
 ) -> Result<ReportFile, ExportError> {
-    let features = inputs.platform_api.features();
-    let tags = match target {
-        ImageTarget::Store(_) => parse_images(&inputs.images)?,
-        ImageTarget::Daemon(_) => parse_daemon_images(&inputs.images)?,
-    };
-    // Opened (its staging reset) before any layer is written there.
-    let mut launch = match target.daemon() {
-        Some(d) => daemon::open_launch_cache(d)?,
-        None => None,
-    };
-    let group = GroupFile::read(&inputs.group_path).map_err(ExportError::Read)?;
-    let analyzed = AnalyzedFile::read(&inputs.analyzed_path).map_err(ExportError::Read)?;
-    let metadata = MetadataFile::read(&inputs.layers_dir.join("config").join("metadata.toml"))
-        .map_err(ExportError::Read)?
-        .for_platform(inputs.platform_api);
-    let run_ref = analyzed
-        .run_image
-        .as_ref()
-        .map(|r| r.reference.clone())
-        .filter(|r| !r.is_empty());
-    let run_ref = run_ref.ok_or(ExportError::NoRunImage)?;
-
-    let platform = crate::target_platform::from_analyzed(&analyzed);
-    let run_image = target
-        .open_read_only(&run_ref, &platform)
-        .map_err(|source| ExportError::OpenRunImage {
-            name: run_ref.clone(),
-            source,
-        })?
-        .ok_or_else(|| ExportError::RunImageNotFound(run_ref.clone()))?;
-    check_platform(&run_ref, &run_image, &Platform::host())?;
-    let extended = open_extended(inputs, &analyzed)?;
-    let previous = open_previous(target, &analyzed, &platform);
-    let previous_metadata = analyzed.metadata.clone();
-
-    if features.sbom {
-        copy_launcher_sboms(inputs)?;
-    }
-    let owner = Owner::new(inputs.owner.0, inputs.owner.1);
-    let mut planned = plan_layers(&PlanInputs {
-        layers_dir: &inputs.layers_dir,
-        app_dir: &inputs.app_dir,
-        launcher: &inputs.launcher_path,
-        group: &group.group,
-        metadata: &metadata,
-        previous: &previous_metadata,
-        owner,
-        sbom: features.sbom,
-    })?;
-
-    // Buildpack layers unchanged since the last export are taken from the previous image by
-    // their recorded diffID without being tarred again (see `fingerprint`).
-    let mut fingerprints = crate::fingerprint::Fingerprints::load(&inputs.layers_dir);
-    let probe = crate::fingerprint::Probe::take(&inputs.layers_dir);
-    let mut fresh: Vec<Option<(PathBuf, String)>> = (0..planned.len()).map(|_| None).collect();
-    for (i, layer) in planned.iter_mut().enumerate() {
-        let LayerKind::Buildpack {
-            buildpack, name, ..
-        } = &layer.kind
-        else {
-            continue;
-        };
-        if layer.source.is_none() {
-            continue;
-        }
-        let dir = inputs
-            .layers_dir
-            .join(group.group[*buildpack].id.escaped())
-            .join(name);
-        let Some(print) = probe
-            .as_ref()
-            .and_then(|probe| crate::fingerprint::fingerprint(&dir, owner, probe))
-        else {
-            continue;
-        };
-        let unchanged = fingerprints
-            .diff_id(&dir, &print)
-            .map(str::to_string)
-            .filter(|diff_id| {
-                let in_previous = diff_id
-                    .parse::<cnb_image::Digest>()
-                    .ok()
-                    .zip(previous.as_ref())
-                    .is_some_and(|(digest, prev)| {
-                        prev.layer_by_diff_id(&digest).is_some() && target.reuses_cheaply(&digest)
-                    });
-                in_previous && previously_recorded(&previous_metadata, layer, diff_id)
-            });
-        match unchanged {
-            Some(diff_id) => {
-                tracing::debug!("Layer '{}' is unchanged since the last export", layer.id);
-                layer.source = None;
-                layer.previous_sha = Some(diff_id);
-            }
-            None => fresh[i] = Some((dir, print)),
-        }
-    }
-
-    let has_cache = cache.is_some();
-    // A serial export hands the cache what it makes of the `launch=true, cache=true` layers,
-    // so they are not tarred again: a cache image gets their gzip blobs (kept on disk until
-    // then), a volume cache their plain tars, written into its staging from the same tar
-    // stream as the blobs. A parallel export cannot wait for them.
-    let share_blobs =
-        !inputs.parallel && matches!(cache, Some(Cache::Image(_))) && target.daemon().is_none();
-    let cached = cache_layers(&planned);
-    let mut cache_blobs: HashMap<PathBuf, ProducedLayer> = HashMap::new();
-    let mut kept_blob_dir: Option<blob_dir::BlobDir> = None;
-    let export_cache = |cache: Option<Cache>, blobs: &HashMap<PathBuf, ProducedLayer>| {
-        let mut cache = cache;
-        let Some(cache) = cache.as_mut() else {
-            return;
-        };
-        let export = crate::cache::CacheExport {
-            platform_api: inputs.platform_api,
-            layers_dir: &inputs.layers_dir,
-            group: &group.group,
-            owner,
-        };
-        if let Err(e) = crate::cache::export_to(cache, &export, blobs) {
-            warn!("Failed to export cache: {}", crate::error_chain(&e));
-        }
-    };
-    let mut export_image = |staging: Option<&VolumeCache>| -> Result<ReportFile, ExportError> {
-        let blob_dir = blob_dir(inputs)?;
-        let Produced {
-            layers: produced,
-            staged,
-            mut lists,
-        } = match target {
-            ImageTarget::Store(store) => produce_and_upload(
-                store,
-                tags.first(),
-                previous.as_ref(),
-                &planned,
-                blob_dir.path(),
-                staging.map(|volume| (volume, cached.as_slice())),
-                compression::for_format(inputs.layer_compression, run_image.format()),
-            )?,
-            ImageTarget::Daemon(_) => {
-                daemon::produce_layers(&planned, launch.as_ref(), blob_dir.path())?
-            }
-        };
-        cache_blobs = cache_layer_outputs(
-            inputs,
-            &group.group,
-            &planned,
-            &produced,
-            share_blobs.then_some(cached.as_slice()),
-            &staged,
-            // Where the blobs will be once the image is saved: a cache image on the same
-            // registry mounts them from there.
-            matches!(target, ImageTarget::Store(ImageStore::Registry(_)))
-                .then(|| tags.first())
-                .flatten(),
-        );
-        let mut fingerprints = std::mem::take(&mut fingerprints);
-        for ((slot, info), list) in fresh.iter().zip(&produced).zip(&mut lists) {
-            let (Some((dir, before)), Some((info, _))) = (slot, info) else {
-                continue;
-            };
-            // Recorded only when the tree did not change while it was tarred.
-            let after = probe
-                .as_ref()
-                .and_then(|probe| crate::fingerprint::fingerprint(dir, owner, probe));
-            match after {
-                Some(after) if &after == before => fingerprints.record(
-                    dir,
-                    after,
-                    info.diff_id.to_string(),
-                    Some(info.uncompressed_size),
-                ),
-                _ => fingerprints.forget(dir),
-            }
-            if let Some(list) = list.take() {
-                fingerprints.list(dir, list);
-            }
-        }
-
-        let mut builder = ImageBuilder::from_base(&run_image);
-        if !features.targets {
-            // Before Platform 0.12 the reference writes no history.
-            builder.config_mut().history.clear();
-        }
-        let top_layer = run_image
-            .top_layer_diff_id()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        if let Some(extended) = &extended {
-            extended::apply(&mut builder, &run_image, extended)?;
-        }
-        let mut label = LayersMetadata::default();
-        let why = reasons::ReasonInputs {
-            previous: previous.as_ref(),
-            previous_metadata: &previous_metadata,
-            group: &group.group,
-            exec_env: if features.exec_env {
-                &inputs.exec_env
-            } else {
-                ""
-            },
-            run_top_layer: &top_layer,
-            layers_dir: &inputs.layers_dir,
-            fingerprints: &fingerprints,
-        };
-        let mut rebuilt = crate::rebuild::take_restore_reasons(&inputs.layers_dir);
-        for (layer, info) in planned.iter().zip(produced) {
-            let created_by = features.targets.then_some(layer.created_by.as_str());
-            let bytes = info.as_ref().map(|(info, _)| info.compressed_size);
-            let daemon_layer = target.daemon().is_some();
-            let (diff_id, reused) = add_layer(
-                &mut builder,
-                layer,
-                info.map(|(info, path)| (info, path, daemon_layer)),
-                previous.as_ref(),
-                &previous_metadata,
-                created_by,
-            )?;
-            if !reused {
-                let reason = reasons::why(&why, layer);
-                rebuilt.push(reason.report(crate::rebuild::Phase::Export, &layer.id));
-            }
-            crate::telemetry::export_layer(&layer.id, reused, bytes, rebuilt.last());
-            config::record_layer(&mut label, &group.group, layer, &diff_id);
-        }
-        config::finish_label(
-            &mut label,
-            inputs,
-            &group.group,
-            &analyzed,
-            &run_image,
-            top_layer,
-        )?;
-        let base = extended.as_ref().unwrap_or(&run_image);
-        config::apply(&mut builder, inputs, &metadata, &label, base)?;
-        let built = builder
-            .build()
-            .map_err(|e| ExportError::Image(Box::new(e)))?;
-        let mut report = match target {
-            ImageTarget::Store(store) => save(store, &built, &tags, inputs.layout_dir.is_some())?,
-            ImageTarget::Daemon(d) => {
-                let base_layers = run_image.config().rootfs.diff_ids.len();
-                let launch = launch.take();
-                daemon::save(
-                    d,
-                    &built,
-                    (base_layers, previous.as_ref()),
-                    &inputs.images,
-                    launch,
-                    blob_dir.path(),
-                )?
-            }
-        };
-        report.rebuild.layers = rebuilt;
-        if share_blobs {
-            kept_blob_dir = Some(blob_dir);
-        }
-        report
-            .write(&inputs.report_path)
-            .map_err(ExportError::WriteReport)?;
-        if let Err(e) = fingerprints.save(&inputs.layers_dir) {
-            tracing::debug!("Could not record layer fingerprints: {e}");
-        }
-        Ok(report)
-    };
+    let (job, state) = job::Job::prepare(inputs, target, cache.as_ref())?;
+    let cache_writer = job.cache_writer();
     // [EXP-033] `-parallel`: the cache is written while the image is exported; it only reads
     // the layers directory, so the two never touch the same files.
-    if inputs.parallel && has_cache {
-        std::thread::scope(|scope| {
-            let export_cache = &export_cache;
-            let cache = scope.spawn(move || export_cache(cache, &HashMap::new()));
-            let report = export_image(None);
-            if cache.join().is_err() {
+    if inputs.parallel && cache.is_some() {
+        return std::thread::scope(|scope| {
+            let cache_writer = &cache_writer;
+            let cached = scope.spawn(move || cache_writer.write(cache, &HashMap::new()));
+            let exported = job.export_image(state, None);
+            if cached.join().is_err() {
                 warn!("Failed to export cache: the cache export stopped unexpectedly");
             }
-            report
-        })
-    } else {
-        let staging = match &cache {
-            Some(Cache::Volume(volume)) => Some(volume),
-            _ => None,
-        };
-        let report = export_image(staging)?;
-        export_cache(cache, &cache_blobs);
-        drop(kept_blob_dir);
-        Ok(report)
+            exported.map(|e| e.report)
+        });
     }
+    let staging = match &cache {
+        Some(Cache::Volume(volume)) => Some(volume),
+        _ => None,
+    };
+    let exported = job.export_image(state, staging)?;
+    cache_writer.write(cache, &exported.cache_blobs);
+    drop(exported.kept_blob_dir);
+    Ok(exported.report)
 }
 
 /// [EXT-009] The run image the extender extended, when `<extended>` is an input
