@@ -5,7 +5,8 @@
 #
 # The committed seeds (fuzz/corpus/<target>) and regression inputs (fuzz/regressions/<target>)
 # are read, never written: new corpus entries, crash artifacts and logs go to $FUZZ_WORK
-# (default: a fresh temp dir). Every regression input is replayed first. Exit status: 0 when no
+# (default: a fresh temp dir, removed again when no target crashed; a FUZZ_WORK given is always
+# kept). Every regression input is replayed first. Exit status: 0 when no
 # target crashed, 1 when one did, and 0 with a message when no nightly compiler is usable (the
 # targets need -Zsanitizer; RUSTC_BOOTSTRAP=1 on a stable toolchain is tried before giving up).
 #
@@ -89,8 +90,14 @@ for target in "${targets[@]}"; do
     tail -n 40 "$work/$target.log" >&2
   fi
 done
-echo "fuzz: total $(($(date +%s) - start)) s; work dir $work"
 if ((${#failed[@]})); then
+  echo "fuzz: total $(($(date +%s) - start)) s; work dir $work" >&2
   echo "fuzz: crashes in: ${failed[*]}" >&2
   exit 1
+fi
+if [[ -z ${FUZZ_WORK:-} ]]; then
+  rm -rf "$work"
+  echo "fuzz: total $(($(date +%s) - start)) s; no crash, work dir removed"
+else
+  echo "fuzz: total $(($(date +%s) - start)) s; work dir $work"
 fi
