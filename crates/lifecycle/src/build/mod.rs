@@ -16,6 +16,7 @@
 //! written.
 
 mod layers;
+mod outputs;
 mod processes;
 mod run;
 mod sbom;
@@ -27,10 +28,10 @@ use std::process::ExitStatus;
 
 use tracing::{debug, warn};
 
-use cnb_buildpack_api::build_toml::{BuildToml, BuildTomlError};
+use cnb_buildpack_api::build_toml::BuildTomlError;
 use cnb_buildpack_api::buildpack_plan::BuildpackPlan;
 use cnb_buildpack_api::env::{Env, EnvDirError};
-use cnb_buildpack_api::launch::{self, LaunchRule, LaunchToml, LaunchTomlError};
+use cnb_buildpack_api::launch::{self, LaunchTomlError};
 use cnb_buildpack_api::target::ImageTarget;
 use cnb_buildpack_api::{Descriptor, DescriptorError, ModuleKind, descriptor};
 use cnb_platform_api::files::analyzed::AnalyzedFile;
@@ -412,55 +413,8 @@ fn build_one(
     build_env: &mut Env,
 ) -> Result<BuildpackOutputs, BuildError> {
     let bp = element.display_name();
-    let id = &descriptor.info.id;
-    let escaped = id.escaped();
-    let features = descriptor.api.features();
-
-    let bp_layers_dir = ctx.layers_dir.join(&escaped);
-    fs::create_dir_all(&bp_layers_dir).map_err(|source| BuildError::Prepare {
-        bp: bp.clone(),
-        path: bp_layers_dir.clone(),
-        source,
-    })?;
-    let plan_file =
-        run::PlanFile::write(&escaped, bp_plan).map_err(|source| BuildError::Prepare {
-            bp: bp.clone(),
-            path: std::env::temp_dir(),
-            source,
-        })?;
-
-    let mut env = ctx
-        .module_env
-        .module_env(build_env, descriptor)
-        .map_err(|source| BuildError::Env {
-            bp: bp.clone(),
-            source,
-        })?;
-    if features.platform_dir_env {
-        env.set("CNB_BP_PLAN_PATH", plan_file.path().as_os_str());
-        env.set("CNB_LAYERS_DIR", bp_layers_dir.as_os_str());
-    }
-    let exe = descriptor.dir.join("bin").join("build");
-    debug!("Running {}", exe.display());
-    let mut span = crate::telemetry::buildpack_build(descriptor);
-    let status = run::run_build(
-        &exe,
-        &bp_layers_dir,
-        &ctx.platform_dir,
-        plan_file.path(),
-        &ctx.app_dir,
-        &env,
-    )
-    .map_err(|source| BuildError::Spawn {
-        bp: bp.clone(),
-        path: exe.clone(),
-        source,
-    })?;
-    crate::telemetry::build_exit(&mut span, &status);
-    if !status.success() {
-        return Err(BuildError::BuildpackFailed { bp, status });
-    }
-    drop(plan_file);
+    let bp_layers_dir = ctx.layers_dir.join(descriptor.info.id.escaped());
+    let mut span = run_bin_build(ctx, &bp, descriptor, bp_plan, build_env, &bp_layers_dir)?;
 
     debug!("Processing layers");
     let layers = layers::process_layers(&bp_layers_dir).map_err(|source| BuildError::Layers {
@@ -475,82 +429,79 @@ fn build_one(
     })?;
 
     debug!("Reading output files");
-    let mut outputs = BuildpackOutputs::default();
-    let legacy = |entries: Vec<launch::BomEntry>| -> Vec<LegacyBomEntry> {
-        entries
-            .into_iter()
-            .map(|entry| LegacyBomEntry {
-                entry,
-                buildpack_id: id.to_string(),
-                buildpack_version: descriptor.info.version.clone(),
-            })
-            .collect()
+    let files = outputs::OutputFiles {
+        bp: &bp,
+        descriptor,
+        dir: &bp_layers_dir,
     };
-    let warn_bom = |bom: &[launch::BomEntry]| {
-        if !bom.is_empty() && !sbom::has_sbom_files(&bp_layers_dir) {
-            warn!(
-                "BOM table is deprecated in this buildpack api version, though it remains supported for backwards compatibility. Buildpack authors should write BOM information to <layer>.sbom.<ext>, launch.sbom.<ext>, or build.sbom.<ext>."
-            );
-        }
-    };
-
-    let build_path = bp_layers_dir.join("build.toml");
-    let build_toml_err = |source| BuildError::BuildToml {
+    let mut outputs = files.read_build_toml(bp_plan)?;
+    outputs.sbom = sbom::collect(
+        &bp_layers_dir,
+        &descriptor.info.id.escaped(),
+        &layers,
+        descriptor.sbom_formats(),
+    )
+    .map_err(|source| BuildError::Sbom {
         bp: bp.clone(),
         source: Box::new(source),
-    };
-    let build_toml = BuildToml::read_if_exists(&build_path)
-        .map_err(build_toml_err)?
-        .unwrap_or_default();
-    warn_bom(&build_toml.bom);
-    outputs.met = build_toml
-        .met_entries(bp_plan, &build_path)
-        .map_err(build_toml_err)?;
-    outputs.build_bom = legacy(build_toml.bom);
-
-    outputs.sbom = sbom::collect(&bp_layers_dir, &escaped, &layers, descriptor.sbom_formats())
-        .map_err(|source| BuildError::Sbom {
-            bp: bp.clone(),
-            source: Box::new(source),
-        })?;
-
-    let launch_path = bp_layers_dir.join("launch.toml");
-    let launch_err = |source| BuildError::LaunchToml {
-        bp: bp.clone(),
-        source: Box::new(source),
-    };
-    let Some(launch_toml) =
-        LaunchToml::read_if_exists(&launch_path, descriptor.api).map_err(launch_err)?
-    else {
-        return Ok(outputs);
-    };
-    warn_bom(&launch_toml.bom);
-    for slice in &launch_toml.slices {
-        if let Some(glob) = slice.path_outside(&ctx.app_dir) {
-            return Err(launch_err(LaunchTomlError::Invalid {
-                path: launch_path.clone(),
-                source: LaunchRule::SliceEscapesApp(glob.to_string()),
-            }));
-        }
-    }
-    outputs.launch_bom = legacy(launch_toml.bom);
-    outputs.labels = launch_toml.labels;
-    outputs.slices = launch_toml.slices;
-    outputs.processes = launch_toml
-        .processes
-        .into_iter()
-        .map(|mut process| {
-            if !features.process_working_dir && process.working_dir.is_some() {
-                warn!(
-                    "process working directory isn't supported in this buildpack api version. Ignoring working directory for process '{}'",
-                    process.r#type
-                );
-                process.working_dir = None;
-            }
-            processes::launch_process(process, id)
-        })
-        .collect();
+    })?;
+    files.read_launch_toml(&ctx.app_dir, &mut outputs)?;
     Ok(outputs)
+}
+
+/// Runs `bin/build` with the buildpack's layers dir (created), its plan (in a temp file
+/// removed afterwards) and its environment; a non-zero exit is an error. Returns the
+/// buildpack's telemetry span.
+fn run_bin_build(
+    ctx: &Context,
+    bp: &str,
+    descriptor: &Descriptor,
+    bp_plan: &BuildpackPlan,
+    build_env: &Env,
+    bp_layers_dir: &Path,
+) -> Result<cnb_telemetry::Span, BuildError> {
+    let prepare_err = |path: PathBuf| {
+        let bp = bp.to_owned();
+        move |source| BuildError::Prepare { bp, path, source }
+    };
+    fs::create_dir_all(bp_layers_dir).map_err(prepare_err(bp_layers_dir.to_path_buf()))?;
+    let plan_file = run::PlanFile::write(&descriptor.info.id.escaped(), bp_plan)
+        .map_err(prepare_err(std::env::temp_dir()))?;
+    let mut env = ctx
+        .module_env
+        .module_env(build_env, descriptor)
+        .map_err(|source| BuildError::Env {
+            bp: bp.to_owned(),
+            source,
+        })?;
+    if descriptor.api.features().platform_dir_env {
+        env.set("CNB_BP_PLAN_PATH", plan_file.path().as_os_str());
+        env.set("CNB_LAYERS_DIR", bp_layers_dir.as_os_str());
+    }
+    let exe = descriptor.dir.join("bin").join("build");
+    debug!("Running {}", exe.display());
+    let mut span = crate::telemetry::buildpack_build(descriptor);
+    let status = run::run_build(
+        &exe,
+        bp_layers_dir,
+        &ctx.platform_dir,
+        plan_file.path(),
+        &ctx.app_dir,
+        &env,
+    )
+    .map_err(|source| BuildError::Spawn {
+        bp: bp.to_owned(),
+        path: exe.clone(),
+        source,
+    })?;
+    crate::telemetry::build_exit(&mut span, &status);
+    if !status.success() {
+        return Err(BuildError::BuildpackFailed {
+            bp: bp.to_owned(),
+            status,
+        });
+    }
+    Ok(span)
 }
 
 #[cfg(test)]
