@@ -294,7 +294,10 @@ pub fn restore_layers(
             CacheMetadata::default()
         }
     };
-    let mut summary = RestoreSummary::default();
+    let mut outcome = Outcome {
+        summary: RestoreSummary::default(),
+        rebuilt: cache_misses(r, cache.is_some(), &cache_meta),
+    };
     pending::clear_interrupted(r.layers_dir)?;
     metadata::restore_store_tomls(r)?;
     let shas = if r.skip_layers {
@@ -303,43 +306,7 @@ pub fn restore_layers(
     } else {
         metadata::restore_layer_metadata(r, &cache_meta)?
     };
-
-    let mut rebuilt = cache_misses(r, cache.is_some(), &cache_meta);
-    let mut jobs = Vec::new();
-    for bp in r.group {
-        let escaped = bp.id.escaped();
-        let bp_dir = r.layers_dir.join(&escaped);
-        let Some(cached) = cache_meta.buildpack(bp.id.as_str()) else {
-            continue;
-        };
-        for name in metadata::layer_names(&bp_dir) {
-            let Some(cached_layer) = cached.layers.get(&name).filter(|l| l.cache) else {
-                continue;
-            };
-            let id = format!("{}:{name}", bp.id);
-            let restored_sha = shas.sha(&escaped, &name);
-            if restored_sha != cached_layer.sha {
-                info!("Removing \"{id}\", wrong sha");
-                debug!(
-                    "Layer sha: \"{restored_sha}\", cache sha: \"{}\"",
-                    cached_layer.sha
-                );
-                remove_layer(&bp_dir.join(&name))?;
-                rebuilt.push(DIGEST_MISMATCH.report(Phase::Restore, &id));
-                summary.removed.insert(id);
-                continue;
-            }
-            info!("Restoring data for \"{id}\" from cache");
-            let dir = bp_dir.join(&name);
-            jobs.push(Job {
-                id,
-                empty_before: fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none()),
-                dir,
-                sha: cached_layer.sha.clone(),
-                layer: Some((escaped.clone(), name)),
-            });
-        }
-    }
+    let mut jobs = layer_jobs(r, &cache_meta, &shas, &mut outcome)?;
     let sbom = r.platform_api.features().sbom && !r.skip_layers;
     if sbom && !cache_meta.sbom.sha.is_empty() {
         info!("Restoring data for SBOM from cache");
@@ -351,47 +318,14 @@ pub fn restore_layers(
             empty_before: false,
         });
     }
-
     if let Some(cache) = cache.filter(|_| !jobs.is_empty()) {
-        let dirs: Vec<&Path> = jobs.iter().map(|j| j.dir.as_path()).collect();
-        pending::begin(r.layers_dir, &dirs)?;
-        let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
-            let job = &jobs[i];
-            debug!("Retrieving data for \"{}\"", job.sha);
-            let _span = crate::telemetry::restore_layer(&job.id);
-            let allowed = cnb_layers::layer::absolute(&job.dir).unwrap_or_else(|_| job.dir.clone());
-            Ok(cache.extract_layer(&job.sha, &allowed))
-        });
-        let mut extracted = Vec::new();
-        for (job, result) in jobs.iter().zip(results) {
-            match result.map_err(RestoreError::Worker)? {
-                Ok(layer) => {
-                    if job.layer.is_some() {
-                        summary.contents.insert(job.id.clone());
-                        if job.empty_before {
-                            extracted.push((&job.dir, layer));
-                        }
-                    }
-                }
-                Err(e) => {
-                    // A bad cache never fails the build: the layer is rebuilt instead.
-                    warn!(
-                        "Skipping restore for layer {}: {}",
-                        job.id,
-                        crate::error_chain(&e)
-                    );
-                    if job.layer.is_some() {
-                        remove_layer(&job.dir)?;
-                        rebuilt.push(DIGEST_MISMATCH.report(Phase::Restore, &job.id));
-                        summary.removed.insert(job.id.clone());
-                    }
-                }
-            }
-        }
-        record_fingerprints(r, &extracted);
-        pending::end(r.layers_dir);
+        extract(r, cache, &jobs, &mut outcome)?;
     }
 
+    let Outcome {
+        mut summary,
+        rebuilt,
+    } = outcome;
     crate::rebuild::save_restore_reasons(r.layers_dir, &rebuilt);
     crate::telemetry::layers_rebuilt("restore.layer", &rebuilt);
     let mut restored = shas;
@@ -410,6 +344,113 @@ pub fn restore_layers(
         )?;
     }
     Ok(summary)
+}
+
+/// What the restore reports: the summary, and why layers will be rebuilt.
+struct Outcome {
+    summary: RestoreSummary,
+    rebuilt: Vec<RebuiltLayer>,
+}
+
+impl Outcome {
+    /// A layer whose cached copy does not match (or could not be extracted) is removed and
+    /// will be rebuilt.
+    fn remove(&mut self, dir: &Path, id: &str) -> Result<(), RestoreError> {
+        remove_layer(dir)?;
+        self.rebuilt
+            .push(DIGEST_MISMATCH.report(Phase::Restore, id));
+        self.summary.removed.insert(id.to_owned());
+        Ok(())
+    }
+}
+
+/// The cached buildpack layers to extract: those whose restored metadata records the sha the
+/// cache has; a layer whose sha differs is removed.
+fn layer_jobs(
+    r: &LayerRestore<'_>,
+    cache_meta: &CacheMetadata,
+    shas: &metadata::Restored,
+    outcome: &mut Outcome,
+) -> Result<Vec<Job>, RestoreError> {
+    let mut jobs = Vec::new();
+    for bp in r.group {
+        let escaped = bp.id.escaped();
+        let bp_dir = r.layers_dir.join(&escaped);
+        let Some(cached) = cache_meta.buildpack(bp.id.as_str()) else {
+            continue;
+        };
+        for name in metadata::layer_names(&bp_dir) {
+            let Some(cached_layer) = cached.layers.get(&name).filter(|l| l.cache) else {
+                continue;
+            };
+            let id = format!("{}:{name}", bp.id);
+            let dir = bp_dir.join(&name);
+            let restored_sha = shas.sha(&escaped, &name);
+            if restored_sha != cached_layer.sha {
+                info!("Removing \"{id}\", wrong sha");
+                debug!(
+                    "Layer sha: \"{restored_sha}\", cache sha: \"{}\"",
+                    cached_layer.sha
+                );
+                outcome.remove(&dir, &id)?;
+                continue;
+            }
+            info!("Restoring data for \"{id}\" from cache");
+            jobs.push(Job {
+                id,
+                empty_before: fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none()),
+                dir,
+                sha: cached_layer.sha.clone(),
+                layer: Some((escaped.clone(), name)),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Extracts the jobs' layers from the cache in parallel, marked pending until done (see
+/// [`pending`]). A bad cache never fails the build: a layer that cannot be extracted is
+/// removed and rebuilt instead.
+fn extract(
+    r: &LayerRestore<'_>,
+    cache: &Cache,
+    jobs: &[Job],
+    outcome: &mut Outcome,
+) -> Result<(), RestoreError> {
+    let dirs: Vec<&Path> = jobs.iter().map(|j| j.dir.as_path()).collect();
+    pending::begin(r.layers_dir, &dirs)?;
+    let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
+        let job = &jobs[i];
+        debug!("Retrieving data for \"{}\"", job.sha);
+        let _span = crate::telemetry::restore_layer(&job.id);
+        let allowed = cnb_layers::layer::absolute(&job.dir).unwrap_or_else(|_| job.dir.clone());
+        Ok(cache.extract_layer(&job.sha, &allowed))
+    });
+    let mut extracted = Vec::new();
+    for (job, result) in jobs.iter().zip(results) {
+        match result.map_err(RestoreError::Worker)? {
+            Ok(layer) if job.layer.is_some() => {
+                outcome.summary.contents.insert(job.id.clone());
+                if job.empty_before {
+                    extracted.push((&job.dir, layer));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(
+                    "Skipping restore for layer {}: {}",
+                    job.id,
+                    crate::error_chain(&e)
+                );
+                if job.layer.is_some() {
+                    outcome.remove(&job.dir, &job.id)?;
+                }
+            }
+        }
+    }
+    record_fingerprints(r, &extracted);
+    pending::end(r.layers_dir);
+    Ok(())
 }
 
 /// A cached copy that does not match what its metadata records.
