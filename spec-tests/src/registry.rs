@@ -8,8 +8,8 @@ use std::path::Path;
 
 use cnb_image::testkit::TestRegistry;
 
-use crate::Run;
 use crate::oci::{BaseImage, Image, skopeo};
+use crate::{Run, Workspace};
 
 /// A running registry; stopped when dropped.
 pub struct Registry {
@@ -118,5 +118,13 @@ impl Registry {
             diff_ids: pushed.diff_ids(),
             layout: None,
         }
+    }
+
+    /// Pushes the run-image fixture to `cnb/run:latest` and writes the `analyzed.toml` the
+    /// analyzer would write for it into `ws`: what a registry export of a built app starts from.
+    pub fn push_run_image_for(&self, ws: &Workspace) -> BaseImage {
+        let run = self.push(crate::oci::run_image_layout(), "cnb/run:latest");
+        ws.write("layers/analyzed.toml", run.analyzed_toml());
+        run
     }
 }

@@ -50,17 +50,59 @@ fn wait_for_blob_in_scratch(layers: &Path) -> PathBuf {
     }
 }
 
+/// A built app, a registry with the run image and a fault proxy in front of it, and an
+/// empty `$TMPDIR` for the exporter.
+struct Setup {
+    ws: Workspace,
+    registry: Registry,
+    proxy: FaultProxy,
+    layers: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let ws = Workspace::new();
+        let registry = Registry::start();
+        let proxy = FaultProxy::start(&registry.host());
+        built_app(&ws);
+        registry.push_run_image_for(&ws);
+        let layers = ws.layers();
+        let tmp = ws.path("tmp");
+        fs::create_dir_all(&tmp).expect("tmp dir");
+        Setup {
+            ws,
+            registry,
+            proxy,
+            layers,
+            tmp,
+        }
+    }
+
+    /// The exporter: plain HTTP to the registry and the proxy, patient with a stalled upload
+    /// (the test kills it), `$TMPDIR` the setup's.
+    fn exporter(&self) -> Run {
+        self.ws
+            .exporter()
+            .env(
+                "CNB_INSECURE_REGISTRIES",
+                format!("{},{}", self.registry.host(), self.proxy.host()),
+            )
+            .env("CNB_REGISTRY_STALL_TIMEOUT", "10m")
+            .env("TMPDIR", &self.tmp)
+    }
+}
+
 #[test]
 fn registry_export_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the_next() {
-    let ws = Workspace::new();
-    let registry = Registry::start();
-    let proxy = FaultProxy::start(&registry.host());
-    built_app(&ws);
-    let run_image = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
-    ws.write("layers/analyzed.toml", run_image.analyzed_toml());
-    let layers = ws.layers();
-    let tmp = ws.path("tmp");
-    fs::create_dir_all(&tmp).expect("tmp dir");
+    let setup = Setup::new();
+    let Setup {
+        ws,
+        registry,
+        proxy,
+        layers,
+        tmp,
+    } = &setup;
     // A buildpack planted a symlink at a scratch name, to a directory that looks abandoned.
     let outside = ws.path("outside");
     fs::create_dir_all(&outside).expect("outside dir");
@@ -68,16 +110,7 @@ fn registry_export_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the
     fs::write(outside.join("precious"), "keep").expect("precious");
     let planted = layers.join(".export-planted");
     std::os::unix::fs::symlink(&outside, &planted).expect("plant symlink");
-    let exporter = |image: &str| -> Run {
-        ws.exporter()
-            .env(
-                "CNB_INSECURE_REGISTRIES",
-                format!("{},{}", registry.host(), proxy.host()),
-            )
-            .env("CNB_REGISTRY_STALL_TIMEOUT", "10m")
-            .env("TMPDIR", &tmp)
-            .arg(image)
-    };
+    let exporter = |image: &str| -> Run { setup.exporter().arg(image) };
 
     // An exporter held up by the registry in the middle of its upload: its scratch dir holds
     // its layer blobs and is locked.
@@ -88,7 +121,7 @@ fn registry_export_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the
         Fault::StallBeforeHeaders,
     );
     let mut stalled = exporter(&format!("{}/acme/app:stalled", proxy.host())).spawn();
-    let running_dir = wait_for_blob_in_scratch(&layers);
+    let running_dir = wait_for_blob_in_scratch(layers);
 
     // A second export meanwhile keeps the running exporter's dir, and leaves nothing of its own.
     exporter(&registry.reference("acme/app:v1"))
@@ -96,11 +129,11 @@ fn registry_export_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the
         .success();
     assert!(!stalled.finished(), "the stalled exporter is still running");
     assert_eq!(
-        scratch_dirs(&layers),
+        scratch_dirs(layers),
         vec![running_dir.clone()],
         "only the running exporter's scratch dir is left"
     );
-    let in_tmp: Vec<_> = fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    let in_tmp: Vec<_> = fs::read_dir(tmp).expect("tmp").flatten().collect();
     assert!(in_tmp.is_empty(), "left in $TMPDIR: {in_tmp:?}");
     let scratch = ws.path("unpacked");
     for (i, layer) in registry
@@ -127,9 +160,9 @@ fn registry_export_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the
         .output()
         .success();
     assert!(
-        scratch_dirs(&layers).is_empty(),
+        scratch_dirs(layers).is_empty(),
         "left in the layers dir: {:?}",
-        scratch_dirs(&layers)
+        scratch_dirs(layers)
     );
 
     // The planted symlink was never followed.
@@ -146,25 +179,16 @@ fn registry_export_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the
 /// leaves nothing the next export does not remove.
 #[test]
 fn cache_image_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the_next() {
-    let ws = Workspace::new();
-    let registry = Registry::start();
-    let proxy = FaultProxy::start(&registry.host());
-    built_app(&ws);
-    let run_image = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
-    ws.write("layers/analyzed.toml", run_image.analyzed_toml());
-    let layers = ws.layers();
-    let tmp = ws.path("tmp");
-    fs::create_dir_all(&tmp).expect("tmp dir");
-    let exporter = |cache: &str, image: &str| -> Run {
-        ws.exporter()
-            .env(
-                "CNB_INSECURE_REGISTRIES",
-                format!("{},{}", registry.host(), proxy.host()),
-            )
-            .env("CNB_REGISTRY_STALL_TIMEOUT", "10m")
-            .env("TMPDIR", &tmp)
-            .args(["-cache-image", cache, image])
-    };
+    let setup = Setup::new();
+    let Setup {
+        registry,
+        proxy,
+        layers,
+        tmp,
+        ..
+    } = &setup;
+    let exporter =
+        |cache: &str, image: &str| -> Run { setup.exporter().args(["-cache-image", cache, image]) };
 
     // The app image goes to the registry; the cache image's uploads stall.
     proxy.rule(
@@ -183,9 +207,9 @@ fn cache_image_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the_nex
         assert!(start.elapsed() < Duration::from_secs(60), "no app image");
         thread::sleep(Duration::from_millis(50));
     }
-    let cache_dir = wait_for_blob_in_scratch(&layers);
+    let cache_dir = wait_for_blob_in_scratch(layers);
     assert!(!stalled.finished(), "the stalled exporter is still running");
-    let in_tmp: Vec<_> = fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    let in_tmp: Vec<_> = fs::read_dir(tmp).expect("tmp").flatten().collect();
     assert!(in_tmp.is_empty(), "left in $TMPDIR: {in_tmp:?}");
 
     let killed = stalled.kill();
@@ -198,10 +222,10 @@ fn cache_image_scratch_is_in_layers_and_a_killed_exporters_is_removed_by_the_nex
     .output()
     .success();
     assert!(
-        scratch_dirs(&layers).is_empty(),
+        scratch_dirs(layers).is_empty(),
         "left in the layers dir: {:?}",
-        scratch_dirs(&layers)
+        scratch_dirs(layers)
     );
-    let in_tmp: Vec<_> = fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    let in_tmp: Vec<_> = fs::read_dir(tmp).expect("tmp").flatten().collect();
     assert!(in_tmp.is_empty(), "left in $TMPDIR: {in_tmp:?}");
 }

@@ -415,15 +415,21 @@ fn an_index_without_the_target_platform_is_a_clear_error() {
         .mentions("no manifest for platform linux/amd64; it offers: linux/arm64");
 }
 
+/// The app built and exported to `acme/app:<tag>` on the run-image fixture (linux/amd64);
+/// returns its tag reference.
+fn exported_app(ws: &Workspace, registry: &Registry, tag: &str) -> String {
+    built_app(ws);
+    registry.push_run_image_for(ws);
+    let app = registry.reference(&format!("acme/app:{tag}"));
+    registry.allow(ws.exporter()).arg(&app).output().success();
+    app
+}
+
 #[test]
 fn rebaser_picks_the_app_platform_child_of_a_new_run_image_index() {
     let ws = Workspace::new();
     let registry = Registry::start();
-    built_app(&ws);
-    let old = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
-    ws.write("layers/analyzed.toml", old.analyzed_toml());
-    let app = registry.reference("acme/app:v1");
-    registry.allow(ws.exporter()).arg(&app).output().success();
+    let app = exported_app(&ws, &registry, "v1");
     let multi = in_registry(&registry);
     let out = registry
         .allow(ws.rebaser())
@@ -486,11 +492,7 @@ fn pulled_config(source: &str, arch: &str) -> (String, Value) {
 /// and the arm64 child of the two-platform run image copied to `acme/app-arm64:built` as
 /// the "arm64 build". Returns (amd64 digest ref, arm64 digest ref, arm64 digest).
 fn two_builds(ws: &Workspace, registry: &Registry) -> (String, String, String) {
-    built_app(ws);
-    let old = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
-    ws.write("layers/analyzed.toml", old.analyzed_toml());
-    let amd64 = registry.reference("acme/app:amd64");
-    registry.allow(ws.exporter()).arg(&amd64).output().success();
+    let amd64 = exported_app(ws, registry, "amd64");
     let amd64_digest = registry.image("acme/app:amd64").digest();
     let multi = in_registry(registry);
     let arm = registry.reference("acme/app-arm64:built");
@@ -611,14 +613,19 @@ fn indexer_joins_registry_images_into_an_index_without_uploading_a_blob() {
     assert_eq!(digests, [arm64_digest.as_str(), amd64_digest.as_str()]);
 }
 
+/// The app built and exported to the layout as `example.com/acme/app:amd64`; returns its
+/// layout directory.
+fn layout_amd64_build(ws: &Workspace) -> PathBuf {
+    built_app(ws);
+    crate::exp::export_layout(ws, &["example.com/acme/app:amd64"]).success();
+    ws.layout_dir()
+        .join(layout_path("example.com/acme/app:amd64"))
+}
+
 #[test]
 fn indexer_writes_a_layout_index_that_skopeo_reads_per_platform() {
     let ws = Workspace::new();
-    built_app(&ws);
-    crate::exp::export_layout(&ws, &["example.com/acme/app:amd64"]).success();
-    let app_dir = ws
-        .layout_dir()
-        .join(layout_path("example.com/acme/app:amd64"));
+    let app_dir = layout_amd64_build(&ws);
     let amd64_digest = Image::layout(&app_dir).digest();
     let multi = in_layout(&ws, Shape::Flat);
     let amd64 = format!("{}@{amd64_digest}", app_dir.display());
@@ -734,15 +741,29 @@ fn raw_index(reference: &str) -> (String, Value) {
     (raw, doc)
 }
 
+/// `index` (its bytes `raw`) is an OCI index of an amd64 and an arm64 child, in that order,
+/// and the image report.toml names.
+fn assert_rebased_index(ws: &Workspace, raw: &str, index: &Value) {
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|m| m["platform"]["architecture"].as_str())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    let report = ws.toml("layers/report.toml");
+    assert_eq!(
+        string(table(&report, "image"), "digest"),
+        digest_of_raw(raw)
+    );
+}
+
 #[test]
 fn rebaser_rebases_every_child_of_an_app_index_onto_its_platform() {
     let ws = Workspace::new();
     let registry = Registry::start();
-    built_app(&ws);
-    let old = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
-    ws.write("layers/analyzed.toml", old.analyzed_toml());
-    let amd64 = registry.reference("acme/app:amd64");
-    registry.allow(ws.exporter()).arg(&amd64).output().success();
+    let amd64 = exported_app(&ws, &registry, "amd64");
     // The "arm64 build": the same app with an arm64 config.
     let scratch = tempfile::tempdir().expect("tempdir");
     let copy = scratch.path().join("app");
@@ -806,20 +827,8 @@ fn rebaser_rebases_every_child_of_an_app_index_onto_its_platform() {
     // Two new configs; no layer blob moves.
     assert_eq!(registry.blob_uploads(), uploads + 2, "{out}");
     let (raw, after) = raw_index(&app);
-    assert_eq!(after["mediaType"], OCI_INDEX);
-    let archs: Vec<&str> = after["manifests"]
-        .as_array()
-        .expect("manifests")
-        .iter()
-        .filter_map(|m| m["platform"]["architecture"].as_str())
-        .collect();
-    assert_eq!(archs, ["amd64", "arm64"]);
     assert_ne!(after, before);
-    let report = ws.toml("layers/report.toml");
-    assert_eq!(
-        string(table(&report, "image"), "digest"),
-        digest_of_raw(&raw)
-    );
+    assert_rebased_index(&ws, &raw, &after);
     for (arch, child) in [("amd64", &multi.amd64), ("arm64", &multi.arm64)] {
         let (_, config) = pulled_config(&format!("docker://{app}"), arch);
         assert_eq!(config["architecture"], arch);
@@ -864,11 +873,7 @@ fn blob_links(dir: &Path) -> std::collections::BTreeMap<String, u64> {
 #[test]
 fn rebaser_rebases_every_child_of_a_layout_app_index_without_copying_a_layer() {
     let ws = Workspace::new();
-    built_app(&ws);
-    crate::exp::export_layout(&ws, &["example.com/acme/app:amd64"]).success();
-    let built_dir = ws
-        .layout_dir()
-        .join(layout_path("example.com/acme/app:amd64"));
+    let built_dir = layout_amd64_build(&ws);
     // The "arm64 build": the same app with an arm64 config, beside it in the same layout.
     run(
         "umoci",
@@ -917,19 +922,7 @@ fn rebaser_rebases_every_child_of_a_layout_app_index_without_copying_a_layer() {
     let raw = skopeo(&["inspect", "--raw", &source]);
     assert_ne!(raw, before, "a new index at the tag");
     let index: Value = serde_json::from_str(&raw).expect("index json");
-    assert_eq!(index["mediaType"], OCI_INDEX);
-    let archs: Vec<&str> = index["manifests"]
-        .as_array()
-        .expect("manifests")
-        .iter()
-        .filter_map(|m| m["platform"]["architecture"].as_str())
-        .collect();
-    assert_eq!(archs, ["amd64", "arm64"]);
-    let report = ws.toml("layers/report.toml");
-    assert_eq!(
-        string(table(&report, "image"), "digest"),
-        digest_of_raw(&raw)
-    );
+    assert_rebased_index(&ws, &raw, &index);
     for (arch, base) in [("amd64", &amd64), ("arm64", &arm64)] {
         let (_, config) = pulled_config(&source, arch);
         assert_eq!(config["architecture"], arch);

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cnb_spec_tests::oci::{layout_path, run_image_layout};
+use cnb_spec_tests::oci::layout_path;
 use cnb_spec_tests::{Image, Registry, Workspace};
 use serde_json::Value;
 
@@ -128,8 +128,7 @@ fn registry_layers(registry: &Registry, repo: &str, tag: &str) -> Vec<(Value, Ve
 /// The app exported to the registry under two tags of one repository; returns its digest.
 fn exported_to_registry(ws: &Workspace, registry: &Registry) -> String {
     built_app(ws);
-    let old = registry.push(run_image_layout(), "cnb/run:latest");
-    ws.write("layers/analyzed.toml", old.analyzed_toml());
+    registry.push_run_image_for(ws);
     registry
         .allow(ws.exporter())
         .arg(registry.reference("acme/app:v1"))
@@ -309,22 +308,55 @@ fn layout_layers(dir: &Path) -> Vec<(Value, Vec<u8>)> {
         .collect()
 }
 
-#[test]
-fn signer_signs_a_layout_image_and_attests_its_launch_sboms() {
-    let ws = Workspace::new();
-    built_app(&ws);
-    export_layout(&ws, &[APP]).success();
+/// `signer` on the workspace's layout dir with `key`.
+fn layout_signer(ws: &Workspace, key: &Path) -> cnb_spec_tests::Run {
+    signer(ws, key).args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
+}
+
+/// The app (already built in `ws`) exported to the layout, then signed there with a fresh
+/// `kind` key, its launch SBOMs attested.
+struct SignedLayout {
+    /// `<layout-dir>/example.com/acme/app`: the image's tag dir and the `.sig`/`.att` dirs.
+    repo_dir: PathBuf,
+    /// The app manifest's digest.
+    digest: String,
+    key: PathBuf,
+    public: PathBuf,
+    /// The signer's output.
+    out: cnb_spec_tests::Output,
+}
+
+fn sign_layout_export(ws: &Workspace, kind: &str) -> SignedLayout {
+    export_layout(ws, &[APP]).success();
     let app_dir = ws.layout_dir().join(layout_path(APP));
     let digest = Image::layout(&app_dir).digest();
-    let (key, public) = keygen(&ws.path("keys"), "sec1");
-    let out = signer(&ws, &key)
-        .args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
+    let (key, public) = keygen(&ws.path("keys"), kind);
+    let out = layout_signer(ws, &key)
         .args(["-layers", &ws.layers().to_string_lossy(), "-attest-sbom"])
         .arg(APP)
         .output();
     out.success();
+    SignedLayout {
+        repo_dir: app_dir.parent().expect("repo dir").to_owned(),
+        digest,
+        key,
+        public,
+        out,
+    }
+}
 
-    let repo_dir = app_dir.parent().expect("repo dir");
+#[test]
+fn signer_signs_a_layout_image_and_attests_its_launch_sboms() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    let SignedLayout {
+        repo_dir,
+        digest,
+        key,
+        public,
+        out,
+    } = sign_layout_export(&ws, "sec1");
+
     let sig_dir = repo_dir.join(sig_tag(&digest, "sig"));
     let layers = verified(&layout_layers(&sig_dir), &public);
     assert_eq!(layers.len(), 1, "{out}");
@@ -332,11 +364,7 @@ fn signer_signs_a_layout_image_and_attests_its_launch_sboms() {
     // skopeo reads the signature manifest as an image.
     assert!(Image::layout(&sig_dir).exists());
     // A second signature in the layout keeps the first.
-    signer(&ws, &key)
-        .args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
-        .arg(APP)
-        .output()
-        .success();
+    layout_signer(&ws, &key).arg(APP).output().success();
     let again = verified(&layout_layers(&sig_dir), &public);
     assert_eq!(again.len(), 2);
     assert_eq!(again[0].signature, layers[0].signature);
@@ -466,16 +494,20 @@ fn signer_logs_in_with_cnb_registry_auth_or_a_docker_config_and_never_shows_the_
         "{out}"
     );
 
+    // Signs with the credentials `with` gives, never shows them; the signatures by then.
+    let sign = |with: &dyn Fn(cnb_spec_tests::Run) -> cnb_spec_tests::Run| {
+        let out = with(locked_signer(&ws, &key, &host, &image)).output();
+        out.success();
+        for secret in secrets {
+            out.never_mentions(secret);
+        }
+        let layers = verified(&locked_layers(&host, "acme/app", &tag), &public);
+        (out, layers)
+    };
+
     // CNB_REGISTRY_AUTH.
     let auth = format!("{{\"{host}\": \"{header}\"}}");
-    let out = locked_signer(&ws, &key, &host, &image)
-        .env("CNB_REGISTRY_AUTH", &auth)
-        .output();
-    out.success();
-    for secret in secrets {
-        out.never_mentions(secret);
-    }
-    let layers = verified(&locked_layers(&host, "acme/app", &tag), &public);
+    let (out, layers) = sign(&|run| run.env("CNB_REGISTRY_AUTH", &auth));
     assert_eq!(layers.len(), 1, "{out}");
     assert_payload(&layers[0].payload, &repository, &digest);
 
@@ -488,14 +520,7 @@ fn signer_logs_in_with_cnb_registry_auth_or_a_docker_config_and_never_shows_the_
         format!("{{\"auths\": {{\"{host}\": {{\"auth\": \"{basic}\"}}}}}}"),
     )
     .expect("config.json");
-    let out = locked_signer(&ws, &key, &host, &image)
-        .env("DOCKER_CONFIG", &docker)
-        .output();
-    out.success();
-    for secret in secrets {
-        out.never_mentions(secret);
-    }
-    let again = verified(&locked_layers(&host, "acme/app", &tag), &public);
+    let (out, again) = sign(&|run| run.env("DOCKER_CONFIG", &docker));
     assert_eq!(again.len(), 2, "{out}");
     assert_eq!(again[0].signature, layers[0].signature);
     assert_payload(&again[1].payload, &repository, &digest);
@@ -530,18 +555,14 @@ fn signer_attests_an_spdx_launch_sbom_with_the_spdx_predicate_type() {
     let base = cnb_spec_tests::BaseImage::install_layout(&ws.layout_dir(), crate::exp::RUN);
     ws.write("layers/analyzed.toml", base.analyzed_toml());
     crate::exp::build(&ws, &["acme/spdx"]);
-    export_layout(&ws, &[APP]).success();
-    let app_dir = ws.layout_dir().join(layout_path(APP));
-    let digest = Image::layout(&app_dir).digest();
-    let (key, public) = keygen(&ws.path("keys"), "pkcs8");
-    let out = signer(&ws, &key)
-        .args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
-        .args(["-layers", &ws.layers().to_string_lossy(), "-attest-sbom"])
-        .arg(APP)
-        .output();
-    out.success();
+    let SignedLayout {
+        repo_dir,
+        digest,
+        public,
+        out,
+        ..
+    } = sign_layout_export(&ws, "pkcs8");
 
-    let repo_dir = app_dir.parent().expect("repo dir");
     let att = layout_layers(&repo_dir.join(sig_tag(&digest, "att")));
     let mut names = Vec::new();
     for statement in verified_statements(&ws, &att, &public, "https://spdx.dev/Document", &digest) {

@@ -4,7 +4,7 @@
 //! container from it; reuse keys on diffIDs, so a later gzip export reuses the zstd blobs of
 //! the previous image.
 
-use cnb_spec_tests::{Registry, Workspace};
+use cnb_spec_tests::{BaseImage, Registry, Run, Workspace};
 use serde_json::Value;
 
 use crate::exp::built_app;
@@ -26,38 +26,74 @@ fn media_types(manifest: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The built app, its run image in a fresh registry, and the app image's name there.
+struct Setup {
+    ws: Workspace,
+    registry: Registry,
+    run: BaseImage,
+    app: String,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let ws = Workspace::new();
+        let registry = Registry::start();
+        built_app(&ws);
+        let run = registry.push_run_image_for(&ws);
+        let app = registry.reference("acme/app:zstd");
+        Setup {
+            ws,
+            registry,
+            run,
+            app,
+        }
+    }
+
+    /// The exporter, allowed to use experimental features (zstd is one).
+    fn experimental_exporter(&self) -> Run {
+        self.registry
+            .allow(self.ws.exporter())
+            .env("CNB_EXPERIMENTAL_MODE", "warn")
+    }
+
+    /// The app image's layers as `(media type, digest)`.
+    fn app_layers(&self) -> Vec<(String, String)> {
+        media_types(&self.registry.image("acme/app:zstd").manifest())
+    }
+}
+
 #[test]
 fn exporter_writes_zstd_layers_that_skopeo_and_tar_read() {
-    let ws = Workspace::new();
-    let registry = Registry::start();
-    built_app(&ws);
-    let run = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
-    ws.write("layers/analyzed.toml", run.analyzed_toml());
-    let app = registry.reference("acme/app:zstd");
+    let setup = Setup::new();
+    let Setup {
+        ws,
+        registry,
+        run,
+        app,
+    } = &setup;
 
     // Refused unless experimental; an unknown codec is an input error.
     registry
         .allow(ws.exporter())
-        .args(["-layer-compression", "zstd", &app])
+        .args(["-layer-compression", "zstd", app])
         .output()
         .code(1)
         .mentions("experimental features are disabled");
     registry
         .allow(ws.exporter())
         .env("CNB_LAYER_COMPRESSION", "lz4")
-        .arg(&app)
+        .arg(app)
         .output()
         .code(3)
         .mentions("unknown layer compression 'lz4'");
 
-    registry
-        .allow(ws.exporter())
-        .env("CNB_EXPERIMENTAL_MODE", "warn")
-        .args(["-layer-compression", "zstd", &app])
+    setup
+        .experimental_exporter()
+        .args(["-layer-compression", "zstd", app])
         .output()
         .success();
     let image = registry.image("acme/app:zstd");
-    let layers = media_types(&image.manifest());
+    let layers = setup.app_layers();
     let base = run.diff_ids.len();
     assert!(layers[..base].iter().all(|(t, _)| t == GZIP), "{layers:?}");
     assert!(layers[base..].iter().all(|(t, _)| t == ZSTD), "{layers:?}");
@@ -142,20 +178,15 @@ fn podman_pulls_a_zstd_export_and_creates_a_container_with_the_app() {
         eprintln!("skipped: podman's rootful store needs root");
         return;
     }
-    let ws = Workspace::new();
-    let registry = Registry::start();
-    built_app(&ws);
-    let run = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
-    ws.write("layers/analyzed.toml", run.analyzed_toml());
-    let app = registry.reference("acme/app:zstd");
-    registry
-        .allow(ws.exporter())
-        .env("CNB_EXPERIMENTAL_MODE", "warn")
+    let setup = Setup::new();
+    let Setup { ws, app, .. } = &setup;
+    setup
+        .experimental_exporter()
         .env("CNB_LAYER_COMPRESSION", "zstd")
-        .arg(&app)
+        .arg(app)
         .output()
         .success();
-    let layers = media_types(&registry.image("acme/app:zstd").manifest());
+    let layers = setup.app_layers();
     let zstd = layers.iter().filter(|(t, _)| t == ZSTD).count();
     assert!(zstd > 0, "no zstd layer to read: {layers:?}");
 
@@ -165,7 +196,7 @@ fn podman_pulls_a_zstd_export_and_creates_a_container_with_the_app() {
         .run_cli(&["pull", "--quiet", "--tls-verify=false", &image])
         .expect("podman pulls the zstd image");
     let inspected = podman
-        .run_cli(&["image", "inspect", &app])
+        .run_cli(&["image", "inspect", app])
         .expect("podman image inspect");
     let inspected: Value = serde_json::from_str(&inspected).expect("inspect json");
     let layer_count = inspected[0]["RootFS"]["Layers"]
@@ -173,7 +204,7 @@ fn podman_pulls_a_zstd_export_and_creates_a_container_with_the_app() {
         .map_or(0, Vec::len);
     assert_eq!(layer_count, layers.len(), "{inspected}");
     let container = podman
-        .run_cli(&["create", &app])
+        .run_cli(&["create", app])
         .expect("podman create")
         .trim()
         .to_owned();

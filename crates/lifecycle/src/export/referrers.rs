@@ -123,7 +123,7 @@ fn artifact(
         let buildpack = rel
             .components()
             .next()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .map(|c| unescaped_id(&c.as_os_str().to_string_lossy()))
             .unwrap_or_default();
         descriptors.push(json!({
             "mediaType": media_type,
@@ -151,6 +151,13 @@ fn artifact(
         manifest: RawManifest::new(bytes, Some(MANIFEST_MEDIA_TYPE)),
         layers,
     })
+}
+
+/// The buildpack ID of its `<layers>/sbom/launch/<escaped ID>` directory: the spec's IDs hold
+/// no `_` (letters, digits, `.`, `/`, `-`), so every `_` was a `/` (`acme_runtime` is
+/// `acme/runtime`), and the annotation names the ID as `group.toml` does.
+fn unescaped_id(escaped: &str) -> String {
+    escaped.replace('_', "/")
 }
 
 /// The descriptor of a manifest, as `subject` and index entries write it.
@@ -448,7 +455,8 @@ mod tests {
             titles,
             ["example_java/sbom.cdx.json", "example_node/sbom.cdx.json"]
         );
-        assert_eq!(cdx["layers"][0]["annotations"][BUILDPACK], "example_java");
+        // The buildpack ID, not its directory name.
+        assert_eq!(cdx["layers"][0]["annotations"][BUILDPACK], "example/java");
         // The same SBOMs give the same artifact.
         let again = artifacts(dir.path(), &subject()).unwrap();
         assert_eq!(again[0].manifest.digest, arts[0].manifest.digest);
