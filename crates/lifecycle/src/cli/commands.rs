@@ -529,7 +529,7 @@ pub(super) fn attach_sbom_referrers(
     mut report: cnb_platform_api::files::report::ReportFile,
     keychain: Keychain,
 ) -> Result<(), Failure> {
-    use crate::export::referrers::{Target, attach};
+    use crate::export::referrers::{LaunchSboms, Target, attach};
     let target = match &export_inputs.layout_dir {
         Some(root) => Target::Layout(root),
         None => Target::Registry {
@@ -539,7 +539,11 @@ pub(super) fn attach_sbom_referrers(
     };
     let failed =
         |e: &dyn std::error::Error| Failure::new(ExitCode::ExportError, "attach SBOM referrers", e);
-    attach(&mut report, target, &inputs.layers_dir).map_err(|e| failed(&e))?;
+    // The export read group.toml already: a failure now is a failure to attach.
+    let group = cnb_platform_api::files::GroupFile::read(&export_inputs.group_path)
+        .map_err(|e| failed(&e))?;
+    let sboms = LaunchSboms::new(&inputs.layers_dir, &group.group);
+    attach(&mut report, target, &sboms).map_err(|e| failed(&e))?;
     report
         .write(&export_inputs.report_path)
         .map_err(|e| failed(&e))

@@ -14,11 +14,13 @@
 //!
 //! The artifacts carry no timestamps: the same SBOMs give the same digests.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cnb_image::registry::{BlobData, BlobToPush};
 use cnb_image::{Digest, ImageRef, Layout, LayoutStore, RawManifest, RegistryClient};
+use cnb_platform_api::files::GroupElement;
 use cnb_platform_api::files::report::{ReferrerReport, ReportFile};
 use serde_json::{Value, json};
 
@@ -80,12 +82,43 @@ pub struct Attached {
     pub artifact_type: String,
 }
 
-/// The launch SBOMs under `<layers>/sbom/launch` as one artifact per format, each with
-/// `subject` (the app image manifest's descriptor). No SBOM of a format, no artifact.
-pub fn artifacts(layers_dir: &Path, subject: &Value) -> Result<Vec<Artifact>, ReferrersError> {
-    let launch = layers_dir.join("sbom").join("launch");
+/// The launch SBOMs the exporter left under `<layers>/sbom/launch/<escaped ID>/`, and the
+/// buildpack IDs of those directories.
+pub struct LaunchSboms {
+    launch: PathBuf,
+    /// Escaped ID (`acme_runtime`) to ID (`acme/runtime`), from the group.
+    ids: BTreeMap<String, String>,
+}
+
+impl LaunchSboms {
+    /// The SBOMs of `layers_dir`, written by the buildpacks of `group`.
+    pub fn new(layers_dir: &Path, group: &[GroupElement]) -> Self {
+        LaunchSboms {
+            launch: layers_dir.join("sbom").join("launch"),
+            ids: group
+                .iter()
+                .map(|e| (e.id.escaped(), e.id.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The ID of the buildpack whose SBOMs are in `dir`: the group's (IDs may hold `_`, so
+    /// the escaping cannot be undone in general), else `dir` with `_` as `/` (the lifecycle's
+    /// own `buildpacksio_lifecycle`).
+    fn buildpack_id(&self, dir: &str) -> String {
+        self.ids
+            .get(dir)
+            .cloned()
+            .unwrap_or_else(|| dir.replace('_', "/"))
+    }
+}
+
+/// The launch SBOMs as one artifact per format, each with `subject` (the app image manifest's
+/// descriptor). No SBOM of a format, no artifact.
+pub fn artifacts(sboms: &LaunchSboms, subject: &Value) -> Result<Vec<Artifact>, ReferrersError> {
+    let launch = &sboms.launch;
     let mut files = Vec::new();
-    crate::sign::sbom::collect_files(&launch, &mut files).map_err(|source| {
+    crate::sign::sbom::collect_files(launch, &mut files).map_err(|source| {
         ReferrersError::Read {
             path: launch.clone(),
             source,
@@ -101,13 +134,13 @@ pub fn artifacts(layers_dir: &Path, subject: &Value) -> Result<Vec<Artifact>, Re
         if of_format.is_empty() {
             continue;
         }
-        out.push(artifact(&launch, &of_format, media_type, subject)?);
+        out.push(artifact(sboms, &of_format, media_type, subject)?);
     }
     Ok(out)
 }
 
 fn artifact(
-    launch: &Path,
+    sboms: &LaunchSboms,
     files: &[&PathBuf],
     media_type: &'static str,
     subject: &Value,
@@ -119,11 +152,11 @@ fn artifact(
             path: (*path).clone(),
             source,
         })?;
-        let rel = path.strip_prefix(launch).unwrap_or(path);
+        let rel = path.strip_prefix(&sboms.launch).unwrap_or(path);
         let buildpack = rel
             .components()
             .next()
-            .map(|c| unescaped_id(&c.as_os_str().to_string_lossy()))
+            .map(|c| sboms.buildpack_id(&c.as_os_str().to_string_lossy()))
             .unwrap_or_default();
         descriptors.push(json!({
             "mediaType": media_type,
@@ -151,13 +184,6 @@ fn artifact(
         manifest: RawManifest::new(bytes, Some(MANIFEST_MEDIA_TYPE)),
         layers,
     })
-}
-
-/// The buildpack ID of its `<layers>/sbom/launch/<escaped ID>` directory: the spec's IDs hold
-/// no `_` (letters, digits, `.`, `/`, `-`), so every `_` was a `/` (`acme_runtime` is
-/// `acme/runtime`), and the annotation names the ID as `group.toml` does.
-fn unescaped_id(escaped: &str) -> String {
-    escaped.replace('_', "/")
 }
 
 /// The descriptor of a manifest, as `subject` and index entries write it.
@@ -221,13 +247,13 @@ fn attached(artifacts: &[Artifact]) -> Vec<Attached> {
 pub async fn attach_in_registry(
     client: &RegistryClient,
     image: &ImageRef,
-    layers_dir: &Path,
+    sboms: &LaunchSboms,
 ) -> Result<Vec<Attached>, ReferrersError> {
     let subject = client
         .get_manifest(image)
         .await?
         .ok_or_else(|| ReferrersError::NotFound(image.to_string()))?;
-    let artifacts = artifacts(layers_dir, &descriptor(&subject, None))?;
+    let artifacts = artifacts(sboms, &descriptor(&subject, None))?;
     if artifacts.is_empty() {
         tracing::debug!("No launch SBOMs to attach to {image}");
         return Ok(Vec::new());
@@ -264,9 +290,9 @@ pub fn attach_in_layout(
     store: &LayoutStore,
     image: &ImageRef,
     subject: &RawManifest,
-    layers_dir: &Path,
+    sboms: &LaunchSboms,
 ) -> Result<Vec<Attached>, ReferrersError> {
-    let artifacts = artifacts(layers_dir, &descriptor(subject, None))?;
+    let artifacts = artifacts(sboms, &descriptor(subject, None))?;
     if artifacts.is_empty() {
         tracing::debug!("No launch SBOMs to attach to {image}");
         return Ok(Vec::new());
@@ -329,7 +355,7 @@ pub enum Target<'a> {
 pub fn attach(
     report: &mut ReportFile,
     target: Target<'_>,
-    layers_dir: &Path,
+    sboms: &LaunchSboms,
 ) -> Result<(), ReferrersError> {
     let digest: Option<Digest> = report.image.digest.as_deref().and_then(|d| d.parse().ok());
     let mut attached = Vec::new();
@@ -347,7 +373,7 @@ pub fn attach(
             crate::registry_session::with_client(insecure, keychain, |client| async move {
                 let mut all = Vec::new();
                 for image in &images {
-                    all.extend(attach_in_registry(&client, image, layers_dir).await?);
+                    all.extend(attach_in_registry(&client, image, sboms).await?);
                 }
                 Ok::<_, ReferrersError>(all)
             })
@@ -375,7 +401,7 @@ pub fn attach(
                             .flatten()
                     })
                     .ok_or_else(|| ReferrersError::NotFound(tag.clone()))?;
-                attached.extend(attach_in_layout(&store, &tagged, &subject, layers_dir)?);
+                attached.extend(attach_in_layout(&store, &tagged, &subject, sboms)?);
             }
         }
     }
@@ -424,6 +450,12 @@ mod tests {
         }
     }
 
+    /// The group: `example/java` escapes to `example_java`; `example_node` is an ID with `_`.
+    fn sboms(dir: &Path) -> LaunchSboms {
+        let group = ["example/java", "example_node"].map(crate::cache::tests::element);
+        LaunchSboms::new(dir, &group)
+    }
+
     fn subject() -> Value {
         json!({"mediaType": MANIFEST_MEDIA_TYPE, "digest": format!("sha256:{}", "a".repeat(64)), "size": 7})
     }
@@ -432,7 +464,7 @@ mod tests {
     fn one_artifact_per_format_with_a_layer_per_buildpack_file() {
         let dir = tempfile::tempdir().unwrap();
         launch_sboms(dir.path());
-        let arts = artifacts(dir.path(), &subject()).unwrap();
+        let arts = artifacts(&sboms(dir.path()), &subject()).unwrap();
         let types: Vec<_> = arts.iter().map(|a| a.artifact_type).collect();
         assert_eq!(
             types,
@@ -455,10 +487,11 @@ mod tests {
             titles,
             ["example_java/sbom.cdx.json", "example_node/sbom.cdx.json"]
         );
-        // The buildpack ID, not its directory name.
+        // The buildpack ID from the group, not its directory name.
         assert_eq!(cdx["layers"][0]["annotations"][BUILDPACK], "example/java");
+        assert_eq!(cdx["layers"][1]["annotations"][BUILDPACK], "example_node");
         // The same SBOMs give the same artifact.
-        let again = artifacts(dir.path(), &subject()).unwrap();
+        let again = artifacts(&sboms(dir.path()), &subject()).unwrap();
         assert_eq!(again[0].manifest.digest, arts[0].manifest.digest);
     }
 
@@ -466,7 +499,7 @@ mod tests {
     fn the_fallback_index_keeps_others_and_skips_what_it_lists() {
         let dir = tempfile::tempdir().unwrap();
         launch_sboms(dir.path());
-        let arts = artifacts(dir.path(), &subject()).unwrap();
+        let arts = artifacts(&sboms(dir.path()), &subject()).unwrap();
         let other = json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": [
             {"mediaType": MANIFEST_MEDIA_TYPE, "digest": format!("sha256:{}", "b".repeat(64)), "size": 1, "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json"}
         ]});
