@@ -90,10 +90,65 @@ pub fn export_to(
     }
     let previous = cache.metadata()?;
     let mut metadata = CacheMetadata::default();
+    let (jobs, entries) = cache_jobs(export, &previous, &mut metadata);
 
-    // Collect the cache=true layers with contents, in group order then name order.
+    let known = KnownLayers::load(export.layers_dir, export.owner);
+    let shared: &Cache = cache;
+    let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
+        Ok(write_layer(
+            shared,
+            produced.get(&jobs[i].dir),
+            &jobs[i],
+            &known,
+        ))
+    });
+    for ((job, (index, name, layer_md)), result) in jobs.iter().zip(entries).zip(results) {
+        let outcome = result.map_err(|e| CacheError::Layer {
+            id: job.id.clone(),
+            source: e,
+        })?;
+        match outcome {
+            Ok(outcome) => {
+                let sha = log_outcome(&job.id, outcome);
+                metadata.buildpacks[index].layers.insert(
+                    name,
+                    LayerMetadata {
+                        sha,
+                        data: layer_md.metadata,
+                        build: layer_md.types.build,
+                        launch: layer_md.types.launch,
+                        cache: layer_md.types.cache,
+                    },
+                );
+            }
+            Err(e) => warn!(
+                "Failed to cache layer '{}': {}",
+                job.id,
+                crate::error_chain(&e)
+            ),
+        }
+    }
+    if export.platform_api.features().sbom {
+        metadata.sbom.sha = export_sbom(cache, export, &previous, &known)?;
+    }
+    cache.set_metadata(&metadata)?;
+    cache.commit()?;
+    Ok(metadata)
+}
+
+/// A `cache=true` layer's metadata: where it goes in the next metadata (buildpack index,
+/// layer name) and its layer.toml.
+type Entry = (usize, String, LayerContentMetadata);
+
+/// The `cache=true` layers with contents, in group order then name order, each with the sha
+/// the previous cache recorded; `metadata` gets an entry per buildpack.
+fn cache_jobs(
+    export: &CacheExport<'_>,
+    previous: &CacheMetadata,
+    metadata: &mut CacheMetadata,
+) -> (Vec<Job>, Vec<Entry>) {
     let mut jobs = Vec::new();
-    let mut entries: Vec<(usize, String, LayerContentMetadata)> = Vec::new();
+    let mut entries = Vec::new();
     for bp in export.group {
         let bp_dir = export.layers_dir.join(bp.id.escaped());
         let index = metadata.buildpacks.len();
@@ -129,72 +184,53 @@ pub fn export_to(
             entries.push((index, name, layer_md));
         }
     }
+    (jobs, entries)
+}
 
-    let known = KnownLayers::load(export.layers_dir, export.owner);
-    let shared: &Cache = cache;
-    let results = cnb_layers::run_parallel(jobs.len(), None::<NonZeroUsize>, |i| {
-        Ok(match (shared, produced.get(&jobs[i].dir)) {
-            (Cache::Image(image), Some(ProducedLayer::Blob(blob))) => {
-                add_or_reuse_blob(image, &jobs[i], blob)
-            }
-            (Cache::Volume(_), Some(ProducedLayer::StagedTar(tar))) => {
-                let diff_id = tar.diff_id.to_string();
-                debug!(
-                    "Cache layer '{}' was staged by the image export",
-                    jobs[i].id
-                );
-                Ok(if diff_id == jobs[i].previous_sha {
-                    Outcome::Reused(diff_id)
-                } else {
-                    Outcome::Added(diff_id)
-                })
-            }
-            _ => add_or_reuse(shared, &jobs[i], &known),
-        })
-    });
-    for ((job, (index, name, layer_md)), result) in jobs.iter().zip(entries).zip(results) {
-        let outcome = result.map_err(|e| CacheError::Layer {
-            id: job.id.clone(),
-            source: e,
-        })?;
-        match outcome {
-            Ok(outcome) => {
-                let sha = log_outcome(&job.id, outcome);
-                metadata.buildpacks[index].layers.insert(
-                    name,
-                    LayerMetadata {
-                        sha,
-                        data: layer_md.metadata,
-                        build: layer_md.types.build,
-                        launch: layer_md.types.launch,
-                        cache: layer_md.types.cache,
-                    },
-                );
-            }
-            Err(e) => warn!(
-                "Failed to cache layer '{}': {}",
-                job.id,
-                crate::error_chain(&e)
-            ),
+/// One cache layer: the image export's gzip blob for a cache image, or the tar it staged in a
+/// volume cache, else tarred here (or reused when unchanged).
+fn write_layer(
+    cache: &Cache,
+    produced: Option<&ProducedLayer>,
+    job: &Job,
+    known: &KnownLayers,
+) -> Result<Outcome, CacheError> {
+    match (cache, produced) {
+        (Cache::Image(image), Some(ProducedLayer::Blob(blob))) => {
+            add_or_reuse_blob(image, job, blob)
         }
-    }
-
-    if export.platform_api.features().sbom {
-        let sbom_dir = export.layers_dir.join("sbom").join("cache");
-        if fs::read_dir(&sbom_dir).is_ok() {
-            debug!("Found SBOM of type cache for at {}", sbom_dir.display());
-            let job = Job {
-                id: CACHE_SBOM_LAYER_ID.to_string(),
-                dir: sbom_dir,
-                previous_sha: previous.sbom.sha.clone(),
-            };
-            metadata.sbom.sha = log_outcome(&job.id, add_or_reuse(cache, &job, &known)?);
+        (Cache::Volume(_), Some(ProducedLayer::StagedTar(tar))) => {
+            let diff_id = tar.diff_id.to_string();
+            debug!("Cache layer '{}' was staged by the image export", job.id);
+            Ok(if diff_id == job.previous_sha {
+                Outcome::Reused(diff_id)
+            } else {
+                Outcome::Added(diff_id)
+            })
         }
+        _ => add_or_reuse(cache, job, known),
     }
+}
 
-    cache.set_metadata(&metadata)?;
-    cache.commit()?;
-    Ok(metadata)
+/// The cache SBOM layer (`<layers>/sbom/cache`, Platform ≥ 0.8): its sha, empty when there is
+/// none.
+fn export_sbom(
+    cache: &Cache,
+    export: &CacheExport<'_>,
+    previous: &CacheMetadata,
+    known: &KnownLayers,
+) -> Result<String, CacheError> {
+    let sbom_dir = export.layers_dir.join("sbom").join("cache");
+    if fs::read_dir(&sbom_dir).is_err() {
+        return Ok(String::new());
+    }
+    debug!("Found SBOM of type cache for at {}", sbom_dir.display());
+    let job = Job {
+        id: CACHE_SBOM_LAYER_ID.to_string(),
+        dir: sbom_dir,
+        previous_sha: previous.sbom.sha.clone(),
+    };
+    Ok(log_outcome(&job.id, add_or_reuse(cache, &job, known)?))
 }
 
 fn log_outcome(id: &str, outcome: Outcome) -> String {
