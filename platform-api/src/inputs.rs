@@ -739,10 +739,38 @@ impl Resolver<'_> {
     }
 }
 
-/// Makes a directory path absolute against the current directory, as the reference does for
-/// directory inputs.
+/// Makes a directory path absolute against the current directory and lexically clean, as the
+/// reference does for directory inputs (Go's `filepath.Abs` cleans). `std::path::absolute`
+/// alone keeps a leading `//` (POSIX leaves it implementation-defined), and pack 0.40 passes
+/// `-app //srv/app` for `pack build --workspace /srv/app`: the image's `WorkingDir` and
+/// `CNB_APP_DIR` must still read `/srv/app`.
 fn absolute(path: PathBuf) -> PathBuf {
-    std::path::absolute(&path).unwrap_or(path)
+    let absolute = std::path::absolute(&path).unwrap_or(path);
+    clean(&absolute)
+}
+
+/// Go's `filepath.Clean`: one separator between names, no `.`, and a `..` removes the name
+/// before it (`..` at the root stays the root; a relative path keeps leading `..`s).
+fn clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 /// Substitutes a leading `<layers>` in a default.
@@ -898,6 +926,22 @@ mod tests {
             &[("CNB_APP_DIR", "/env-app")],
         );
         assert_eq!(i.app_dir, PathBuf::from("/flag-app"));
+    }
+
+    /// pack 0.40 joins "" + "/" + `--workspace /srv/app` into `-app //srv/app`; the reference
+    /// cleans directory inputs (`filepath.Abs`), so does this.
+    #[test]
+    fn directory_inputs_are_cleaned_as_the_reference_does() {
+        let i = resolve(
+            Phase::Exporter,
+            &[("app", "//srv/app"), ("layers", "/x/./y/../layers/")],
+            &[],
+        );
+        assert_eq!(i.app_dir.as_os_str(), "/srv/app");
+        assert_eq!(i.layers_dir.as_os_str(), "/x/layers");
+        assert_eq!(clean(Path::new("/../a//b/.")).as_os_str(), "/a/b");
+        assert_eq!(clean(Path::new("../a/../../b")).as_os_str(), "../../b");
+        assert_eq!(clean(Path::new("a/..")).as_os_str(), ".");
     }
 
     #[test]

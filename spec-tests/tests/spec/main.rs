@@ -43,5 +43,6 @@ mod res;
 mod signing;
 mod static_bins;
 mod telemetry;
+mod third_party;
 mod tls;
 mod zstd;

@@ -8,7 +8,9 @@
 //!   image store (the daemon has it); with the containerd store, or when the daemon refuses the
 //!   omission, read back from the base image with `docker save` (the reference does the same);
 //! - a layer reused from another daemon image (the previous app image, or the app image being
-//!   rebased): the launch cache's copy, else `docker save` of that image.
+//!   rebased): the launch cache's copy, else `docker save` of that image;
+//! - a layer of the extended run image (a run extension's `RUN`/`COPY`): its blob in the
+//!   extender's layout, uncompressed into the scratch directory.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,17 @@ pub enum DaemonSaveError {
     /// The loaded image cannot be found under its name.
     #[error("image '{0}' is not in the docker daemon after loading it")]
     NotLoaded(String),
+    /// A layer blob of a layout (the extended run image) could not be uncompressed.
+    #[error("uncompress layer {digest} of the layout {}", layout.display())]
+    Unpack {
+        /// The layout directory.
+        layout: PathBuf,
+        /// The blob's digest.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What [`save`] did: the report (with the image ID as its digest) and the layer files that
@@ -70,6 +83,7 @@ pub fn save(
         serde_json::from_slice(&built.config_bytes).map_err(DaemonSaveError::Config)?;
     let daemon = &target.daemon;
     let mut files = fetch(target, built, in_daemon.., scratch)?;
+    files.extend(unpack_layout_layers(built, scratch)?);
     let repo_tags = [primary.clone()];
     let load = |files: &HashMap<Digest, PathBuf>, send_all: bool| {
         let layers = archive_layers(target, built, in_daemon, files, send_all);
@@ -155,6 +169,38 @@ fn archive_layers(
             }
         })
         .collect()
+}
+
+/// The layers only a layout holds (the extender's run-image layers, stored compressed),
+/// uncompressed into `scratch`: a docker-archive carries plain tars, and without a file the
+/// layer went into the archive empty and the daemon refused its diffID.
+fn unpack_layout_layers(
+    built: &BuiltImage,
+    scratch: &Path,
+) -> Result<HashMap<Digest, PathBuf>, DaemonSaveError> {
+    let mut files = HashMap::new();
+    for layer in &built.layers {
+        let BlobSource::Layout(dir) = &layer.source else {
+            continue;
+        };
+        let blob = cnb_image::Layout::at(dir.clone()).blob_path(&layer.info.digest);
+        let path = scratch.join(format!("{}.tar", layer.info.diff_id.digest()));
+        uncompress(&blob, &path).map_err(|source| DaemonSaveError::Unpack {
+            layout: dir.clone(),
+            digest: layer.info.digest.clone(),
+            source,
+        })?;
+        files.insert(layer.info.diff_id.clone(), path);
+    }
+    Ok(files)
+}
+
+/// Streams the gzip, zstd or plain tar `blob` into `to` as a plain tar.
+fn uncompress(blob: &Path, to: &Path) -> std::io::Result<()> {
+    let mut reader = cnb_layers::layer::open_maybe_gzip(blob).map_err(std::io::Error::other)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(to)?);
+    std::io::copy(&mut reader, &mut out)?;
+    std::io::Write::flush(&mut out)
 }
 
 fn fetch(
