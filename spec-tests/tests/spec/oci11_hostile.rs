@@ -1,0 +1,380 @@
+//! Hostile and broken inputs for the experimental OCI 1.1 / multi-platform pieces (issue 12):
+//! the indexer, the signer and the exporter's SBOM referrers. Each case expects one clear
+//! error naming the file or image, the phase's exit code, no panic, and nothing replaced.
+//!
+//! The indexer's layout children here are hand-made OCI layouts (a config, one layer, a
+//! manifest), enough for a phase that never unpacks a layer.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cnb_spec_tests::oci::layout_path;
+use cnb_spec_tests::{Image, Workspace};
+use serde_json::{Value, json};
+
+use crate::exp::{APP, built_app, export_layout};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    let text = String::from_utf8_lossy(&out.stdout);
+    format!("sha256:{}", text.split_whitespace().next().expect("hex"))
+}
+
+/// Writes `bytes` as a blob of the layout `dir`; returns its descriptor.
+fn blob(dir: &Path, bytes: &[u8], media_type: &str) -> Value {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).expect("mkdir blobs");
+    let tmp = dir.join("blob.tmp");
+    fs::write(&tmp, bytes).expect("write blob");
+    let digest = sha256_file(&tmp);
+    fs::rename(&tmp, blobs.join(&digest["sha256:".len()..])).expect("move blob");
+    json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+}
+
+fn json_blob(dir: &Path, doc: &Value, media_type: &str) -> Value {
+    blob(dir, &serde_json::to_vec(doc).expect("json"), media_type)
+}
+
+/// Adds `descriptor` to the layout's index.json, named `tag`.
+fn tag(dir: &Path, descriptor: &Value, tag: &str) {
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    let path = dir.join("index.json");
+    let mut index: Value = fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}));
+    let mut d = descriptor.clone();
+    d["annotations"] = json!({ REF_NAME: tag });
+    index["manifests"]
+        .as_array_mut()
+        .expect("manifests")
+        .push(d);
+    fs::write(&path, serde_json::to_vec(&index).expect("json")).expect("index.json");
+}
+
+/// A one-layer image in the layout `dir` with `config`; returns the manifest descriptor.
+fn image(dir: &Path, config: &Value, fill: &str) -> Value {
+    let config = json_blob(dir, config, OCI_CONFIG);
+    let layer = blob(dir, format!("layer {fill}").as_bytes(), OCI_LAYER);
+    let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": config, "layers": [layer]});
+    json_blob(dir, &manifest, OCI_MANIFEST)
+}
+
+fn platform_config(arch: &str) -> Value {
+    json!({"os": "linux", "architecture": arch, "rootfs": {"type": "layers", "diff_ids": []}})
+}
+
+/// A layout image for `arch` at `<layout-dir>/example.com/<name>`; returns `<dir>@<digest>`.
+fn child(ws: &Workspace, name: &str, config: &Value) -> (PathBuf, String) {
+    let dir = ws
+        .layout_dir()
+        .join(layout_path(&format!("example.com/{name}")));
+    let d = image(&dir, config, name);
+    tag(&dir, &d, "latest");
+    let reference = format!(
+        "{}@{}",
+        dir.display(),
+        d["digest"].as_str().expect("digest")
+    );
+    (dir, reference)
+}
+
+fn indexer(ws: &Workspace) -> cnb_spec_tests::Run {
+    ws.run("indexer")
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args([
+            "-report",
+            &ws.layers().join("report.toml").to_string_lossy(),
+        ])
+        .layout(&ws.layout_dir())
+}
+
+const TARGET: &str = "example.com/acme/multi:latest";
+
+fn target_dir(ws: &Workspace) -> PathBuf {
+    ws.layout_dir().join(layout_path(TARGET))
+}
+
+#[test]
+fn indexer_refuses_a_child_index_a_child_without_platform_and_a_child_missing_a_blob() {
+    let ws = Workspace::new();
+    let (_, amd64) = child(&ws, "acme/amd64", &platform_config("amd64"));
+    // A child whose digest names an index (whose host child the layout would resolve to).
+    let (multi_dir, _) = child(&ws, "acme/nested", &platform_config("amd64"));
+    let inner = image(&multi_dir, &platform_config("arm64"), "inner");
+    let mut entry = inner.clone();
+    entry["platform"] = json!({"os": "linux", "architecture": "arm64"});
+    let index = json_blob(
+        &multi_dir,
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}),
+        OCI_INDEX,
+    );
+    tag(&multi_dir, &index, "multi");
+    let nested = format!(
+        "{}@{}",
+        multi_dir.display(),
+        index["digest"].as_str().expect("d")
+    );
+    indexer(&ws)
+        .args([TARGET, &amd64, &nested])
+        .output()
+        .code(1)
+        .stderr_has(&nested)
+        .stderr_has("is an index");
+    // A config without os and architecture.
+    let (_, bare) = child(
+        &ws,
+        "acme/bare",
+        &json!({"rootfs": {"type": "layers", "diff_ids": []}}),
+    );
+    indexer(&ws)
+        .args([TARGET, &amd64, &bare])
+        .output()
+        .code(1)
+        .stderr_has(&bare)
+        .stderr_has("declares no os and architecture");
+    // A layout that lost a layer blob.
+    let (arm_dir, arm64) = child(&ws, "acme/arm64", &platform_config("arm64"));
+    let manifest_digest = arm64.rsplit_once('@').expect("digest").1;
+    let manifest: Value = serde_json::from_slice(
+        &fs::read(
+            arm_dir
+                .join("blobs/sha256")
+                .join(&manifest_digest["sha256:".len()..]),
+        )
+        .expect("manifest"),
+    )
+    .expect("json");
+    let layer = manifest["layers"][0]["digest"].as_str().expect("layer");
+    fs::remove_file(arm_dir.join("blobs/sha256").join(&layer["sha256:".len()..])).expect("rm");
+    indexer(&ws)
+        .args([TARGET, &amd64, &arm64])
+        .output()
+        .code(1)
+        .stderr_has(&arm64)
+        .stderr_has(&format!("lacks blob {layer}"));
+    // A child that is not there at all.
+    let absent = format!("{}@sha256:{}", arm_dir.display(), "e".repeat(64));
+    indexer(&ws)
+        .args([TARGET, &amd64, &absent])
+        .output()
+        .code(1)
+        .stderr_has(&absent)
+        .stderr_has("not found");
+    assert!(
+        !target_dir(&ws).exists(),
+        "nothing written for a refused index"
+    );
+}
+
+#[test]
+fn indexer_never_replaces_an_image_manifest_at_the_target_tag() {
+    let ws = Workspace::new();
+    let (_, amd64) = child(&ws, "acme/amd64", &platform_config("amd64"));
+    let (_, arm64) = child(&ws, "acme/arm64", &platform_config("arm64"));
+    // The target tag already holds a single-platform image.
+    let dir = target_dir(&ws);
+    let existing = image(&dir, &platform_config("amd64"), "existing");
+    tag(&dir, &existing, "latest");
+    let before = fs::read(dir.join("index.json")).expect("index.json");
+    indexer(&ws)
+        .args([TARGET, &amd64, &arm64])
+        .output()
+        .code(1)
+        .stderr_has(TARGET)
+        .stderr_has("not an image index; refusing to replace it");
+    assert_eq!(
+        fs::read(dir.join("index.json")).expect("index.json"),
+        before
+    );
+    // At another tag, the same children make an index, and updating it works.
+    let other = "example.com/acme/multi:v2";
+    indexer(&ws)
+        .args([other, &amd64, &arm64])
+        .output()
+        .success();
+    indexer(&ws).args([other, &arm64]).output().success();
+    let index = Image::layout(&ws.layout_dir().join(layout_path(other)));
+    assert!(index.exists());
+}
+
+// ---- signer ----
+
+const PASSWORD: &str = "hostile-Pw-7781";
+
+fn signer(ws: &Workspace, key: &Path) -> cnb_spec_tests::Run {
+    ws.run("signer")
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args(["-signing-key", &key.to_string_lossy()])
+        .args(["-layout", "-layout-dir", &ws.layout_dir().to_string_lossy()])
+}
+
+/// A cosign-encrypted P-256 key made by the independent tool of `signing.rs`.
+fn encrypted_key(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).expect("mkdir");
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/signing/cosign_tool.py");
+    let out = Command::new("/usr/bin/python3")
+        .arg(tool)
+        .args(["keygen", &dir.to_string_lossy(), "encrypted", PASSWORD])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "keygen: {out:?}");
+    dir.join("cosign.key")
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+#[test]
+fn signer_refuses_bad_keys_password_files_and_images_with_one_line_naming_them() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    export_layout(&ws, &[APP]).success();
+    let keys = ws.path("keys");
+    fs::create_dir_all(&keys).expect("mkdir keys");
+    let repo_dir = ws
+        .layout_dir()
+        .join(layout_path(APP))
+        .parent()
+        .expect("repo")
+        .to_owned();
+    let before: Vec<_> = fs::read_dir(&repo_dir).expect("repo").collect();
+
+    let not_pem = ws.write("keys/not-pem.key", "just some text\n");
+    let p384 = keys.join("p384.key");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        &p384.to_string_lossy(),
+    ]);
+    let huge = keys.join("huge.key");
+    fs::File::create(&huge)
+        .and_then(|f| f.set_len(4 << 30))
+        .expect("sparse key");
+    for (key, says) in [
+        (&not_pem, "is not a PEM private key"),
+        (&p384, "is not an ECDSA P-256 key"),
+        (&huge, "larger than 64 KiB"),
+        (&keys.join("absent.key"), "read signing key"),
+    ] {
+        signer(&ws, key)
+            .arg(APP)
+            .output()
+            .code(1)
+            .stderr_has(&key.to_string_lossy())
+            .stderr_has(says);
+    }
+
+    // A cosign-encrypted key with a missing, a huge and a wrong password file.
+    let encrypted = encrypted_key(&keys.join("enc"));
+    let missing = keys.join("no-such-password");
+    let huge_password = keys.join("huge-password");
+    fs::File::create(&huge_password)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("sparse password");
+    for (file, says) in [
+        (&missing, "read signing password file"),
+        (&huge_password, "larger than 64 KiB"),
+    ] {
+        signer(&ws, &encrypted)
+            .args(["-signing-password-file", &file.to_string_lossy()])
+            .arg(APP)
+            .output()
+            .code(1)
+            .stderr_has(&file.to_string_lossy())
+            .stderr_has(says);
+    }
+    let wrong_password = format!("{PASSWORD}-wrong");
+    let wrong = ws.write("keys/wrong", format!("{wrong_password}\n"));
+    signer(&ws, &encrypted)
+        .args(["-signing-password-file", &wrong.to_string_lossy()])
+        .args(["-log-level", "debug"])
+        .arg(APP)
+        .output()
+        .code(1)
+        .stderr_has("wrong password")
+        .never_mentions(PASSWORD)
+        .never_mentions(&wrong_password);
+
+    // An image that does not exist: named, nothing written.
+    let plain = keys.join("p256.key");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &plain.to_string_lossy(),
+    ]);
+    signer(&ws, &plain)
+        .arg("example.com/acme/nothing:here")
+        .output()
+        .code(1)
+        .stderr_has("example.com/acme/nothing:here");
+    let after: Vec<_> = fs::read_dir(&repo_dir).expect("repo").collect();
+    assert_eq!(after.len(), before.len(), "no signature tag written");
+}
+
+// ---- exporter -sbom-referrers ----
+
+#[test]
+fn exporter_leaves_a_referrers_tag_that_is_not_an_index_as_it_is() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    export_layout(&ws, &[APP]).success();
+    let app_dir = ws.layout_dir().join(layout_path(APP));
+    let subject = Image::layout(&app_dir).digest();
+    // Someone else's image manifest at the subject's referrers tag.
+    let fallback = subject.replacen(':', "-", 1);
+    let fallback_dir = app_dir.parent().expect("repo").join(&fallback);
+    let squatter = image(&fallback_dir, &platform_config("amd64"), "squatter");
+    tag(&fallback_dir, &squatter, &fallback);
+    let before = fs::read(fallback_dir.join("index.json")).expect("index.json");
+    ws.exporter()
+        .layout(&ws.layout_dir())
+        .arg("-sbom-referrers")
+        .arg(APP)
+        .output()
+        .code(62)
+        .stderr_has(&fallback_dir.to_string_lossy())
+        .stderr_has("not an image index; leaving it as it is");
+    assert_eq!(Image::layout(&app_dir).digest(), subject, "same export");
+    assert_eq!(
+        fs::read(fallback_dir.join("index.json")).expect("index.json"),
+        before
+    );
+    // Invalid JSON there: the same.
+    fs::write(fallback_dir.join("index.json"), "{not json").expect("break index.json");
+    ws.exporter()
+        .layout(&ws.layout_dir())
+        .arg("-sbom-referrers")
+        .arg(APP)
+        .output()
+        .code(62)
+        .stderr_has("unreadable index.json");
+    assert_eq!(
+        fs::read_to_string(fallback_dir.join("index.json")).expect("index.json"),
+        "{not json"
+    );
+}
