@@ -378,3 +378,83 @@ fn exporter_leaves_a_referrers_tag_that_is_not_an_index_as_it_is() {
         "{not json"
     );
 }
+
+// ---- rebaser: an app index onto a run image index without one of its platforms ----
+
+/// The sha256 of what `skopeo inspect --raw` prints for `source`.
+fn raw_digest(source: &str) -> (String, String) {
+    let raw = cnb_spec_tests::oci::skopeo(&["inspect", "--raw", source]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let file = scratch.path().join("raw");
+    fs::write(&file, &raw).expect("write raw");
+    (raw, sha256_file(&file))
+}
+
+#[test]
+fn rebaser_refuses_a_run_image_index_without_a_platform_of_the_app_index() {
+    let ws = Workspace::new();
+    built_app(&ws);
+    export_layout(&ws, &["example.com/acme/app:amd64"]).success();
+    let built = ws
+        .layout_dir()
+        .join(layout_path("example.com/acme/app:amd64"));
+    let status = Command::new("umoci")
+        .args(["config", "--no-history", "--image"])
+        .arg(format!("{}:amd64", built.display()))
+        .args(["--architecture", "arm64", "--tag", "arm64"])
+        .status()
+        .expect("umoci");
+    assert!(status.success());
+    let child = |t: &str| {
+        let (_, digest) = raw_digest(&format!("oci:{}:{t}", built.display()));
+        format!("{}@{digest}", built.display())
+    };
+    let target = "example.com/acme/app:latest";
+    indexer(&ws)
+        .args([target, &child("amd64"), &child("arm64")])
+        .output()
+        .success();
+    let app_dir = ws.layout_dir().join(layout_path(target));
+    let source = format!("oci:{}:latest", app_dir.display());
+    let (before, _) = raw_digest(&source);
+    let report_before = ws.read("layers/report.toml");
+
+    // A run image index with only linux/amd64.
+    let run = "example.com/cnb/run-amd64-only:latest";
+    let base = cnb_spec_tests::BaseImage::install_layout(&ws.layout_dir(), run);
+    let run_dir = base.layout.clone().expect("layout");
+    let index: Value =
+        serde_json::from_str(&fs::read_to_string(run_dir.join("index.json")).expect("index"))
+            .expect("json");
+    let mut entry = index["manifests"][0].clone();
+    entry.as_object_mut().expect("entry").remove("annotations");
+    entry["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    let nested = json_blob(
+        &run_dir,
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}),
+        OCI_INDEX,
+    );
+    fs::remove_file(run_dir.join("index.json")).expect("rm index.json");
+    tag(&run_dir, &nested, "latest");
+
+    let out = ws
+        .rebaser()
+        .env("CNB_USE_LAYOUT", "true")
+        .env("CNB_LAYOUT_DIR", ws.layout_dir())
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .args(["-force", "-run-image", run])
+        .arg(target)
+        .output();
+    // Exit 1 as the reference's rebaser fails to access a run image (not 72: nothing was
+    // rebased yet at the tag).
+    out.code(1)
+        .stderr_has("has no manifest for platform linux/arm64; it offers: linux/amd64")
+        .stderr_has(&run_dir.to_string_lossy());
+    let (after, _) = raw_digest(&source);
+    assert_eq!(after, before, "the app index tag did not move");
+    assert_eq!(
+        ws.read("layers/report.toml"),
+        report_before,
+        "no report of a rebase that did not happen"
+    );
+}
