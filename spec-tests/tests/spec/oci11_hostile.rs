@@ -458,3 +458,95 @@ fn rebaser_refuses_a_run_image_index_without_a_platform_of_the_app_index() {
         "no report of a rebase that did not happen"
     );
 }
+
+/// Copies the layout image `dir:tag` (all of an index) to `repo_and_tag` of `registry`;
+/// returns `<repo>@<digest>`.
+fn push(registry: &cnb_spec_tests::Registry, dir: &Path, tag: &str, repo_and_tag: &str) -> String {
+    let to = registry.reference(repo_and_tag);
+    cnb_spec_tests::oci::skopeo(&[
+        "copy",
+        "--all",
+        "--insecure-policy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:{tag}", dir.display()),
+        &format!("docker://{to}"),
+    ]);
+    let raw = cnb_spec_tests::oci::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{to}"),
+    ]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let file = scratch.path().join("raw");
+    fs::write(&file, raw).expect("write raw");
+    let repo = to.rsplit_once(':').expect("tag").0;
+    format!("{repo}@{}", sha256_file(&file))
+}
+
+#[test]
+fn indexer_in_a_registry_refuses_a_manifest_at_the_target_an_index_child_and_no_platform() {
+    let ws = Workspace::new();
+    let registry = cnb_spec_tests::Registry::start();
+    let (amd64_dir, _) = child(&ws, "acme/amd64", &platform_config("amd64"));
+    let amd64 = push(&registry, &amd64_dir, "latest", "acme/app:amd64");
+    let (arm64_dir, _) = child(&ws, "acme/arm64", &platform_config("arm64"));
+    let arm64 = push(&registry, &arm64_dir, "latest", "acme/app:arm64");
+    let run = |args: &[&str]| {
+        registry
+            .allow(
+                ws.run("indexer")
+                    .env("CNB_EXPERIMENTAL_MODE", "warn")
+                    .args([
+                        "-report",
+                        &ws.layers().join("report.toml").to_string_lossy(),
+                    ]),
+            )
+            .args(args)
+            .output()
+    };
+    // The target tag holds a single-platform image: refused, the tag unchanged.
+    let target = registry.reference("acme/app:latest");
+    push(&registry, &amd64_dir, "latest", "acme/app:latest");
+    let before = registry.image("acme/app:latest").digest();
+    run(&[&target, &amd64, &arm64])
+        .code(1)
+        .stderr_has(&target)
+        .stderr_has("not an image index; refusing to replace it");
+    assert_eq!(registry.image("acme/app:latest").digest(), before);
+    // A child that is an index.
+    let (multi_dir, _) = child(&ws, "acme/multi", &platform_config("amd64"));
+    let inner = image(&multi_dir, &platform_config("arm64"), "inner");
+    let mut entry = inner.clone();
+    entry["platform"] = json!({"os": "linux", "architecture": "arm64"});
+    let nested = json_blob(
+        &multi_dir,
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}),
+        OCI_INDEX,
+    );
+    tag(&multi_dir, &nested, "multi");
+    let index_child = push(&registry, &multi_dir, "multi", "acme/app:multi");
+    let fresh = registry.reference("acme/app:fresh");
+    run(&[&fresh, &amd64, &index_child])
+        .code(1)
+        .stderr_has(&index_child)
+        .stderr_has("is an index");
+    // A child config without os and architecture.
+    let (bare_dir, _) = child(
+        &ws,
+        "acme/bare",
+        &json!({"rootfs": {"type": "layers", "diff_ids": []}}),
+    );
+    let bare = push(&registry, &bare_dir, "latest", "acme/app:bare");
+    run(&[&fresh, &amd64, &bare])
+        .code(1)
+        .stderr_has(&bare)
+        .stderr_has("declares no os and architecture");
+    assert!(
+        !registry.image("acme/app:fresh").exists(),
+        "nothing written"
+    );
+    // The same children, well-formed, make the index.
+    run(&[&fresh, &amd64, &arm64]).success();
+    assert!(registry.image("acme/app:fresh").exists());
+}
