@@ -550,3 +550,35 @@ fn indexer_in_a_registry_refuses_a_manifest_at_the_target_an_index_child_and_no_
     run(&[&fresh, &amd64, &arm64]).success();
     assert!(registry.image("acme/app:fresh").exists());
 }
+
+#[test]
+fn exporter_leaves_a_registry_referrers_tag_holding_an_image_as_it_is() {
+    let ws = Workspace::new();
+    let registry = cnb_spec_tests::Registry::start();
+    built_app(&ws);
+    let run = registry.push(cnb_spec_tests::oci::run_image_layout(), "cnb/run:latest");
+    ws.write("layers/analyzed.toml", run.analyzed_toml());
+    let app = registry.reference("acme/app:v1");
+    registry.allow(ws.exporter()).arg(&app).output().success();
+    let subject = registry.image("acme/app:v1").digest();
+    // Someone else's image at the subject's referrers tag.
+    let (squat_dir, _) = child(&ws, "acme/squatter", &platform_config("amd64"));
+    let fallback = format!("acme/app:{}", subject.replacen(':', "-", 1));
+    push(&registry, &squat_dir, "latest", &fallback);
+    let before = registry.image(&fallback).digest();
+    registry
+        .allow(ws.exporter())
+        .env("CNB_EXPERIMENTAL_MODE", "warn")
+        .arg("-sbom-referrers")
+        .arg(&app)
+        .output()
+        .code(62)
+        .stderr_has(&registry.reference(&fallback))
+        .stderr_has("not an image index; leaving it as it is");
+    assert_eq!(
+        registry.image("acme/app:v1").digest(),
+        subject,
+        "same export"
+    );
+    assert_eq!(registry.image(&fallback).digest(), before, "tag unchanged");
+}
