@@ -164,6 +164,17 @@ fn indexer_refuses_a_child_index_a_child_without_platform_and_a_child_missing_a_
         .code(1)
         .stderr_has(&arm64)
         .stderr_has(&format!("lacks blob {layer}"));
+    // Children not named by a (valid) digest: bad arguments.
+    for name in [
+        arm_dir.display().to_string(),
+        format!("{}@sha256:nothex", arm_dir.display()),
+    ] {
+        indexer(&ws)
+            .args([TARGET, &amd64, &name])
+            .output()
+            .code(3)
+            .stderr_has(&name);
+    }
     // A child that is not there at all.
     let absent = format!("{}@sha256:{}", arm_dir.display(), "e".repeat(64));
     indexer(&ws)
