@@ -164,6 +164,33 @@ fn indexer_refuses_a_child_index_a_child_without_platform_and_a_child_missing_a_
         .code(1)
         .stderr_has(&arm64)
         .stderr_has(&format!("lacks blob {layer}"));
+    // A config blob of 2 GiB (sparse): refused by its size, never read into memory.
+    let (big_dir, big) = child(&ws, "acme/big", &platform_config("arm64"));
+    let big_manifest: Value = serde_json::from_slice(
+        &fs::read(
+            big_dir
+                .join("blobs/sha256")
+                .join(&big.rsplit_once("@sha256:").expect("digest").1),
+        )
+        .expect("manifest"),
+    )
+    .expect("json");
+    let config = big_manifest["config"]["digest"].as_str().expect("config");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(
+            big_dir
+                .join("blobs/sha256")
+                .join(&config["sha256:".len()..]),
+        )
+        .and_then(|f| f.set_len(2 << 30))
+        .expect("grow config");
+    indexer(&ws)
+        .args([TARGET, &amd64, &big])
+        .output()
+        .code(1)
+        .stderr_has(&big)
+        .stderr_has("too big for a manifest or config");
     // Children not named by a (valid) digest: bad arguments.
     for name in [
         arm_dir.display().to_string(),

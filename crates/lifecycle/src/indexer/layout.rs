@@ -8,6 +8,13 @@ use cnb_image::{Digest, ImageConfig, ImageRef, Layout, LayoutStore, RawManifest}
 
 use super::{IndexError, IndexInputs, Written, assemble, child_digest, with_platform};
 
+/// The largest manifest or index read (the distribution spec's floor for what registries
+/// accept); a layout blob bigger than that is not one the index could point at.
+const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
+/// The largest image config read: configs carry history and labels, well under this.
+const MAX_CONFIG: u64 = 64 * 1024 * 1024;
+
 /// Writes the index into the target's layout.
 pub(super) fn write(inputs: &IndexInputs, root: &Path) -> Result<Written, IndexError> {
     let store = LayoutStore::new(root);
@@ -64,7 +71,27 @@ fn child_manifest(layout: &Layout, digest: &Digest, name: &str) -> Result<RawMan
         .iter()
         .find(|e| e.digest() == digest)
         .map(|e| e.media_type().to_string());
-    Ok(RawManifest::new(layout.read_blob(digest)?, hint.as_deref()))
+    let bytes = read_small(layout, digest, name, MAX_MANIFEST)?;
+    Ok(RawManifest::new(bytes, hint.as_deref()))
+}
+
+/// The blob `digest` of `name`'s layout, refused (by the file's size, before reading) past
+/// `max` bytes: a hostile layout must not make the indexer read gigabytes into memory.
+fn read_small(
+    layout: &Layout,
+    digest: &Digest,
+    name: &str,
+    max: u64,
+) -> Result<Vec<u8>, IndexError> {
+    let size = std::fs::metadata(layout.blob_path(digest)).map_or(0, |m| m.len());
+    if size > max {
+        return Err(IndexError::TooBig {
+            image: name.to_owned(),
+            digest: digest.clone(),
+            size,
+        });
+    }
+    Ok(layout.read_blob(digest)?)
 }
 
 fn read_config(
@@ -78,7 +105,7 @@ fn read_config(
             what: format!("manifest of {name}"),
             source,
         })?;
-    let bytes = layout.read_blob(parsed.config().digest())?;
+    let bytes = read_small(layout, parsed.config().digest(), name, MAX_CONFIG)?;
     Ok(
         ImageConfig::from_slice(&bytes).map_err(|source| cnb_image::Error::Json {
             what: format!("config of {name}"),
@@ -101,7 +128,7 @@ fn existing_index(dir: &Path, target: &ImageRef) -> Result<Option<RawManifest>, 
     }) else {
         return Ok(None);
     };
-    let bytes = layout.read_blob(entry.digest())?;
+    let bytes = read_small(&layout, entry.digest(), &target.to_string(), MAX_MANIFEST)?;
     Ok(Some(RawManifest::new(
         bytes,
         Some(entry.media_type().as_ref()),

@@ -85,6 +85,16 @@ pub enum IndexError {
         /// The absent blob.
         digest: Digest,
     },
+    /// A manifest or config blob far larger than any real one.
+    #[error("image '{image}': blob {digest} is {size} bytes, too big for a manifest or config")]
+    TooBig {
+        /// The image.
+        image: String,
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
     /// The target tag holds an image manifest (or something unreadable), which the index
     /// would silently replace; the operator removes it or picks another tag.
     #[error("target '{target}' holds {what}, not an image index; refusing to replace it")]
