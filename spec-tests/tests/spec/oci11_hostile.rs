@@ -170,7 +170,7 @@ fn indexer_refuses_a_child_index_a_child_without_platform_and_a_child_missing_a_
         &fs::read(
             big_dir
                 .join("blobs/sha256")
-                .join(&big.rsplit_once("@sha256:").expect("digest").1),
+                .join(big.rsplit_once("@sha256:").expect("digest").1),
         )
         .expect("manifest"),
     )
