@@ -456,6 +456,8 @@ fn rebaser_refuses_a_run_image_index_without_a_platform_of_the_app_index() {
     let source = format!("oci:{}:latest", app_dir.display());
     let (before, _) = raw_digest(&source);
     let report_before = ws.read("layers/report.toml");
+    let blobs = || fs::read_dir(app_dir.join("blobs/sha256")).expect("blobs").count();
+    let blobs_before = blobs();
 
     // A run image index with only linux/amd64.
     let run = "example.com/cnb/run-amd64-only:latest";
@@ -490,6 +492,7 @@ fn rebaser_refuses_a_run_image_index_without_a_platform_of_the_app_index() {
         .stderr_has(&run_dir.to_string_lossy());
     let (after, _) = raw_digest(&source);
     assert_eq!(after, before, "the app index tag did not move");
+    assert_eq!(blobs(), blobs_before, "no rebased child left behind");
     assert_eq!(
         ws.read("layers/report.toml"),
         report_before,
