@@ -31,6 +31,7 @@ mod lch;
 mod mirrors;
 mod multiarch;
 mod noop;
+mod oci11_hostile;
 mod oci_tools;
 mod output_paths;
 mod pif;

@@ -55,6 +55,15 @@ pub enum ReferrersError {
     /// The app image was not where the export put it.
     #[error("image {0} not found after the export")]
     NotFound(String),
+    /// The referrers tag holds something other than an image index: the distribution spec
+    /// has the client report it and write nothing rather than replace it.
+    #[error("referrers tag {tag} holds {what}, not an image index; leaving it as it is")]
+    FallbackNotIndex {
+        /// The tag.
+        tag: String,
+        /// What is there.
+        what: String,
+    },
 }
 
 impl From<cnb_image::Error> for ReferrersError {
@@ -69,9 +78,24 @@ pub struct Artifact {
     pub artifact_type: &'static str,
     /// The artifact manifest.
     pub manifest: RawManifest,
-    /// The SBOM files' bytes (the layers), in the manifest's order.
-    pub layers: Vec<Vec<u8>>,
+    /// The SBOM files (the layers), in the manifest's order: streamed, never held in memory.
+    pub layers: Vec<SbomBlob>,
 }
+
+/// One SBOM file and the digest and size it had when hashed (a registry or the layout copy
+/// checks the digest again, so a file that changes in between fails the push).
+pub struct SbomBlob {
+    /// The file.
+    pub path: PathBuf,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+}
+
+/// The largest fallback index read (the distribution spec's floor for manifest sizes a
+/// registry accepts): a bigger one could not be put back anyway.
+const MAX_FALLBACK_INDEX: usize = 4 * 1024 * 1024;
 
 /// One attached artifact, for report.toml.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,10 +172,11 @@ fn artifact(
     let mut layers = Vec::with_capacity(files.len());
     let mut descriptors = Vec::with_capacity(files.len());
     for path in files {
-        let bytes = std::fs::read(path).map_err(|source| ReferrersError::Read {
-            path: (*path).clone(),
-            source,
-        })?;
+        let (digest, size) =
+            cnb_image::digest::sha256_file(path).map_err(|source| ReferrersError::Read {
+                path: (*path).clone(),
+                source,
+            })?;
         let rel = path.strip_prefix(&sboms.launch).unwrap_or(path);
         let buildpack = rel
             .components()
@@ -160,11 +185,15 @@ fn artifact(
             .unwrap_or_default();
         descriptors.push(json!({
             "mediaType": media_type,
-            "digest": cnb_image::digest::sha256(&bytes).to_string(),
-            "size": bytes.len(),
+            "digest": digest.to_string(),
+            "size": size,
             "annotations": { TITLE: rel.to_string_lossy(), BUILDPACK: buildpack },
         }));
-        layers.push(bytes);
+        layers.push(SbomBlob {
+            path: (*path).clone(),
+            digest,
+            size,
+        });
     }
     let manifest = json!({
         "schemaVersion": 2,
@@ -204,14 +233,38 @@ pub fn fallback_tag(subject: &Digest) -> String {
     format!("{}-{}", subject.algorithm(), subject.digest())
 }
 
-/// `existing` (the fallback index, if any) with `artifacts` added; `None` when every artifact
-/// is already listed (nothing to write).
-fn merged_index(existing: Option<&RawManifest>, artifacts: &[Artifact]) -> Option<RawManifest> {
-    let mut entries: Vec<Value> = existing
-        .filter(|m| m.is_index())
-        .and_then(|m| serde_json::from_slice::<Value>(&m.bytes).ok())
-        .and_then(|v| v.get("manifests").and_then(Value::as_array).cloned())
-        .unwrap_or_default();
+/// The entries of the fallback index at `tag`, or why it is not one (a manifest, invalid
+/// JSON, no `manifests` list, too big).
+fn fallback_entries(tag: &str, existing: &RawManifest) -> Result<Vec<Value>, ReferrersError> {
+    let refuse = |what: String| ReferrersError::FallbackNotIndex {
+        tag: tag.to_owned(),
+        what,
+    };
+    if existing.bytes.len() > MAX_FALLBACK_INDEX {
+        return Err(refuse(format!("{} bytes", existing.bytes.len())));
+    }
+    if !existing.is_index() {
+        return Err(refuse(format!("a {}", existing.media_type)));
+    }
+    let doc: Value = serde_json::from_slice(&existing.bytes)
+        .map_err(|e| refuse(format!("invalid JSON ({e})")))?;
+    doc.get("manifests")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| refuse("an index without a manifests list".to_owned()))
+}
+
+/// `existing` (the fallback index at `tag`, if any) with `artifacts` added; `None` when every
+/// artifact is already listed (nothing to write).
+fn merged_index(
+    tag: &str,
+    existing: Option<&RawManifest>,
+    artifacts: &[Artifact],
+) -> Result<Option<RawManifest>, ReferrersError> {
+    let mut entries = match existing {
+        Some(m) => fallback_entries(tag, m)?,
+        None => Vec::new(),
+    };
     let before = entries.len();
     for a in artifacts {
         let digest = a.manifest.digest.to_string();
@@ -220,17 +273,17 @@ fn merged_index(existing: Option<&RawManifest>, artifacts: &[Artifact]) -> Optio
         }
     }
     if existing.is_some() && entries.len() == before {
-        return None;
+        return Ok(None);
     }
     let index = json!({
         "schemaVersion": 2,
         "mediaType": INDEX_MEDIA_TYPE,
         "manifests": entries,
     });
-    Some(RawManifest::new(
+    Ok(Some(RawManifest::new(
         serde_json::to_vec(&index).unwrap_or_default(),
         Some(INDEX_MEDIA_TYPE),
-    ))
+    )))
 }
 
 fn attached(artifacts: &[Artifact]) -> Vec<Attached> {
@@ -258,15 +311,21 @@ pub async fn attach_in_registry(
         tracing::debug!("No launch SBOMs to attach to {image}");
         return Ok(Vec::new());
     }
+    let tag = image.with_tag(&fallback_tag(&subject.digest))?;
     for a in &artifacts {
-        let blobs = a.layers.iter().map(Vec::as_slice).chain([EMPTY_CONFIG]);
-        for bytes in blobs {
-            let blob = BlobToPush {
-                digest: cnb_image::digest::sha256(bytes),
-                size: bytes.len() as u64,
-                data: BlobData::Bytes(Arc::new(bytes.to_vec())),
-                mount_from: None,
-            };
+        let files = a.layers.iter().map(|l| BlobToPush {
+            digest: l.digest.clone(),
+            size: l.size,
+            data: BlobData::File(l.path.clone()),
+            mount_from: None,
+        });
+        let empty = BlobToPush {
+            digest: cnb_image::digest::sha256(EMPTY_CONFIG),
+            size: EMPTY_CONFIG.len() as u64,
+            data: BlobData::Bytes(Arc::new(EMPTY_CONFIG.to_vec())),
+            mount_from: None,
+        };
+        for blob in files.chain([empty]) {
             client.push_blob(image, &blob).await?;
         }
         let at = image.with_digest(a.manifest.digest.clone());
@@ -275,9 +334,8 @@ pub async fn attach_in_registry(
     if client.referrers(image, &subject.digest).await?.is_some() {
         tracing::debug!("{image}: the registry lists referrers itself");
     } else {
-        let tag = image.with_tag(&fallback_tag(&subject.digest))?;
         let existing = client.get_manifest(&tag).await?;
-        if let Some(index) = merged_index(existing.as_ref(), &artifacts) {
+        if let Some(index) = merged_index(&tag.to_string(), existing.as_ref(), &artifacts)? {
             client.put_manifest(&tag, &index).await?;
         }
     }
@@ -300,22 +358,19 @@ pub fn attach_in_layout(
     let tag = fallback_tag(&subject.digest);
     let dir = store.path_for(&image.with_tag(&tag)?);
     let existing = match Layout::open(&dir)? {
-        Some(layout) => layout
-            .resolve_manifest(None, Some(&tag), &cnb_image::Platform::host())
-            .ok()
-            .flatten()
-            .filter(RawManifest::is_index)
-            .or_else(|| read_tagged_index(&layout, &tag)),
+        Some(layout) => read_tagged(&layout, &tag)?,
         None => None,
     };
-    let Some(index) = merged_index(existing.as_ref(), &artifacts) else {
+    let Some(index) = merged_index(&dir.display().to_string(), existing.as_ref(), &artifacts)?
+    else {
         return Ok(attached(&artifacts));
     };
     let out = Layout::create(&dir)?;
     for a in &artifacts {
-        for bytes in a.layers.iter().map(Vec::as_slice).chain([EMPTY_CONFIG]) {
-            out.write_blob(bytes)?;
+        for layer in &a.layers {
+            copy_blob(&out, layer)?;
         }
+        out.write_blob(EMPTY_CONFIG)?;
         out.write_blob(&a.manifest.bytes)?;
     }
     out.write_blob(&index.bytes)?;
@@ -323,18 +378,56 @@ pub fn attach_in_layout(
     Ok(attached(&artifacts))
 }
 
-/// The index `index.json` names `tag` (resolve_manifest descends into indexes; the fallback
-/// index itself is wanted here).
-fn read_tagged_index(layout: &Layout, tag: &str) -> Option<RawManifest> {
-    let index = layout.read_index().ok()?;
-    let entry = index.manifests().iter().find(|e| {
+/// Streams `layer` into `out` (a copy, not a link: the SBOM file belongs to the build), and
+/// fails if the file no longer has the digest its descriptor names.
+fn copy_blob(out: &Layout, layer: &SbomBlob) -> Result<(), ReferrersError> {
+    if out.has_blob(&layer.digest) {
+        return Ok(());
+    }
+    let read_err = |source| ReferrersError::Read {
+        path: layer.path.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(&layer.path).map_err(read_err)?;
+    let mut writer = out.blob_writer()?;
+    std::io::copy(&mut file, &mut writer).map_err(read_err)?;
+    let (digest, _) = writer.finish()?;
+    if digest != layer.digest {
+        return Err(read_err(std::io::Error::other(
+            "changed while it was exported",
+        )));
+    }
+    Ok(())
+}
+
+/// What `index.json` names `tag`, as it is (resolve_manifest descends into indexes; the
+/// fallback index itself is wanted here, and anything else there is refused, not replaced).
+fn read_tagged(layout: &Layout, tag: &str) -> Result<Option<RawManifest>, ReferrersError> {
+    let refuse = |what: String| ReferrersError::FallbackNotIndex {
+        tag: layout.dir().display().to_string(),
+        what,
+    };
+    let index = layout
+        .read_index()
+        .map_err(|e| refuse(format!("an unreadable index.json ({e})")))?;
+    let Some(entry) = index.manifests().iter().find(|e| {
         e.annotations()
             .as_ref()
             .and_then(|a| a.get("org.opencontainers.image.ref.name"))
             .is_some_and(|n| n == tag)
-    })?;
-    let bytes = layout.read_blob(entry.digest()).ok()?;
-    Some(RawManifest::new(bytes, Some(INDEX_MEDIA_TYPE)))
+    }) else {
+        return Ok(None);
+    };
+    // The file's size, not the entry's claim, bounds what is read.
+    let size = std::fs::metadata(layout.blob_path(entry.digest())).map_or(0, |m| m.len());
+    if size > MAX_FALLBACK_INDEX as u64 {
+        return Err(refuse(format!("{size} bytes")));
+    }
+    let bytes = layout
+        .read_blob(entry.digest())
+        .map_err(|e| refuse(format!("an unreadable blob ({e})")))?;
+    let media_type = entry.media_type().to_string();
+    Ok(Some(RawManifest::new(bytes, Some(&media_type))))
 }
 
 /// Where the exported image is.
@@ -504,12 +597,75 @@ mod tests {
             {"mediaType": MANIFEST_MEDIA_TYPE, "digest": format!("sha256:{}", "b".repeat(64)), "size": 1, "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json"}
         ]});
         let other = RawManifest::new(serde_json::to_vec(&other).unwrap(), None);
-        let merged = merged_index(Some(&other), &arts).expect("new entries");
+        let merged = merged_index("t", Some(&other), &arts)
+            .unwrap()
+            .expect("new entries");
         let v: Value = serde_json::from_slice(&merged.bytes).unwrap();
         let listed = v["manifests"].as_array().unwrap();
         assert_eq!(listed.len(), 3);
         assert_eq!(listed[1]["artifactType"], "application/vnd.cyclonedx+json");
-        assert!(merged_index(Some(&merged), &arts).is_none(), "nothing new");
-        assert!(merged_index(None, &arts).is_some());
+        assert!(
+            merged_index("t", Some(&merged), &arts).unwrap().is_none(),
+            "nothing new"
+        );
+        assert!(merged_index("t", None, &arts).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_fallback_tag_that_is_not_an_index_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        launch_sboms(dir.path());
+        let arts = artifacts(&sboms(dir.path()), &subject()).unwrap();
+        let manifest = json!({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": format!("sha256:{}", "c".repeat(64)), "size": 2},
+            "layers": []});
+        let huge = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{INDEX_MEDIA_TYPE}","manifests":[],"pad":"{}"}}"#,
+            "x".repeat(MAX_FALLBACK_INDEX)
+        );
+        for (body, hint, what) in [
+            (
+                serde_json::to_vec(&manifest).unwrap(),
+                None,
+                "a application/vnd.oci.image.manifest.v1+json",
+            ),
+            (
+                b"{not json".to_vec(),
+                Some(INDEX_MEDIA_TYPE),
+                "invalid JSON",
+            ),
+            (
+                br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#.to_vec(),
+                None,
+                "without a manifests list",
+            ),
+            (huge.into_bytes(), None, "bytes"),
+        ] {
+            let existing = RawManifest::new(body, hint);
+            let e = merged_index("r/app:sha256-c", Some(&existing), &arts).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("r/app:sha256-c") && text.contains(what),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn sbom_layers_are_hashed_from_the_files_not_held_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        launch_sboms(dir.path());
+        let arts = artifacts(&sboms(dir.path()), &subject()).unwrap();
+        let layer = &arts[0].layers[0];
+        let bytes = std::fs::read(&layer.path).unwrap();
+        assert_eq!(layer.digest, cnb_image::digest::sha256(&bytes));
+        assert_eq!(layer.size, bytes.len() as u64);
+        // A layout copy checks the digest again.
+        let out = Layout::create(dir.path().join("out")).unwrap();
+        copy_blob(&out, layer).unwrap();
+        assert_eq!(out.read_blob(&layer.digest).unwrap(), bytes);
+        std::fs::write(&arts[1].layers[0].path, "changed").unwrap();
+        let e = copy_blob(&out, &arts[1].layers[0]).unwrap_err();
+        assert!(e.to_string().contains("read SBOM"), "{e}");
     }
 }

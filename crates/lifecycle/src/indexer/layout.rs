@@ -4,9 +4,16 @@
 
 use std::path::Path;
 
-use cnb_image::{ImageConfig, ImageRef, Layout, LayoutStore, Platform, RawManifest};
+use cnb_image::{Digest, ImageConfig, ImageRef, Layout, LayoutStore, RawManifest};
 
-use super::{IndexError, IndexInputs, Written, assemble, child_digest};
+use super::{IndexError, IndexInputs, Written, assemble, child_digest, with_platform};
+
+/// The largest manifest or index read (the distribution spec's floor for what registries
+/// accept); a layout blob bigger than that is not one the index could point at.
+const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
+/// The largest image config read: configs carry history and labels, well under this.
+const MAX_CONFIG: u64 = 64 * 1024 * 1024;
 
 /// Writes the index into the target's layout.
 pub(super) fn write(inputs: &IndexInputs, root: &Path) -> Result<Written, IndexError> {
@@ -28,18 +35,17 @@ pub(super) fn write(inputs: &IndexInputs, root: &Path) -> Result<Written, IndexE
         })?;
         let digest = child_digest(name, digest.as_ref())?;
         let layout = Layout::open(&child_dir)?.ok_or_else(|| IndexError::NotFound(name.clone()))?;
-        let manifest = layout
-            .resolve_manifest(Some(&digest), None, &Platform::host())?
-            .ok_or_else(|| IndexError::NotFound(name.clone()))?;
+        let manifest = child_manifest(&layout, &digest, name)?;
         if manifest.is_index() {
             return Err(IndexError::ChildIsIndex(name.clone()));
         }
-        let config = read_config(&layout, &manifest, name)?;
+        let config = with_platform(name, read_config(&layout, &manifest, name)?)?;
+        check_blobs(&layout, &manifest, name)?;
         read.push((manifest, config));
         sources.push(layout);
     }
     let existing = existing_index(&dir, &target)?;
-    let (index, platforms) = assemble(&read, existing.as_ref())?;
+    let (index, platforms) = assemble(&read, existing.as_ref(), &inputs.target)?;
     let out = Layout::create(&dir)?;
     for (layout, (manifest, _)) in sources.iter().zip(&read) {
         link_blobs(layout, &out, manifest)?;
@@ -53,6 +59,41 @@ pub(super) fn write(inputs: &IndexInputs, root: &Path) -> Result<Written, IndexE
     })
 }
 
+/// The blob `digest` itself: resolving it would descend from an index to the host's child,
+/// hiding that the name is an index.
+fn child_manifest(layout: &Layout, digest: &Digest, name: &str) -> Result<RawManifest, IndexError> {
+    if !layout.has_blob(digest) {
+        return Err(IndexError::NotFound(name.to_owned()));
+    }
+    let hint = layout
+        .read_index()?
+        .manifests()
+        .iter()
+        .find(|e| e.digest() == digest)
+        .map(|e| e.media_type().to_string());
+    let bytes = read_small(layout, digest, name, MAX_MANIFEST)?;
+    Ok(RawManifest::new(bytes, hint.as_deref()))
+}
+
+/// The blob `digest` of `name`'s layout, refused (by the file's size, before reading) past
+/// `max` bytes: a hostile layout must not make the indexer read gigabytes into memory.
+fn read_small(
+    layout: &Layout,
+    digest: &Digest,
+    name: &str,
+    max: u64,
+) -> Result<Vec<u8>, IndexError> {
+    let size = std::fs::metadata(layout.blob_path(digest)).map_or(0, |m| m.len());
+    if size > max {
+        return Err(IndexError::TooBig {
+            image: name.to_owned(),
+            digest: digest.clone(),
+            size,
+        });
+    }
+    Ok(layout.read_blob(digest)?)
+}
+
 fn read_config(
     layout: &Layout,
     manifest: &RawManifest,
@@ -64,7 +105,7 @@ fn read_config(
             what: format!("manifest of {name}"),
             source,
         })?;
-    let bytes = layout.read_blob(parsed.config().digest())?;
+    let bytes = read_small(layout, parsed.config().digest(), name, MAX_CONFIG)?;
     Ok(
         ImageConfig::from_slice(&bytes).map_err(|source| cnb_image::Error::Json {
             what: format!("config of {name}"),
@@ -87,15 +128,15 @@ fn existing_index(dir: &Path, target: &ImageRef) -> Result<Option<RawManifest>, 
     }) else {
         return Ok(None);
     };
-    let bytes = layout.read_blob(entry.digest())?;
+    let bytes = read_small(&layout, entry.digest(), &target.to_string(), MAX_MANIFEST)?;
     Ok(Some(RawManifest::new(
         bytes,
         Some(entry.media_type().as_ref()),
     )))
 }
 
-/// Hard-links (or copies across file systems) the manifest, config and layers of one child.
-fn link_blobs(from: &Layout, to: &Layout, manifest: &RawManifest) -> Result<(), IndexError> {
+/// The manifest, config and layer digests of one child.
+fn blob_digests(manifest: &RawManifest) -> Result<Vec<cnb_image::Digest>, IndexError> {
     let parsed = manifest
         .image_manifest()
         .map_err(|source| cnb_image::Error::Json {
@@ -105,10 +146,27 @@ fn link_blobs(from: &Layout, to: &Layout, manifest: &RawManifest) -> Result<(), 
     let digests = std::iter::once(&manifest.digest)
         .chain(std::iter::once(parsed.config().digest()))
         .chain(parsed.layers().iter().map(|l| l.digest()));
-    for digest in digests {
-        if from.has_blob(digest) {
-            to.import_blob(&from.blob_path(digest), digest)?;
-        }
+    Ok(digests.cloned().collect())
+}
+
+/// Fails, before anything is written, when the child's layout lacks one of its blobs.
+fn check_blobs(layout: &Layout, manifest: &RawManifest, name: &str) -> Result<(), IndexError> {
+    match blob_digests(manifest)?
+        .into_iter()
+        .find(|d| !layout.has_blob(d))
+    {
+        Some(digest) => Err(IndexError::MissingBlob {
+            child: name.to_owned(),
+            digest,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Hard-links (or copies across file systems) the manifest, config and layers of one child.
+fn link_blobs(from: &Layout, to: &Layout, manifest: &RawManifest) -> Result<(), IndexError> {
+    for digest in blob_digests(manifest)? {
+        to.import_blob(&from.blob_path(&digest), &digest)?;
     }
     Ok(())
 }

@@ -16,8 +16,10 @@
 //! - report.toml `[image]` names the target and the index's digest and size.
 //!
 //! Exit codes: 0 done; 3 bad arguments (fewer than two, a child without a digest, a target
-//! with a digest); 1 anything else (an unreadable child, a child that is an index, a refused
-//! mount, a failed write), with `ERROR: failed to index: <cause>`.
+//! with a digest); 1 anything else (an unreadable child, a child that is an index, a child
+//! whose config names no os/architecture, a layout child missing a blob, a target tag that
+//! holds an image manifest (never replaced), a refused mount, a failed write), with
+//! `ERROR: failed to index: <cause>`.
 
 mod layout;
 mod registry;
@@ -72,6 +74,36 @@ pub enum IndexError {
     /// Two children for one platform.
     #[error("two images for platform {0}")]
     DuplicatePlatform(Platform),
+    /// A child whose config declares no os or architecture: its entry would match nothing.
+    #[error("image '{0}' declares no os and architecture in its config")]
+    NoPlatform(String),
+    /// A child whose layout lacks one of its blobs: the index would point at nothing.
+    #[error("image '{child}' lacks blob {digest} in its layout")]
+    MissingBlob {
+        /// The child.
+        child: String,
+        /// The absent blob.
+        digest: Digest,
+    },
+    /// A manifest or config blob far larger than any real one.
+    #[error("image '{image}': blob {digest} is {size} bytes, too big for a manifest or config")]
+    TooBig {
+        /// The image.
+        image: String,
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
+    /// The target tag holds an image manifest (or something unreadable), which the index
+    /// would silently replace; the operator removes it or picks another tag.
+    #[error("target '{target}' holds {what}, not an image index; refusing to replace it")]
+    TargetNotIndex {
+        /// The target.
+        target: String,
+        /// What is there.
+        what: String,
+    },
     /// A child in another registry than the target.
     #[error("image '{child}' is in another registry than '{target}'; the indexer moves no blobs")]
     OtherRegistry {
@@ -157,10 +189,12 @@ struct Written {
     platforms: usize,
 }
 
-/// The index over `children` (each a manifest with its config), merged into `existing`.
+/// The index over `children` (each a manifest with its config), merged into `existing` (what
+/// the tag `target` holds now, which must be an index).
 fn assemble(
     children: &[(RawManifest, cnb_image::ImageConfig)],
     existing: Option<&RawManifest>,
+    target: &str,
 ) -> Result<(RawManifest, usize), IndexError> {
     let descriptors = children
         .iter()
@@ -169,16 +203,34 @@ fn assemble(
     if let Some(p) = cnb_image::index::duplicate_platform(&descriptors) {
         return Err(IndexError::DuplicatePlatform(p));
     }
-    let existing = match existing.filter(|m| m.is_index()) {
-        Some(m) => Some(m.index().map_err(|source| cnb_image::Error::Json {
-            what: "existing index at the target".to_owned(),
-            source,
+    let existing = match existing {
+        Some(m) if !m.is_index() => {
+            return Err(IndexError::TargetNotIndex {
+                target: target.to_owned(),
+                what: format!("an image manifest ({})", m.digest),
+            });
+        }
+        Some(m) => Some(m.index().map_err(|e| IndexError::TargetNotIndex {
+            target: target.to_owned(),
+            what: format!("an unreadable index ({e})"),
         })?),
         None => None,
     };
     let entries = cnb_image::index::merge(existing.as_ref(), &descriptors);
     let count = entries.len();
     Ok((cnb_image::index::build_index(entries)?, count))
+}
+
+/// `config` unless it lacks os or architecture (an index entry without them matches no
+/// platform, so the child could never be pulled through the index).
+fn with_platform(
+    name: &str,
+    config: cnb_image::ImageConfig,
+) -> Result<cnb_image::ImageConfig, IndexError> {
+    if config.os.trim().is_empty() || config.architecture.trim().is_empty() {
+        return Err(IndexError::NoPlatform(name.to_owned()));
+    }
+    Ok(config)
 }
 
 /// The digest a child is named by, or [`IndexError::NotByDigest`].

@@ -3,7 +3,7 @@
 
 use cnb_image::{ImageConfig, ImageRef, Keychain, RawManifest, RegistryClient};
 
-use super::{IndexError, IndexInputs, Written, assemble, child_digest};
+use super::{IndexError, IndexInputs, Written, assemble, child_digest, with_platform};
 
 /// Writes the index to the target tag.
 pub(super) fn write(inputs: &IndexInputs, keychain: Keychain) -> Result<Written, IndexError> {
@@ -28,8 +28,8 @@ pub(super) fn write(inputs: &IndexInputs, keychain: Keychain) -> Result<Written,
             bring_into(&client, &target, child, &manifest).await?;
             read.push((manifest, config));
         }
-        let existing = client.get_manifest(&target).await.ok().flatten();
-        let (index, platforms) = assemble(&read, existing.as_ref())?;
+        let existing = client.get_manifest(&target).await?;
+        let (index, platforms) = assemble(&read, existing.as_ref(), &inputs.target)?;
         client.put_manifest(&target, &index).await?;
         Ok(Written {
             target: target.to_string(),
@@ -69,7 +69,7 @@ async fn read_child(
         what: format!("config of {child}"),
         source,
     })?;
-    Ok((manifest, config))
+    Ok((manifest, with_platform(&child.to_string(), config)?))
 }
 
 /// Makes `child`'s manifest resolvable in `target`'s repository: nothing to do in the same

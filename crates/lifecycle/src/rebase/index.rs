@@ -129,7 +129,9 @@ pub(super) fn rebase_if_index(
             source,
         })
     })?;
-    let mut entries = Vec::new();
+    // Every child is rebased before any is saved: a child that cannot be (a new run image
+    // without its platform) leaves nothing behind, not the children before it.
+    let mut rebased = Vec::new();
     for entry in index.manifests() {
         let Some(platform) = cnb_image::index::entry_platform(entry).filter(|p| p.os != "unknown")
         else {
@@ -146,6 +148,10 @@ pub(super) fn rebase_if_index(
             })?
             .ok_or_else(|| RebaseError::AppImageNotFound(child_name.clone()))?;
         let built = rebase_image(inputs, ImageTarget::Store(store), &child, tags)?.built;
+        rebased.push((child_name, built));
+    }
+    let mut entries = Vec::new();
+    for (child_name, built) in rebased {
         home.save_child(store, &built, tags)?;
         let config = cnb_image::ImageConfig::from_slice(&built.config_bytes).map_err(|source| {
             RebaseError::Image(Box::new(cnb_image::Error::Json {

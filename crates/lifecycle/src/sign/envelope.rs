@@ -16,6 +16,13 @@ use super::key::KeyError;
 /// would only burn memory (N = 2^20 already takes 1 GiB with r = 8).
 const MAX_LOG_N: u8 = 18;
 
+/// The most memory scrypt may take (128 * N * r bytes): cosign's own parameters need 32 MiB;
+/// a hostile r would otherwise ask for terabytes whatever N is.
+const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
+
+/// The largest parallelism accepted (cosign writes p = 1); each unit is a full pass.
+const MAX_P: u32 = 16;
+
 #[derive(Deserialize)]
 struct Envelope {
     kdf: Kdf,
@@ -65,6 +72,9 @@ pub(super) fn open(json: &[u8], password: &[u8], path: &Path) -> Result<Vec<u8>,
     if !n.is_power_of_two() || n < 2 || n.trailing_zeros() > u32::from(MAX_LOG_N) {
         return Err(bad("unsupported scrypt N"));
     }
+    if r == 0 || p == 0 || p > MAX_P || 128 * n * u64::from(r) > MAX_SCRYPT_MEMORY {
+        return Err(bad("unsupported scrypt parameters"));
+    }
     let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p)
         .map_err(|_| bad("unsupported scrypt parameters"))?;
     let mut key = [0u8; 32];
@@ -77,4 +87,36 @@ pub(super) fn open(json: &[u8], password: &[u8], path: &Path) -> Result<Vec<u8>,
     cipher
         .decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice())
         .map_err(|_| KeyError::WrongPassword(path.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(n: u64, r: u32, p: u32) -> Vec<u8> {
+        let b = |bytes: &[u8]| B64.encode(bytes);
+        serde_json::to_vec(&serde_json::json!({
+            "kdf": {"name": "scrypt", "params": {"N": n, "r": r, "p": p}, "salt": b(&[1; 32])},
+            "cipher": {"name": "nacl/secretbox", "nonce": b(&[2; 24])},
+            "ciphertext": b(&[3; 64]),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn hostile_scrypt_costs_are_refused_before_any_work() {
+        let path = Path::new("k.key");
+        for (n, r, p) in [(32768, 1 << 20, 1), (32768, 8, 1 << 20), (1 << 18, 16, 1)] {
+            let started = std::time::Instant::now();
+            let e = open(&envelope(n, r, p), b"pw", path).unwrap_err();
+            assert!(
+                e.to_string().contains("unsupported scrypt parameters"),
+                "{n} {r} {p}: {e}"
+            );
+            assert!(started.elapsed().as_secs() < 5);
+        }
+        // cosign's own parameters still open (to a wrong-password error here).
+        let e = open(&envelope(32768, 8, 1), b"pw", path).unwrap_err();
+        assert!(matches!(e, KeyError::WrongPassword(_)), "{e}");
+    }
 }

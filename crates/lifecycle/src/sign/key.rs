@@ -12,6 +12,10 @@ use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _
 
 use super::envelope;
 
+/// The largest key or password file read: a cosign key is under 1 KiB; a bigger file is not
+/// a key, and reading it whole would only cost memory.
+const MAX_FILE: u64 = 64 * 1024;
+
 /// Why a key could not be loaded. No variant carries the password.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -81,7 +85,7 @@ impl Password {
 
     /// The password in `path`, without one trailing newline (as `echo pw > file` writes it).
     pub fn from_file(path: &Path) -> Result<Self, KeyError> {
-        let mut bytes = std::fs::read(path).map_err(|source| KeyError::ReadPassword {
+        let mut bytes = read_bounded(path).map_err(|source| KeyError::ReadPassword {
             path: path.to_owned(),
             source,
         })?;
@@ -116,9 +120,13 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Loads the key at `path`, decrypting it with `password` when it is encrypted.
     pub fn load(path: &Path, password: Option<&Password>) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        let bytes = read_bounded(path).map_err(|source| KeyError::Read {
             path: path.to_owned(),
             source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| KeyError::NotPem {
+            path: path.to_owned(),
+            reason: "not text",
         })?;
         let (label, body) = pem_block(&text).ok_or_else(|| KeyError::NotPem {
             path: path.to_owned(),
@@ -164,6 +172,23 @@ impl SigningKey {
     pub fn public_point(&self) -> &[u8] {
         self.pair.public_key().as_ref()
     }
+}
+
+/// The content of `path`, refused (`InvalidData`) past [`MAX_FILE`] bytes without reading
+/// further.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB", MAX_FILE / 1024),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The first PEM block of `text`: its label and its base64 body without whitespace.
@@ -225,5 +250,22 @@ mod tests {
     fn der_long_lengths() {
         assert_eq!(&der(0x04, &[0; 200])[..3], &[0x04, 0x81, 200]);
         assert_eq!(&der(0x04, &[0; 300])[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_key_or_password_file_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(8 << 30).unwrap(); // sparse: 8 GiB that were never written
+        let e = SigningKey::load(&big, None).unwrap_err();
+        assert!(matches!(e, KeyError::Read { .. }), "{e}");
+        let e = Password::from_file(&big).unwrap_err();
+        assert!(matches!(e, KeyError::ReadPassword { .. }), "{e}");
     }
 }

@@ -8,6 +8,11 @@ use serde_json::Value;
 
 use super::SignError;
 
+/// The largest SBOM attested. An attestation holds its SBOM whole (parsed, then base64 in a
+/// DSSE envelope in one layer blob), so a multi-GB file would take many times its size in
+/// memory; a bigger one is refused by name instead.
+const MAX_ATTESTED: u64 = 64 * 1024 * 1024;
+
 /// One SBOM file and its predicate type.
 pub struct Sbom {
     /// The file.
@@ -38,10 +43,7 @@ pub fn launch_sboms(layers_dir: &Path) -> Result<Vec<Sbom>, SignError> {
             predicate_type(name).map(|t| (path.clone(), t))
         })
         .map(|(path, predicate_type)| {
-            let bytes = std::fs::read(&path).map_err(|source| SignError::Sbom {
-                path: path.clone(),
-                reason: source.to_string(),
-            })?;
+            let bytes = read_bounded(&path)?;
             let predicate = serde_json::from_slice(&bytes).map_err(|e| SignError::Sbom {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -53,6 +55,24 @@ pub fn launch_sboms(layers_dir: &Path) -> Result<Vec<Sbom>, SignError> {
             })
         })
         .collect()
+}
+
+/// The file, unless it is over [`MAX_ATTESTED`] bytes.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, SignError> {
+    let err = |reason: String| SignError::Sbom {
+        path: path.to_owned(),
+        reason,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| err(e.to_string()))?
+        .len();
+    if size > MAX_ATTESTED {
+        return Err(err(format!(
+            "{size} bytes, over the {} MiB an attestation holds",
+            MAX_ATTESTED >> 20
+        )));
+    }
+    std::fs::read(path).map_err(|e| err(e.to_string()))
 }
 
 /// Regular files under `dir` (none if it does not exist); symlinks are not followed.
@@ -82,4 +102,24 @@ pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sbom_too_big_to_attest_is_refused_by_name_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let bp = dir.path().join("sbom/launch/acme_big");
+        std::fs::create_dir_all(&bp).unwrap();
+        let file = bp.join("sbom.cdx.json");
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(4 << 30))
+            .unwrap();
+        let e = launch_sboms(dir.path()).err().expect("refused");
+        let text = e.to_string();
+        assert!(text.contains(&file.display().to_string()), "{text}");
+        assert!(text.contains("over the 64 MiB"), "{text}");
+    }
 }
