@@ -63,7 +63,7 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(path).expect("read json")).expect("json")
 }
 
-fn sha256_of(path: &Path) -> String {
+pub(crate) fn sha256_of(path: &Path) -> String {
     let out = Command::new("sha256sum")
         .arg(path)
         .output()
@@ -454,7 +454,7 @@ fn rebaser_picks_the_app_platform_child_of_a_new_run_image_index() {
 // ---- indexer: per-platform app images joined into one index ----
 
 /// `indexer` with experimental mode on and the registry allowed.
-fn indexer(ws: &Workspace) -> cnb_spec_tests::Run {
+pub(crate) fn indexer(ws: &Workspace) -> cnb_spec_tests::Run {
     ws.run("indexer")
         .env("CNB_EXPERIMENTAL_MODE", "warn")
         .args([

@@ -14,6 +14,7 @@ use cnb_spec_tests::{Image, Workspace};
 use serde_json::{Value, json};
 
 use crate::exp::{APP, built_app, export_layout};
+use crate::multiarch::sha256_of;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -21,22 +22,13 @@ const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-fn sha256_file(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    let text = String::from_utf8_lossy(&out.stdout);
-    format!("sha256:{}", text.split_whitespace().next().expect("hex"))
-}
-
 /// Writes `bytes` as a blob of the layout `dir`; returns its descriptor.
 fn blob(dir: &Path, bytes: &[u8], media_type: &str) -> Value {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).expect("mkdir blobs");
     let tmp = dir.join("blob.tmp");
     fs::write(&tmp, bytes).expect("write blob");
-    let digest = sha256_file(&tmp);
+    let digest = sha256_of(&tmp);
     fs::rename(&tmp, blobs.join(&digest["sha256:".len()..])).expect("move blob");
     json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
 }
@@ -75,6 +67,21 @@ fn platform_config(arch: &str) -> Value {
     json!({"os": "linux", "architecture": arch, "rootfs": {"type": "layers", "diff_ids": []}})
 }
 
+/// A child layout `name` whose tag `multi` is an index (of one arm64 image): a child that
+/// is an index. Returns the layout dir and the index's descriptor.
+fn nested_index(ws: &Workspace, name: &str) -> (PathBuf, Value) {
+    let (dir, _) = child(ws, name, &platform_config("amd64"));
+    let mut entry = image(&dir, &platform_config("arm64"), "inner");
+    entry["platform"] = json!({"os": "linux", "architecture": "arm64"});
+    let index = json_blob(
+        &dir,
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}),
+        OCI_INDEX,
+    );
+    tag(&dir, &index, "multi");
+    (dir, index)
+}
+
 /// A layout image for `arch` at `<layout-dir>/example.com/<name>`; returns `<dir>@<digest>`.
 fn child(ws: &Workspace, name: &str, config: &Value) -> (PathBuf, String) {
     let dir = ws
@@ -90,14 +97,26 @@ fn child(ws: &Workspace, name: &str, config: &Value) -> (PathBuf, String) {
     (dir, reference)
 }
 
+/// A sparse file of `len` bytes at `path` (a huge input that costs no disk).
+fn sparse(path: PathBuf, len: u64) -> PathBuf {
+    fs::File::create(&path)
+        .and_then(|f| f.set_len(len))
+        .expect("sparse file");
+    path
+}
+
+/// The indexer on the workspace's layout.
 fn indexer(ws: &Workspace) -> cnb_spec_tests::Run {
-    ws.run("indexer")
-        .env("CNB_EXPERIMENTAL_MODE", "warn")
-        .args([
-            "-report",
-            &ws.layers().join("report.toml").to_string_lossy(),
-        ])
-        .layout(&ws.layout_dir())
+    crate::multiarch::indexer(ws).layout(&ws.layout_dir())
+}
+
+/// A child whose config declares no os and architecture.
+fn bare_child(ws: &Workspace) -> (PathBuf, String) {
+    child(
+        ws,
+        "acme/bare",
+        &json!({"rootfs": {"type": "layers", "diff_ids": []}}),
+    )
 }
 
 const TARGET: &str = "example.com/acme/multi:latest";
@@ -111,16 +130,7 @@ fn indexer_refuses_a_child_index_a_child_without_platform_and_a_child_missing_a_
     let ws = Workspace::new();
     let (_, amd64) = child(&ws, "acme/amd64", &platform_config("amd64"));
     // A child whose digest names an index (whose host child the layout would resolve to).
-    let (multi_dir, _) = child(&ws, "acme/nested", &platform_config("amd64"));
-    let inner = image(&multi_dir, &platform_config("arm64"), "inner");
-    let mut entry = inner.clone();
-    entry["platform"] = json!({"os": "linux", "architecture": "arm64"});
-    let index = json_blob(
-        &multi_dir,
-        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}),
-        OCI_INDEX,
-    );
-    tag(&multi_dir, &index, "multi");
+    let (multi_dir, index) = nested_index(&ws, "acme/nested");
     let nested = format!(
         "{}@{}",
         multi_dir.display(),
@@ -133,11 +143,7 @@ fn indexer_refuses_a_child_index_a_child_without_platform_and_a_child_missing_a_
         .stderr_has(&nested)
         .stderr_has("is an index");
     // A config without os and architecture.
-    let (_, bare) = child(
-        &ws,
-        "acme/bare",
-        &json!({"rootfs": {"type": "layers", "diff_ids": []}}),
-    );
+    let (_, bare) = bare_child(&ws);
     indexer(&ws)
         .args([TARGET, &amd64, &bare])
         .output()
@@ -305,10 +311,7 @@ fn signer_refuses_bad_keys_password_files_and_images_with_one_line_naming_them()
         "-out",
         &p384.to_string_lossy(),
     ]);
-    let huge = keys.join("huge.key");
-    fs::File::create(&huge)
-        .and_then(|f| f.set_len(4 << 30))
-        .expect("sparse key");
+    let huge = sparse(keys.join("huge.key"), 4 << 30);
     for (key, says) in [
         (&not_pem, "is not a PEM private key"),
         (&p384, "is not an ECDSA P-256 key"),
@@ -326,10 +329,7 @@ fn signer_refuses_bad_keys_password_files_and_images_with_one_line_naming_them()
     // A cosign-encrypted key with a missing, a huge and a wrong password file.
     let encrypted = encrypted_key(&keys.join("enc"));
     let missing = keys.join("no-such-password");
-    let huge_password = keys.join("huge-password");
-    fs::File::create(&huge_password)
-        .and_then(|f| f.set_len(1 << 30))
-        .expect("sparse password");
+    let huge_password = sparse(keys.join("huge-password"), 1 << 30);
     for (file, says) in [
         (&missing, "read signing password file"),
         (&huge_password, "larger than 64 KiB"),
@@ -389,11 +389,8 @@ fn exporter_leaves_a_referrers_tag_that_is_not_an_index_as_it_is() {
     let squatter = image(&fallback_dir, &platform_config("amd64"), "squatter");
     tag(&fallback_dir, &squatter, &fallback);
     let before = fs::read(fallback_dir.join("index.json")).expect("index.json");
-    ws.exporter()
-        .layout(&ws.layout_dir())
-        .arg("-sbom-referrers")
-        .arg(APP)
-        .output()
+    let export = || crate::referrers::export_layout_with_referrers(&ws);
+    export()
         .code(62)
         .stderr_has(&fallback_dir.to_string_lossy())
         .stderr_has("not an image index; leaving it as it is");
@@ -404,13 +401,7 @@ fn exporter_leaves_a_referrers_tag_that_is_not_an_index_as_it_is() {
     );
     // Invalid JSON there: the same.
     fs::write(fallback_dir.join("index.json"), "{not json").expect("break index.json");
-    ws.exporter()
-        .layout(&ws.layout_dir())
-        .arg("-sbom-referrers")
-        .arg(APP)
-        .output()
-        .code(62)
-        .stderr_has("unreadable index.json");
+    export().code(62).stderr_has("unreadable index.json");
     assert_eq!(
         fs::read_to_string(fallback_dir.join("index.json")).expect("index.json"),
         "{not json"
@@ -425,7 +416,7 @@ fn raw_digest(source: &str) -> (String, String) {
     let scratch = tempfile::tempdir().expect("tempdir");
     let file = scratch.path().join("raw");
     fs::write(&file, &raw).expect("write raw");
-    (raw, sha256_file(&file))
+    (raw, sha256_of(&file))
 }
 
 #[test]
@@ -526,7 +517,7 @@ fn push(registry: &cnb_spec_tests::Registry, dir: &Path, tag: &str, repo_and_tag
     let file = scratch.path().join("raw");
     fs::write(&file, raw).expect("write raw");
     let repo = to.rsplit_once(':').expect("tag").0;
-    format!("{repo}@{}", sha256_file(&file))
+    format!("{repo}@{}", sha256_of(&file))
 }
 
 #[test]
@@ -560,16 +551,7 @@ fn indexer_in_a_registry_refuses_a_manifest_at_the_target_an_index_child_and_no_
         .stderr_has("not an image index; refusing to replace it");
     assert_eq!(registry.image("acme/app:latest").digest(), before);
     // A child that is an index.
-    let (multi_dir, _) = child(&ws, "acme/multi", &platform_config("amd64"));
-    let inner = image(&multi_dir, &platform_config("arm64"), "inner");
-    let mut entry = inner.clone();
-    entry["platform"] = json!({"os": "linux", "architecture": "arm64"});
-    let nested = json_blob(
-        &multi_dir,
-        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}),
-        OCI_INDEX,
-    );
-    tag(&multi_dir, &nested, "multi");
+    let (multi_dir, _) = nested_index(&ws, "acme/multi");
     let index_child = push(&registry, &multi_dir, "multi", "acme/app:multi");
     let fresh = registry.reference("acme/app:fresh");
     run(&[&fresh, &amd64, &index_child])
@@ -577,11 +559,7 @@ fn indexer_in_a_registry_refuses_a_manifest_at_the_target_an_index_child_and_no_
         .stderr_has(&index_child)
         .stderr_has("is an index");
     // A child config without os and architecture.
-    let (bare_dir, _) = child(
-        &ws,
-        "acme/bare",
-        &json!({"rootfs": {"type": "layers", "diff_ids": []}}),
-    );
+    let (bare_dir, _) = bare_child(&ws);
     let bare = push(&registry, &bare_dir, "latest", "acme/app:bare");
     run(&[&fresh, &amd64, &bare])
         .code(1)

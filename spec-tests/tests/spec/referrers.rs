@@ -213,17 +213,21 @@ fn exporter_attaches_launch_sboms_as_referrers_through_the_fallback_tag() {
     assert_eq!(reported(&ws), report);
 }
 
+/// The exporter with `-sbom-referrers` into the workspace's layout.
+pub(crate) fn export_layout_with_referrers(ws: &Workspace) -> cnb_spec_tests::Output {
+    ws.exporter()
+        .layout(&ws.layout_dir())
+        .arg("-sbom-referrers")
+        .arg(APP)
+        .output()
+}
+
 #[test]
 fn exporter_attaches_launch_sboms_in_a_layout_beside_the_image() {
     let ws = Workspace::new();
     built_app(&ws);
     let export = || {
-        ws.exporter()
-            .layout(&ws.layout_dir())
-            .arg("-sbom-referrers")
-            .arg(APP)
-            .output()
-            .success();
+        export_layout_with_referrers(&ws).success();
     };
     export();
     let app_dir = ws.layout_dir().join(layout_path(APP));
