@@ -63,6 +63,16 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(path).expect("read json")).expect("json")
 }
 
+/// The `io.buildpacks.lifecycle.metadata` label of an image config.
+fn lifecycle_label(config: &Value) -> Value {
+    serde_json::from_str(
+        config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
+            .as_str()
+            .expect("label"),
+    )
+    .expect("label json")
+}
+
 pub(crate) fn sha256_of(path: &Path) -> String {
     let out = Command::new("sha256sum")
         .arg(path)
@@ -843,12 +853,7 @@ fn rebaser_rebases_every_child_of_an_app_index_onto_its_platform() {
             child.diff_ids[..],
             "{arch}"
         );
-        let label: Value = serde_json::from_str(
-            config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
-                .as_str()
-                .expect("label"),
-        )
-        .expect("label json");
+        let label = lifecycle_label(&config);
         assert_eq!(
             label["runImage"]["reference"].as_str(),
             Some(format!("{}@{}", multi.repo, child.digest).as_str()),
@@ -933,12 +938,7 @@ fn rebaser_rebases_every_child_of_a_layout_app_index_without_copying_a_layer() {
             .filter_map(Value::as_str)
             .collect();
         assert_eq!(diff_ids[..base.diff_ids.len()], base.diff_ids[..], "{arch}");
-        let label: Value = serde_json::from_str(
-            config["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
-                .as_str()
-                .expect("label"),
-        )
-        .expect("label json");
+        let label = lifecycle_label(&config);
         assert_eq!(
             label["runImage"]["reference"].as_str(),
             Some(format!("{}@{}", run_dir.display(), base.digest).as_str()),

@@ -107,15 +107,28 @@ fn assert_payload(payload: &[u8], reference: &str, digest: &str) {
 /// The layers of the manifest at `<repo>:<tag>` in the registry, with their blobs.
 fn registry_layers(registry: &Registry, repo: &str, tag: &str) -> Vec<(Value, Vec<u8>)> {
     let manifest = registry.image(&format!("{repo}:{tag}")).manifest();
+    fetched_layers(&manifest, &registry.host(), repo, &[])
+}
+
+/// `manifest`'s layers with their blobs fetched from `<host>/<repo>` (curl with `auth`
+/// arguments), each checked against its digest.
+fn fetched_layers(
+    manifest: &Value,
+    host: &str,
+    repo: &str,
+    auth: &[&str],
+) -> Vec<(Value, Vec<u8>)> {
     manifest["layers"]
         .as_array()
         .expect("layers")
         .iter()
         .map(|l| {
             let digest = l["digest"].as_str().expect("digest");
-            let url = format!("http://{}/v2/{repo}/blobs/{digest}", registry.host());
+            let url = format!("http://{host}/v2/{repo}/blobs/{digest}");
             let out = Command::new("curl")
-                .args(["-sfL", &url])
+                .arg("-sfL")
+                .args(auth)
+                .arg(&url)
                 .output()
                 .expect("curl");
             assert!(out.status.success(), "GET {url}");
@@ -435,22 +448,7 @@ fn locked_layers(host: &str, repo: &str, tag: &str) -> Vec<(Value, Vec<u8>)> {
         &format!("docker://{host}/{repo}:{tag}"),
     ]);
     let manifest: Value = serde_json::from_str(&raw).expect("manifest json");
-    manifest["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .map(|l| {
-            let digest = l["digest"].as_str().expect("digest");
-            let url = format!("http://{host}/v2/{repo}/blobs/{digest}");
-            let out = Command::new("curl")
-                .args(["-sfL", "-u", &creds(), &url])
-                .output()
-                .expect("curl");
-            assert!(out.status.success(), "GET {url}");
-            assert_eq!(format!("sha256:{}", sha256_hex(&out.stdout)), digest);
-            (l.clone(), out.stdout)
-        })
-        .collect()
+    fetched_layers(&manifest, host, repo, &["-u", &creds()])
 }
 
 /// `signer` for `image` on the protected registry (plain HTTP allowed), with `env`.

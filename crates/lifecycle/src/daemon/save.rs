@@ -82,8 +82,7 @@ pub fn save(
     let config: serde_json::Value =
         serde_json::from_slice(&built.config_bytes).map_err(DaemonSaveError::Config)?;
     let daemon = &target.daemon;
-    let mut files = fetch(target, built, in_daemon.., scratch)?;
-    files.extend(unpack_layout_layers(built, scratch)?);
+    let mut files = layer_files(target, built, in_daemon.., scratch)?;
     let repo_tags = [primary.clone()];
     let load = |files: &HashMap<Digest, PathBuf>, send_all: bool| {
         let layers = archive_layers(target, built, in_daemon, files, send_all);
@@ -99,11 +98,11 @@ pub fn save(
         Some(Err(e @ (cnb_daemon::Error::Load { .. } | cnb_daemon::Error::Status { .. })))
         | Some(Err(e @ cnb_daemon::Error::MissingLayer { .. })) => {
             tracing::debug!("Loading without the layers the daemon has failed ({e}); sending them");
-            files.extend(fetch(target, built, ..in_daemon, scratch)?);
+            files.extend(layer_files(target, built, ..in_daemon, scratch)?);
             load(&files, true)
         }
         None => {
-            files.extend(fetch(target, built, ..in_daemon, scratch)?);
+            files.extend(layer_files(target, built, ..in_daemon, scratch)?);
             load(&files, true)
         }
         Some(other) => other,
@@ -171,18 +170,37 @@ fn archive_layers(
         .collect()
 }
 
-/// The layers only a layout holds (the extender's run-image layers, stored compressed),
-/// uncompressed into `scratch`: a docker-archive carries plain tars, and without a file the
-/// layer went into the archive empty and the daemon refused its diffID.
-fn unpack_layout_layers(
+/// The plain tars of the layers in `range` that are neither new files nor in the launch cache:
+/// read back from the daemon ([`fetch`]) or uncompressed from a layout.
+fn layer_files(
+    target: &DaemonTarget,
     built: &BuiltImage,
+    range: impl std::ops::RangeBounds<usize> + Clone,
+    scratch: &Path,
+) -> Result<HashMap<Digest, PathBuf>, DaemonSaveError> {
+    let mut files = fetch(target, built, range.clone(), scratch)?;
+    files.extend(unpack_layout_layers(target, built, range, scratch)?);
+    Ok(files)
+}
+
+/// The layers in `range` only a layout holds (the extender's run-image layers, stored
+/// compressed), uncompressed into `scratch`: a docker-archive carries plain tars, and without
+/// a file the layer went into the archive empty and the daemon refused its diffID. Layers the
+/// daemon is expected to have (below `in_daemon`) are only unpacked when it turns out not to.
+fn unpack_layout_layers(
+    target: &DaemonTarget,
+    built: &BuiltImage,
+    range: impl std::ops::RangeBounds<usize>,
     scratch: &Path,
 ) -> Result<HashMap<Digest, PathBuf>, DaemonSaveError> {
     let mut files = HashMap::new();
-    for layer in &built.layers {
+    for (i, layer) in built.layers.iter().enumerate() {
         let BlobSource::Layout(dir) = &layer.source else {
             continue;
         };
+        if !range.contains(&i) || target.cached_layer(&layer.info.diff_id).is_some() {
+            continue;
+        }
         let blob = cnb_image::Layout::at(dir.clone()).blob_path(&layer.info.digest);
         let path = scratch.join(format!("{}.tar", layer.info.diff_id.digest()));
         uncompress(&blob, &path).map_err(|source| DaemonSaveError::Unpack {
